@@ -1,0 +1,233 @@
+//! `agentkernel.toml`: where the host listens and keeps its data, the
+//! default limits, and the policy (grants and limit overrides) per agent.
+//!
+//! ```toml
+//! [host]
+//! listen = "127.0.0.1:8080"
+//! agents_dir = "agents.d"
+//! data_dir = ".agentkernel"
+//!
+//! [limits]            # defaults for every agent
+//! fuel = 2_000_000_000  # instructions-ish per call; "off" disables metering
+//! deadline_ms = 5000
+//! memory_bytes = 67108864
+//!
+//! [defaults]          # grants every agent gets unless its section says otherwise
+//! log = true
+//! memory = true       # own namespace
+//!
+//! [agents.notes]
+//! memory = { namespace = "shared-notes" }
+//! limits = { deadline_ms = 2000 }
+//! ```
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{Fuel, LimitOverrides, Limits};
+use crate::policy::{AgentPolicy, Grants};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    #[serde(default)]
+    pub host: HostSection,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// Grants every agent gets unless its own section overrides them.
+    #[serde(default)]
+    pub defaults: AgentPolicy,
+    /// Per-agent policy, keyed by the name the agent gives in `describe()`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_agents_dir")]
+    pub agents_dir: PathBuf,
+    /// SQLite database and compiled-component cache live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Most instances alive at once across all agents (pooling allocator size).
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// Largest linear memory any agent may be granted; per-agent `memory_bytes` must not exceed it.
+    #[serde(default = "default_max_memory_ceiling")]
+    pub memory_ceiling_bytes: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("valid literal")
+}
+fn default_agents_dir() -> PathBuf {
+    PathBuf::from("agents.d")
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".agentkernel")
+}
+fn default_max_instances() -> u32 {
+    256
+}
+fn default_max_memory_ceiling() -> u64 {
+    1 << 30
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        HostSection {
+            listen: default_listen(),
+            agents_dir: default_agents_dir(),
+            data_dir: default_data_dir(),
+            max_instances: default_max_instances(),
+            memory_ceiling_bytes: default_max_memory_ceiling(),
+        }
+    }
+}
+
+/// One `[agents.NAME]` section: grants (same keys as `[defaults]`) plus limit overrides.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    #[serde(flatten)]
+    pub policy: AgentPolicy,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+impl HostConfig {
+    /// Reads `path`; a missing file yields the embedded defaults so the host
+    /// starts with no configuration at all.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|e| match e {
+                ConfigError::Invalid(message) => ConfigError::Parse { path: path.to_path_buf(), message },
+                other => other,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: HostConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ceiling = self.host.memory_ceiling_bytes;
+        let check = |who: &str, o: &LimitOverrides| -> Result<(), ConfigError> {
+            if let Some(m) = o.memory_bytes {
+                if m > ceiling {
+                    return Err(ConfigError::Invalid(format!(
+                        "{who}: memory_bytes = {m} exceeds host.memory_ceiling_bytes = {ceiling}"
+                    )));
+                }
+            }
+            if o.deadline_ms == Some(0) {
+                return Err(ConfigError::Invalid(format!("{who}: deadline_ms must be > 0")));
+            }
+            Ok(())
+        };
+        check("[limits]", &self.limits)?;
+        for (name, section) in &self.agents {
+            check(&format!("[agents.{name}]"), &section.limits)?;
+        }
+        if self.host.max_instances == 0 {
+            return Err(ConfigError::Invalid("host.max_instances must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Limits for `agent`: built-in defaults, then `[limits]`, then `[agents.NAME].limits`.
+    pub fn limits_for(&self, agent: &str) -> Limits {
+        let mut limits = Limits::default().with(&self.limits);
+        if let Some(section) = self.agents.get(agent) {
+            limits = limits.with(&section.limits);
+        }
+        limits
+    }
+
+    /// Policy for `agent`: its own section's grants where given, else `[defaults]`.
+    pub fn policy_for(&self, agent: &str) -> Grants {
+        match self.agents.get(agent) {
+            Some(section) => section.policy.layered_on(&self.defaults),
+            None => self.defaults.layered_on(&self.defaults),
+        }
+    }
+
+    /// Whether any agent may run with fuel metering (so the metered engine is needed).
+    pub fn any_fuel(&self) -> bool {
+        let default_on = !matches!(Limits::default().with(&self.limits).fuel, Fuel::Off);
+        default_on || self.agents.values().any(|a| matches!(a.limits.fuel, Some(Fuel::Limit(_))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gives_embedded_defaults() {
+        let c = HostConfig::parse("").unwrap();
+        assert_eq!(c.host.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.host.agents_dir, PathBuf::from("agents.d"));
+        let p = c.policy_for("anyone");
+        assert!(p.log.is_granted());
+        assert!(p.memory.is_granted());
+        assert!(!p.llm.is_granted());
+    }
+
+    #[test]
+    fn agent_section_overrides_defaults_and_limits() {
+        let c = HostConfig::parse(
+            r#"
+            [limits]
+            deadline_ms = 1000
+            fuel = 5000
+            [agents.notes]
+            memory = { namespace = "shared" }
+            limits = { deadline_ms = 200, fuel = "off" }
+            [agents.quiet]
+            log = false
+            "#,
+        )
+        .unwrap();
+        let l = c.limits_for("notes");
+        assert_eq!(l.deadline.as_millis(), 200);
+        assert!(matches!(l.fuel, Fuel::Off));
+        assert_eq!(c.limits_for("other").deadline.as_millis(), 1000);
+        assert!(matches!(c.limits_for("other").fuel, Fuel::Limit(5000)));
+        assert_eq!(c.policy_for("notes").memory_namespace("notes").as_deref(), Some("shared"));
+        assert_eq!(c.policy_for("other").memory_namespace("other").as_deref(), Some("other"));
+        assert!(!c.policy_for("quiet").log.is_granted());
+        assert!(c.policy_for("quiet").memory.is_granted(), "unspecified keys fall back to [defaults]");
+    }
+
+    #[test]
+    fn malformed_config_is_a_clear_error() {
+        let e = HostConfig::parse("[agents.x]\nlog = 7").unwrap_err().to_string();
+        assert!(e.contains("invalid config"), "{e}");
+        let e = HostConfig::parse("[nonsense]\n").unwrap_err().to_string();
+        assert!(e.contains("nonsense"), "{e}");
+        let e = HostConfig::parse("[limits]\nmemory_bytes = 99999999999999").unwrap_err().to_string();
+        assert!(e.contains("memory_ceiling_bytes"), "{e}");
+    }
+}

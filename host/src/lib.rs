@@ -1,0 +1,16 @@
+//! agentkernel: a WebAssembly component host for agents.
+//!
+//! See `ARCHITECTURE.md` at the repository root for how the pieces fit.
+pub mod api;
+pub mod bindings;
+pub mod capabilities;
+pub mod config;
+pub mod host;
+pub mod limits;
+pub mod output;
+pub mod policy;
+pub mod registry;
+pub mod runtime;
+pub mod scaffold;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,255 @@
+//! The `agentkernel` command line. Errors become one line on stderr and a
+//! non-zero exit; this is the only place `anyhow` meets the user.
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use agentkernel::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
+use agentkernel::config::HostConfig;
+use agentkernel::host::Host;
+use agentkernel::limits::Fuel;
+use agentkernel::scaffold;
+
+#[derive(Parser)]
+#[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
+struct Cli {
+    /// Configuration file (missing file = embedded defaults).
+    #[arg(long, global = true, default_value = "agentkernel.toml", env = "AGENTKERNEL_CONFIG")]
+    config: PathBuf,
+    /// Directory for the SQLite database and compile cache (overrides config).
+    #[arg(long, global = true, env = "AGENTKERNEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load every agent in a directory, watch it, and serve the HTTP API.
+    Serve {
+        /// Agents directory (created if missing).
+        #[arg(long)]
+        agents: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run one call of a component outside the server and print the response.
+    Run {
+        /// The component (.wasm) to run.
+        component: PathBuf,
+        /// Request text.
+        #[arg(long, short)]
+        message: String,
+        /// Session id.
+        #[arg(long, default_value = "cli")]
+        session: String,
+        /// Fuel limit for this call (metered agents only).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Print JSON (with fuel used and elapsed time).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the agents in a directory with version, skills, grants and status.
+    Agents {
+        #[arg(long)]
+        agents: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new agent crate (anywhere on disk).
+    New {
+        /// Agent name (a-z, 0-9, '-').
+        name: String,
+        /// Where to create the crate (default: ./NAME).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The agentkernel SDK to depend on (default: the one this binary was built with).
+        #[arg(long, env = "AGENTKERNEL_SDK")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
+    Build {
+        /// The crate (default: current directory).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[arg(long)]
+        agents: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
+    let mut config = HostConfig::load(&cli.config)?;
+    if let Some(d) = &cli.data_dir {
+        config.host.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve { agents, listen } => {
+            if let Some(a) = agents {
+                config.host.agents_dir = a;
+            }
+            if let Some(l) = listen {
+                config.host.listen = l;
+            }
+            tokio_runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { component, message, session, fuel, json } => {
+            tokio_runtime()?.block_on(run_once(config, &component, message, session, fuel, json))
+        }
+        Command::Agents { agents, json } => {
+            if let Some(a) = agents {
+                config.host.agents_dir = a;
+            }
+            tokio_runtime()?.block_on(list_agents(config, json))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, path, sdk } => {
+            let dir = path.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = sdk.unwrap_or_else(scaffold::default_sdk_path);
+            scaffold::new_agent(&name, &dir, &sdk)?;
+            println!("created agent `{name}` in {}", dir.display());
+            println!("  cd {} && cargo build --target wasm32-wasip2 --release", dir.display());
+            println!("  agentkernel build {}   # copies it into the agents directory", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { path, agents } => {
+            let agents_dir = agents.unwrap_or(config.host.agents_dir);
+            let dest = scaffold::build_agent(&path, &agents_dir)?;
+            println!("installed {}", dest.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: HostConfig) -> anyhow::Result<()> {
+    let listen = config.host.listen;
+    let host = Host::open(config)?;
+    host.registry.scan().await;
+    let _watch = host.registry.watch()?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let agents = host.registry.list();
+    tracing::info!(
+        "agentkernel serving {} agent(s) from {} on http://{addr}",
+        agents.len(),
+        host.config.host.agents_dir.display()
+    );
+    // Tests and scripts read the bound address (useful with port 0).
+    println!("listening on http://{addr}");
+    agentkernel::server::serve(listener, host.registry.clone(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn run_once(
+    config: HostConfig,
+    component: &Path,
+    message: String,
+    session: String,
+    fuel: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let host = Host::open(config)?;
+    let agent = host.runtime.load_file(component).await.with_context(|| format!("{}", component.display()))?;
+    let agent = Arc::new(agent);
+    let mut limits = agent.limits.clone();
+    if let Some(f) = fuel {
+        if !agent.metered() {
+            bail!("--fuel given, but policy runs agent `{}` unmetered (fuel = \"off\")", agent.name());
+        }
+        limits.fuel = Fuel::Limit(f);
+    }
+    let req = CallRequest::new(session, message);
+    match agent.call_with_limits(&req.to_wit(), &limits).await {
+        Ok(outcome) => {
+            let resp = CallResponse::new(&agent, outcome);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+            } else {
+                println!("{}", resp.text);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ErrorBody::from(&e))?);
+            }
+            eprintln!("error: {} ({})", e, e.code());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn list_agents(config: HostConfig, json: bool) -> anyhow::Result<()> {
+    let host = Host::open(config)?;
+    host.registry.scan().await;
+    let files = host.registry.files();
+    let agents: Vec<AgentInfo> = host.registry.list().iter().map(|a| AgentInfo::new(a, &files)).collect();
+    let failed: Vec<_> = files.iter().filter(|f| f.error.is_some() && f.agent.is_none()).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"agents": agents, "failed_files": failed}))?);
+        return Ok(());
+    }
+    if agents.is_empty() && failed.is_empty() {
+        println!("no agents in {}", host.config.host.agents_dir.display());
+    }
+    for a in &agents {
+        let grants: Vec<&str> = a.grants.iter().map(|c| c.name()).collect();
+        let imports: Vec<&str> = a.imports.iter().map(|c| c.name()).collect();
+        let skills: Vec<&str> = a.manifest.skills.iter().map(|s| s.name.as_str()).collect();
+        println!("{} {} [{}]", a.name, a.version, a.status);
+        println!("  {}", a.description);
+        println!("  skills:  {}", skills.join(", "));
+        println!("  grants:  {}", grants.join(", "));
+        println!("  imports: {}", if imports.is_empty() { "(none)".to_string() } else { imports.join(", ") });
+        if let Some(ns) = &a.memory_namespace {
+            println!("  memory namespace: {ns}");
+        }
+        println!("  fuel: {}", if a.metered { "metered" } else { "off" });
+        if let Some(e) = &a.pending_error {
+            println!("  newer file failed to load: {e}");
+        }
+    }
+    for f in failed {
+        println!("{} [failed]\n  {}", f.path.display(), f.error.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}

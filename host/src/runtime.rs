@@ -1,0 +1,711 @@
+//! The component runtime: engines, the compiled-component cache, loading an
+//! agent (import check against policy, `describe()`, pre-instantiation) and
+//! calling it in a fresh, limited instance.
+//!
+//! Two engines share one epoch ticker: a metered one (fuel on) and an
+//! unmetered one. Fuel instrumentation is compiled into the code, so the
+//! per-agent fuel choice is a choice of engine.
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{AgentError, AgentPre, Manifest, Request, Response};
+use crate::capabilities::{self, log::LogState, memory::MemoryState};
+use crate::config::HostConfig;
+use crate::limits::{CallLimiter, Fuel, LimitHit, Limits};
+use crate::output::CapturedOutput;
+use crate::policy::{self, Capability, Grants, ImportError, ImportSet};
+use crate::storage::Storage;
+
+/// Epoch tick. Deadlines are checked (and long-running guests yield to the
+/// executor) once per tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// State of one instance: created for one call and dropped after it.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: CallLimiter,
+    pub(crate) log: LogState,
+    pub(crate) memory: Option<MemoryState>,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Why a call did not produce a response. `code()` is stable and is what
+/// HTTP clients and the CLI see.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum CallError {
+    #[error("agent ran out of fuel (limit {limit})")]
+    FuelExhausted { limit: u64 },
+    #[error("agent exceeded its deadline of {ms} ms")]
+    Deadline { ms: u64 },
+    #[error("agent exceeded its memory limit of {bytes} bytes")]
+    MemoryLimit { bytes: u64 },
+    #[error("agent exceeded its table limit of {elements} elements")]
+    TableLimit { elements: u64 },
+    #[error("agent exceeded its instance/table/memory count limit")]
+    InstanceLimit,
+    #[error("agent overflowed its stack")]
+    StackOverflow,
+    #[error("agent trapped: {message}")]
+    Trap { message: String },
+    #[error("agent response is {size} bytes; the limit is {limit}")]
+    ResponseTooLarge { size: u64, limit: u64 },
+    #[error("agent returned an error ({kind}): {message}")]
+    Agent { kind: &'static str, message: String },
+    #[error("no agent named `{agent}` is loaded")]
+    NotFound { agent: String },
+    #[error("host is at capacity: {message}")]
+    Capacity { message: String },
+    #[error("could not instantiate agent: {message}")]
+    Instantiate { message: String },
+}
+
+impl CallError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::FuelExhausted { .. } => "fuel-exhausted",
+            CallError::Deadline { .. } => "deadline",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::TableLimit { .. } => "table-limit",
+            CallError::InstanceLimit => "instance-limit",
+            CallError::StackOverflow => "stack-overflow",
+            CallError::Trap { .. } => "trap",
+            CallError::ResponseTooLarge { .. } => "response-too-large",
+            CallError::Agent { .. } => "agent-error",
+            CallError::NotFound { .. } => "not-found",
+            CallError::Capacity { .. } => "capacity",
+            CallError::Instantiate { .. } => "instantiate-failed",
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file (bad magic number or empty)")]
+    NotWasm,
+    #[error("this is a core WebAssembly module, not a component: build agents for wasm32-wasip2")]
+    CoreModule,
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error("describe() failed: {0}")]
+    Describe(CallError),
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    #[error("cannot link component: {0}")]
+    Link(String),
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+}
+
+/// A successful call.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub response: Response,
+    /// Fuel consumed, when the agent runs metered.
+    pub fuel_used: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// A manifest as JSON (the WIT record, for the HTTP API and CLI).
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub skills: Vec<SkillInfo>,
+    pub capabilities: Vec<CapabilityRequestInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SkillInfo {
+    pub name: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilityRequestInfo {
+    pub name: String,
+    pub reason: String,
+}
+
+impl From<&Manifest> for ManifestInfo {
+    fn from(m: &Manifest) -> Self {
+        ManifestInfo {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            description: m.description.clone(),
+            skills: m
+                .skills
+                .iter()
+                .map(|s| SkillInfo { name: s.name.clone(), description: s.description.clone(), keywords: s.keywords.clone() })
+                .collect(),
+            capabilities: m
+                .capabilities
+                .iter()
+                .map(|c| CapabilityRequestInfo { name: c.name.clone(), reason: c.reason.clone() })
+                .collect(),
+        }
+    }
+}
+
+/// A loaded agent: one compiled component, pre-instantiated against exactly
+/// the capabilities it was granted. Cheap to share; each call instantiates anew.
+pub struct LoadedAgent {
+    pub manifest: ManifestInfo,
+    pub grants: Grants,
+    pub limits: Limits,
+    pub imports: ImportSet,
+    /// SHA-256 of the component bytes.
+    pub hash: String,
+    pub size: u64,
+    pub source: Option<PathBuf>,
+    pub loaded_at: SystemTime,
+    pub compile_cache_hit: bool,
+    memory_namespace: Option<Arc<str>>,
+    name: Arc<str>,
+    pre: AgentPre<InstanceState>,
+    engine: Engine,
+    storage: Arc<dyn Storage>,
+}
+
+impl LoadedAgent {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn metered(&self) -> bool {
+        matches!(self.limits.fuel, Fuel::Limit(_))
+    }
+    pub fn memory_namespace(&self) -> Option<&str> {
+        self.memory_namespace.as_deref()
+    }
+
+    /// Handles one request in a fresh instance under this agent's limits.
+    pub async fn call(&self, req: &Request) -> Result<CallOutcome, CallError> {
+        self.call_with_limits(req, &self.limits).await
+    }
+
+    /// Like [`call`](Self::call) with explicit limits (e.g. `run --fuel`).
+    /// Fuel can only be changed for metered agents.
+    pub async fn call_with_limits(&self, req: &Request, limits: &Limits) -> Result<CallOutcome, CallError> {
+        let start = Instant::now();
+        let state = new_instance_state(&self.name, limits, self.memory_namespace.clone(), &self.storage);
+        let mut run = LimitedStore::new(&self.engine, state, limits, self.metered());
+        let pre = &self.pre;
+        let result = run
+            .run(async |store| {
+                let agent = pre.instantiate_async(&mut *store).await?;
+                agent.call_handle(&mut *store, req).await
+            })
+            .await;
+        let fuel_used = run.fuel_used();
+        run.flush_output(&self.name);
+        let response = match result? {
+            Ok(r) => r,
+            Err(e) => return Err(agent_error(e)),
+        };
+        let size = (response.text.len() + response.data.as_ref().map_or(0, |d| d.len())) as u64;
+        if size > limits.max_response_bytes {
+            return Err(CallError::ResponseTooLarge { size, limit: limits.max_response_bytes });
+        }
+        Ok(CallOutcome { response, fuel_used, elapsed: start.elapsed() })
+    }
+}
+
+fn agent_error(e: AgentError) -> CallError {
+    let (kind, message) = match e {
+        AgentError::InvalidRequest(m) => ("invalid-request", m),
+        AgentError::CapabilityFailed(m) => ("capability-failed", m),
+        AgentError::Failed(m) => ("failed", m),
+    };
+    CallError::Agent { kind, message }
+}
+
+fn new_instance_state(
+    agent: &Arc<str>,
+    limits: &Limits,
+    namespace: Option<Arc<str>>,
+    storage: &Arc<dyn Storage>,
+) -> (InstanceState, CapturedOutput) {
+    let output = CapturedOutput::new(limits.max_output_bytes as usize);
+    let mut wasi = WasiCtxBuilder::new();
+    // Locked down: no preopens, no env, no args beyond the name, no network.
+    wasi.stdout(output.clone())
+        .stderr(output.clone())
+        .arg(&**agent)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    let state = InstanceState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limiter: CallLimiter::new(limits),
+        log: LogState { agent: agent.clone() },
+        memory: namespace.map(|ns| MemoryState::new(storage.clone(), ns, limits.host_call_timeout)),
+    };
+    (state, output)
+}
+
+/// A store configured with a call's limits, which turns whatever stopped
+/// the guest into a typed [`CallError`].
+struct LimitedStore {
+    store: Store<InstanceState>,
+    output: CapturedOutput,
+    limits: Limits,
+    metered: bool,
+}
+
+impl LimitedStore {
+    fn new(engine: &Engine, (state, output): (InstanceState, CapturedOutput), limits: &Limits, metered: bool) -> Self {
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if let (true, Fuel::Limit(n)) = (metered, limits.fuel) {
+            store.set_fuel(n).expect("metered engine has fuel enabled");
+        }
+        let deadline = Instant::now() + limits.deadline;
+        // Check the deadline each tick; until then yield to the executor so a
+        // spinning guest never monopolises a worker thread.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
+        LimitedStore { store, output, limits: limits.clone(), metered }
+    }
+
+    async fn run<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut Store<InstanceState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        // Epochs cannot interrupt host code; this outer timeout is the
+        // backstop (host calls carry their own, shorter timeouts).
+        let backstop = self.limits.deadline + EPOCH_TICK * 4;
+        match tokio::time::timeout(backstop, f(&mut self.store)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(_) => Err(CallError::Deadline { ms: self.limits.deadline.as_millis() as u64 }),
+        }
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallError {
+        match self.store.data().limiter.hit {
+            Some(LimitHit::Memory) => return CallError::MemoryLimit { bytes: self.limits.memory_bytes },
+            Some(LimitHit::Table) => return CallError::TableLimit { elements: self.limits.table_elements },
+            Some(LimitHit::Instances) => return CallError::InstanceLimit,
+            None => {}
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => {
+                let limit = if let Fuel::Limit(n) = self.limits.fuel { n } else { 0 };
+                CallError::FuelExhausted { limit }
+            }
+            Some(Trap::Interrupt) => CallError::Deadline { ms: self.limits.deadline.as_millis() as u64 },
+            Some(Trap::StackOverflow) => CallError::StackOverflow,
+            Some(trap) => CallError::Trap { message: trap.to_string() },
+            None => {
+                let message = format!("{e:#}");
+                if message.contains("concurrent") && message.contains("limit") {
+                    CallError::Capacity { message }
+                } else if message.contains("resource limit exceeded") || message.contains("count limit") {
+                    CallError::InstanceLimit
+                } else {
+                    CallError::Trap { message: first_line(&message) }
+                }
+            }
+        }
+    }
+
+    fn fuel_used(&self) -> Option<u64> {
+        match (self.metered, self.limits.fuel) {
+            (true, Fuel::Limit(n)) => Some(n.saturating_sub(self.store.get_fuel().unwrap_or(0))),
+            _ => None,
+        }
+    }
+
+    /// Sends what the guest printed to the host log, tagged with the agent.
+    fn flush_output(&self, agent: &str) {
+        let (text, dropped) = self.output.take();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            tracing::info!(target: "agent::stdio", agent, "{line}");
+        }
+        if dropped > 0 {
+            tracing::warn!(target: "agent::stdio", agent, "{dropped} bytes of output dropped (cap {})", self.limits.max_output_bytes);
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(500).collect()
+}
+
+/// Compiled components on disk, keyed by content hash and engine
+/// configuration, so a restart does not recompile.
+pub struct CompileCache {
+    dir: PathBuf,
+}
+
+impl CompileCache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        CompileCache { dir: dir.into() }
+    }
+
+    fn path(&self, engine: &Engine, content_hash: &str) -> PathBuf {
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        self.dir.join(format!("{content_hash}-{:016x}.cwasm", h.finish()))
+    }
+
+    /// Loads the compiled form of `bytes`, compiling and storing it on a miss.
+    /// Returns whether it was a hit.
+    pub fn load(&self, engine: &Engine, bytes: &[u8], content_hash: &str) -> Result<(Component, bool), LoadError> {
+        let path = self.path(engine, content_hash);
+        if path.exists() {
+            // SAFETY: files in the cache directory are written only by this
+            // host (below), from components it compiled itself, and are
+            // keyed by the engine's compatibility hash. The directory belongs
+            // to the host's data dir, which guests cannot reach.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!("discarding unusable compile cache entry {}: {e}", path.display());
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = compile(engine, bytes)?;
+        if let Err(e) = self.store(&path, &component) {
+            tracing::warn!("could not write compile cache entry {}: {e}", path.display());
+        }
+        Ok((component, false))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Write then rename, so a crash never leaves a half-written entry.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Compiles `bytes` after checking it is a component at all.
+pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8 are the version and layer: layer 0 is a core module, 1 a component.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Component::new(engine, bytes).map_err(|e| LoadError::Invalid(first_line(&format!("{e:#}"))))
+}
+
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Settings that shape the engines; fixed for the life of a runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub max_instances: u32,
+    pub memory_ceiling_bytes: u64,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeOptions {
+    pub fn from_config(config: &HostConfig) -> Self {
+        RuntimeOptions {
+            max_instances: config.host.max_instances,
+            memory_ceiling_bytes: config.host.memory_ceiling_bytes,
+            cache_dir: Some(config.host.data_dir.join("cache")),
+        }
+    }
+}
+
+struct EngineSet {
+    engine: Engine,
+    /// WASI plus the `types` interface: what every agent links.
+    base_linker: Linker<InstanceState>,
+}
+
+/// Owns the engines, the epoch ticker, the storage backend and the compile cache.
+pub struct Runtime {
+    metered: EngineSet,
+    unmetered: EngineSet,
+    storage: Arc<dyn Storage>,
+    cache: Option<CompileCache>,
+    config: Arc<HostConfig>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn build_engine(opts: &RuntimeOptions, fuel: bool) -> wasmtime::Result<Engine> {
+    let n = opts.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    // A Rust wasip2 component instantiates a handful of core modules (the
+    // program plus adapter shims), so core resources get headroom per instance.
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .max_memory_size(usize::try_from(opts.memory_ceiling_bytes).unwrap_or(usize::MAX));
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .consume_fuel(fuel)
+        .allocation_strategy(pool)
+        .memory_init_cow(true);
+    Engine::new(&config)
+}
+
+fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::bindings::agentkernel::agent::types::add_to_linker::<InstanceState, wasmtime::component::HasSelf<InstanceState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    Ok(linker)
+}
+
+impl crate::bindings::agentkernel::agent::types::Host for InstanceState {}
+
+impl Runtime {
+    pub fn new(config: Arc<HostConfig>, storage: Arc<dyn Storage>, opts: RuntimeOptions) -> anyhow::Result<Arc<Self>> {
+        let metered_engine = build_engine(&opts, true).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let unmetered_engine = build_engine(&opts, false).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let metered = EngineSet {
+            base_linker: base_linker(&metered_engine).map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            engine: metered_engine,
+        };
+        let unmetered = EngineSet {
+            base_linker: base_linker(&unmetered_engine).map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            engine: unmetered_engine,
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let stop = ticker_stop.clone();
+            let engines = [metered.engine.clone(), unmetered.engine.clone()];
+            std::thread::Builder::new().name("agentkernel-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    for e in &engines {
+                        e.increment_epoch();
+                    }
+                }
+            })?;
+        }
+        Ok(Arc::new(Runtime {
+            metered,
+            unmetered,
+            storage,
+            cache: opts.cache_dir.map(CompileCache::new),
+            config,
+            ticker_stop,
+        }))
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+    pub fn engine(&self, metered: bool) -> &Engine {
+        if metered { &self.metered.engine } else { &self.unmetered.engine }
+    }
+
+    fn engine_set(&self, metered: bool) -> &EngineSet {
+        if metered { &self.metered } else { &self.unmetered }
+    }
+
+    /// Compiles (or loads from the cache) on the blocking pool.
+    async fn compile_cached(&self, metered: bool, bytes: Arc<[u8]>, hash: &str) -> Result<(Component, bool), LoadError> {
+        let engine = self.engine_set(metered).engine.clone();
+        let cache_path = self.cache.as_ref().map(|c| c.dir.clone());
+        let hash = hash.to_string();
+        tokio::task::spawn_blocking(move || match cache_path {
+            Some(dir) => CompileCache::new(dir).load(&engine, &bytes, &hash),
+            None => compile(&engine, &bytes).map(|c| (c, false)),
+        })
+        .await
+        .map_err(|e| LoadError::Invalid(format!("compiler task failed: {e}")))?
+    }
+
+    /// Reads and loads the component at `path`.
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedAgent, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| LoadError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        self.load(bytes.into(), Some(path.to_path_buf())).await
+    }
+
+    /// Loads a component: checks it, asks it to describe itself, checks its
+    /// imports against its policy and pre-instantiates it.
+    pub async fn load(&self, bytes: Arc<[u8]>, source: Option<PathBuf>) -> Result<LoadedAgent, LoadError> {
+        let hash = content_hash(&bytes);
+        // describe() is guest code too: it always runs metered.
+        let (component, mut cache_hit) = self.compile_cached(true, bytes.clone(), &hash).await?;
+        let engine = &self.metered.engine;
+        let import_names: Vec<String> =
+            component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect();
+        let imports = policy::classify_imports(import_names.iter().map(String::as_str))?;
+
+        let manifest = self.describe(&component, &imports).await?;
+        validate_manifest(&manifest)?;
+        let name = manifest.name.clone();
+        let grants = self.config.policy_for(&name);
+        policy::check_imports(&name, &imports, &grants)?;
+        for c in &imports.capabilities {
+            if !manifest.capabilities.iter().any(|r| r.name == c.name()) {
+                tracing::warn!(agent = %name, "imports `{c}` without declaring it in describe().capabilities");
+            }
+        }
+
+        let limits = self.config.limits_for(&name);
+        let metered = matches!(limits.fuel, Fuel::Limit(_));
+        let component = if metered {
+            component
+        } else {
+            let (c, hit) = self.compile_cached(false, bytes.clone(), &hash).await?;
+            cache_hit = hit;
+            c
+        };
+        let set = self.engine_set(metered);
+        let mut linker = set.base_linker.clone();
+        for &c in &imports.capabilities {
+            capabilities::add_to_linker(&mut linker, c).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        }
+        let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = AgentPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let memory_namespace = if imports.capabilities.contains(&Capability::Memory) {
+            grants.memory_namespace(&name).map(Arc::from)
+        } else {
+            None
+        };
+        Ok(LoadedAgent {
+            manifest: ManifestInfo::from(&manifest),
+            grants,
+            limits,
+            imports,
+            hash,
+            size: bytes.len() as u64,
+            source,
+            loaded_at: SystemTime::now(),
+            compile_cache_hit: cache_hit,
+            memory_namespace,
+            name: Arc::from(name.as_str()),
+            pre,
+            engine: set.engine.clone(),
+            storage: self.storage.clone(),
+        })
+    }
+
+    /// Calls `describe()` with real WASI and `log`, and every other
+    /// capability defined as a trap: describe must not use capabilities,
+    /// and the agent's grants are unknown until it has said its name.
+    async fn describe(&self, component: &Component, imports: &ImportSet) -> Result<Manifest, LoadError> {
+        let mut linker = self.metered.base_linker.clone();
+        if imports.capabilities.contains(&Capability::Log) {
+            capabilities::log::add_to_linker(&mut linker).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        }
+        linker.define_unknown_imports_as_traps(component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let limits = Limits::default().with(&self.config.limits);
+        let limits = Limits { fuel: Fuel::Limit(limits_fuel_or_default(&limits)), ..limits };
+        let name: Arc<str> = Arc::from("(loading)");
+        let state = new_instance_state(&name, &limits, None, &self.storage);
+        let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true);
+        let result = run
+            .run(async |store| {
+                let instance = linker.instantiate_async(&mut *store, component).await?;
+                let agent = crate::bindings::Agent::new(&mut *store, &instance)?;
+                agent.call_describe(&mut *store).await
+            })
+            .await;
+        run.flush_output("(loading)");
+        result.map_err(LoadError::Describe)
+    }
+}
+
+fn limits_fuel_or_default(l: &Limits) -> u64 {
+    match l.fuel {
+        Fuel::Limit(n) => n,
+        Fuel::Off => match Limits::default().fuel {
+            Fuel::Limit(n) => n,
+            Fuel::Off => u64::MAX,
+        },
+    }
+}
+
+/// Agent names route requests and key policy, so they are kept simple.
+pub fn validate_agent_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if ok { Ok(()) } else { Err(format!("agent name {name:?} must be 1-64 chars of a-z, 0-9 and '-'")) }
+}
+
+fn validate_manifest(m: &Manifest) -> Result<(), LoadError> {
+    validate_agent_name(&m.name).map_err(LoadError::Manifest)?;
+    let too_long = |what: &str, len: usize, max: usize| {
+        if len > max { Err(LoadError::Manifest(format!("{what} is {len} bytes; the limit is {max}"))) } else { Ok(()) }
+    };
+    too_long("version", m.version.len(), 64)?;
+    too_long("description", m.description.len(), 4096)?;
+    too_long("skill count", m.skills.len(), 64)?;
+    for s in &m.skills {
+        too_long("skill name", s.name.len(), 128)?;
+        too_long("skill description", s.description.len(), 1024)?;
+        too_long("skill keyword count", s.keywords.len(), 64)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_are_restricted() {
+        assert!(validate_agent_name("notes-2").is_ok());
+        for bad in ["", "Notes", "a b", "-x", "../etc", &"a".repeat(65)] {
+            assert!(validate_agent_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn non_components_are_rejected_before_compiling() {
+        let engine = Engine::default();
+        assert!(matches!(compile(&engine, b""), Err(LoadError::NotWasm)));
+        assert!(matches!(compile(&engine, b"hello world, not wasm"), Err(LoadError::NotWasm)));
+        let core = b"\0asm\x01\0\0\0";
+        assert!(matches!(compile(&engine, core), Err(LoadError::CoreModule)));
+    }
+}

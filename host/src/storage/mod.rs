@@ -1,0 +1,40 @@
+//! Persistent storage behind one narrow interface. SQLite ([`sqlite`]) is the
+//! embedded default; a networked backend (Postgres, for several hosts behind
+//! a load balancer) implements the same [`Storage`] trait.
+//!
+//! Every method is synchronous and may block; async callers go through
+//! [`crate::capabilities::memory`], which runs them on the blocking pool
+//! under a timeout, so a slow backend never stalls a guest's executor thread.
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One stored conversation turn. `role` is the WIT role name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTurn {
+    pub role: String,
+    pub content: String,
+}
+
+/// Namespaced key-value data plus append-only session history.
+/// Namespaces are opaque strings chosen by policy; the backend never lets a
+/// call in one namespace read or change another.
+pub trait Storage: Send + Sync + 'static {
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    fn kv_set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool, StorageError>;
+    /// Keys starting with `prefix`, sorted, at most `limit`.
+    fn kv_list(&self, namespace: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError>;
+    fn kv_count(&self, namespace: &str) -> Result<u64, StorageError>;
+    fn history_append(&self, namespace: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError>;
+    /// The last `limit` turns, oldest first.
+    fn history_tail(&self, namespace: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError>;
+}

@@ -1,0 +1,187 @@
+//! SQLite backend (rusqlite, WAL). One writer connection behind a mutex:
+//! SQLite serialises writes anyway, and agent memory calls are short.
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Storage, StorageError, StoredTurn};
+
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Backend(e.to_string())
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     BLOB NOT NULL,
+    updated   INTEGER NOT NULL DEFAULT (unixepoch()),
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    session   TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    content   TEXT NOT NULL,
+    at        INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE INDEX IF NOT EXISTS history_by_session ON history (namespace, session, id);
+";
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
+        }
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A private in-memory database (tests, benchmarks, evolution doubles).
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StorageError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets readers (e.g. `agentkernel` CLI queries) run beside the server.
+        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (statements are atomic), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Escapes LIKE wildcards so a prefix is matched literally.
+fn like_prefix(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for ch in prefix.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+impl Storage for SqliteStorage {
+    fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
+            .query_row(params![ns, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = unixepoch()",
+            )?
+            .execute(params![ns, key, value])?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, ns: &str, key: &str) -> Result<bool, StorageError> {
+        let n = self.conn().prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")?.execute(params![ns, key])?;
+        Ok(n > 0)
+    }
+
+    fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key FROM kv WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' ORDER BY key LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![ns, like_prefix(prefix), limit], |r| r.get::<_, String>(0))?;
+        // LIKE is case-insensitive for ASCII; keep only exact-prefix matches.
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+
+    fn kv_count(&self, ns: &str) -> Result<u64, StorageError> {
+        let n: i64 = self.conn().prepare_cached("SELECT COUNT(*) FROM kv WHERE namespace = ?1")?.query_row([ns], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn history_append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
+        self.conn()
+            .prepare_cached("INSERT INTO history (namespace, session, role, content) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![ns, session, turn.role, turn.content])?;
+        Ok(())
+    }
+
+    fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT role, content FROM history WHERE namespace = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let mut turns = stmt
+            .query_map(params![ns, session, limit], |r| Ok(StoredTurn { role: r.get(0)?, content: r.get(1)? }))?
+            .collect::<Result<Vec<_>, _>>()?;
+        turns.reverse();
+        Ok(turns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_isolated() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.kv_set("a", "k", b"1").unwrap();
+        assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.kv_get("b", "k").unwrap(), None);
+        assert!(!s.kv_delete("b", "k").unwrap());
+        assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn list_matches_prefix_literally() {
+        let s = SqliteStorage::in_memory().unwrap();
+        for k in ["p/1", "p/2", "P/3", "p_x", "q/1"] {
+            s.kv_set("n", k, b"").unwrap();
+        }
+        assert_eq!(s.kv_list("n", "p/", 10).unwrap(), vec!["p/1", "p/2"]);
+        assert_eq!(s.kv_list("n", "p_", 10).unwrap(), vec!["p_x"]);
+        assert_eq!(s.kv_list("n", "p/", 1).unwrap(), vec!["p/1"]);
+        assert_eq!(s.kv_count("n").unwrap(), 5);
+    }
+
+    #[test]
+    fn history_tail_is_oldest_first_and_per_session() {
+        let s = SqliteStorage::in_memory().unwrap();
+        for i in 0..5 {
+            s.history_append("n", "s1", &StoredTurn { role: "user".into(), content: format!("m{i}") }).unwrap();
+        }
+        s.history_append("n", "s2", &StoredTurn { role: "user".into(), content: "other".into() }).unwrap();
+        let tail: Vec<_> = s.history_tail("n", "s1", 2).unwrap().into_iter().map(|t| t.content).collect();
+        assert_eq!(tail, vec!["m3", "m4"]);
+        assert!(s.history_tail("other-ns", "s1", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        SqliteStorage::open(&path).unwrap().kv_set("n", "k", b"v").unwrap();
+        assert_eq!(SqliteStorage::open(&path).unwrap().kv_get("n", "k").unwrap(), Some(b"v".to_vec()));
+    }
+}

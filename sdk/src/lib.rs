@@ -1,0 +1,300 @@
+//! # agentkernel-sdk
+//!
+//! Write agents for [agentkernel](https://example.invalid/agentkernel): WebAssembly
+//! components that the host calls once per request, each call in a fresh
+//! instance, with only the capabilities policy grants.
+//!
+//! An agent is a type implementing [`Agent`] plus one [`export_agent!`] line.
+//! Build it with plain cargo:
+//!
+//! ```text
+//! cargo build --target wasm32-wasip2 --release
+//! ```
+//!
+//! and drop `target/wasm32-wasip2/release/<crate>.wasm` into the host's agents
+//! directory (or run `agentkernel build`).
+//!
+//! ## A complete agent
+//!
+//! ```
+//! use agentkernel_sdk::prelude::*;
+//!
+//! struct Greeter;
+//!
+//! impl Agent for Greeter {
+//!     fn describe() -> Manifest {
+//!         Manifest::new("greeter", "0.1.0", "Greets people and remembers who it met.")
+//!             .skill(Skill::new("greet", "Say hello to someone").keywords(["hello", "hi"]))
+//!             .capability("memory", "remembers how many people it greeted")
+//!     }
+//!
+//!     fn handle(req: Request) -> Result<Response, AgentError> {
+//!         // Capability calls return typed errors; `?` turns them into an AgentError.
+//!         let seen = memory::get_string("greeted")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+//!         memory::set_string("greeted", &(seen + 1).to_string())?;
+//!         log::info(&format!("greeting #{}", seen + 1));
+//!         Ok(Response::text(format!("Hello, {}!", req.text.trim())))
+//!     }
+//! }
+//!
+//! export_agent!(Greeter);
+//!
+//! // The agent logic is plain Rust, so its pure parts test natively with `cargo test`.
+//! let manifest = Greeter::describe();
+//! assert_eq!(manifest.name, "greeter");
+//! assert_eq!(manifest.skills[0].keywords, vec!["hello", "hi"]);
+//! ```
+//!
+//! Capability helpers ([`log`], [`memory`], [`llm`], [`agents`], [`http`],
+//! [`aws_ec2`]) only import what the agent's code actually calls, and those
+//! imports are what the host checks against policy: an agent that calls
+//! [`llm::chat`] needs `llm` granted in `agentkernel.toml`, or it is refused
+//! at load with a message naming the line to add.
+//!
+//! On targets other than `wasm32` the capability functions compile but panic
+//! if called, so unit tests should cover the pure logic of an agent.
+
+// Lets the generated code name this crate by its public path from inside it too.
+extern crate self as agentkernel_sdk;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "agent",
+        pub_export_macro: true,
+        export_macro_name: "__export_agent_world",
+        default_bindings_module: "agentkernel_sdk::bindings",
+        runtime_path: "agentkernel_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+pub use bindings::agentkernel::agent::types::{
+    AgentError, CapabilityRequest, Manifest, Request, Response, Role, Skill, Turn,
+};
+
+/// Everything an agent usually needs: `use agentkernel_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Agent, AgentError, Manifest, Request, Response, Role, Skill, Turn, agents, export_agent,
+        http, llm, log, memory,
+    };
+}
+
+/// An agent. Both functions are called in a fresh instance each time, so
+/// state that must outlive a call goes through [`memory`].
+pub trait Agent {
+    /// Who the agent is. Called once at load; must not call capabilities.
+    fn describe() -> Manifest;
+    /// Answers one request.
+    fn handle(req: Request) -> Result<Response, AgentError>;
+}
+
+/// Exports `$agent` (a type implementing [`Agent`]) as the component's
+/// `describe` and `handle`. Use it exactly once per agent crate.
+#[macro_export]
+macro_rules! export_agent {
+    ($agent:ty) => {
+        /// Bridges the agent's [`Agent`] impl to the generated WIT export trait.
+        #[doc(hidden)]
+        pub struct __AgentkernelExport;
+
+        impl $crate::bindings::Guest for __AgentkernelExport {
+            fn describe() -> $crate::Manifest {
+                <$agent as $crate::Agent>::describe()
+            }
+            fn handle(req: $crate::Request) -> ::core::result::Result<$crate::Response, $crate::AgentError> {
+                <$agent as $crate::Agent>::handle(req)
+            }
+        }
+
+        $crate::bindings::__export_agent_world!(__AgentkernelExport with_types_in $crate::bindings);
+    };
+}
+
+impl Manifest {
+    /// A manifest with no skills and no capabilities yet.
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        Manifest {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: description.to_string(),
+            skills: Vec::new(),
+            capabilities: Vec::new(),
+        }
+    }
+    /// Adds a skill the router can match.
+    pub fn skill(mut self, skill: Skill) -> Self {
+        self.skills.push(skill);
+        self
+    }
+    /// Declares a capability the agent uses and why (shown to operators).
+    pub fn capability(mut self, name: &str, reason: &str) -> Self {
+        self.capabilities.push(CapabilityRequest { name: name.to_string(), reason: reason.to_string() });
+        self
+    }
+}
+
+impl Skill {
+    pub fn new(name: &str, description: &str) -> Self {
+        Skill { name: name.to_string(), description: description.to_string(), keywords: Vec::new() }
+    }
+    /// Words that suggest this skill when they appear in a request.
+    pub fn keywords<I, S>(mut self, words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.keywords.extend(words.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl Response {
+    /// A plain-text answer.
+    pub fn text(text: impl Into<String>) -> Self {
+        Response { text: text.into(), data: None }
+    }
+    /// Attaches structured data, serialised as JSON.
+    pub fn with_data<T: serde::Serialize>(mut self, data: &T) -> Self {
+        self.data = serde_json::to_string(data).ok();
+        self
+    }
+}
+
+impl Request {
+    /// A request with no history and no context, e.g. for tests.
+    pub fn new(session_id: &str, text: &str) -> Self {
+        Request { session_id: session_id.to_string(), text: text.to_string(), history: Vec::new(), context: None }
+    }
+    /// The JSON context parsed into `T`, if present and valid.
+    pub fn context_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.context.as_deref().and_then(|c| serde_json::from_str(c).ok())
+    }
+}
+
+impl Turn {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Turn { role, content: content.into() }
+    }
+}
+
+/// Logging into the host's log, tagged with the agent's name.
+pub mod log {
+    use crate::bindings::agentkernel::agent::log::{Level, write};
+    pub use crate::bindings::agentkernel::agent::log::Level as LogLevel;
+
+    pub fn trace(message: &str) {
+        write(Level::Trace, message)
+    }
+    pub fn debug(message: &str) {
+        write(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        write(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        write(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        write(Level::Error, message)
+    }
+}
+
+/// Persistent key-value memory and per-session history, inside the
+/// namespace policy assigns to this agent.
+pub mod memory {
+    use crate::bindings::agentkernel::agent::memory as raw;
+    pub use raw::MemoryError;
+    use crate::{AgentError, Turn};
+
+    impl From<MemoryError> for AgentError {
+        fn from(e: MemoryError) -> Self {
+            AgentError::CapabilityFailed(format!("memory: {e:?}"))
+        }
+    }
+
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, MemoryError> {
+        raw::get(key)
+    }
+    /// The value under `key` as UTF-8 text (invalid bytes are replaced).
+    pub fn get_string(key: &str) -> Result<Option<String>, MemoryError> {
+        Ok(raw::get(key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    pub fn set(key: &str, value: &[u8]) -> Result<(), MemoryError> {
+        raw::set(key, value)
+    }
+    pub fn set_string(key: &str, value: &str) -> Result<(), MemoryError> {
+        raw::set(key, value.as_bytes())
+    }
+    /// Removes `key`; `true` if it existed.
+    pub fn delete(key: &str) -> Result<bool, MemoryError> {
+        raw::delete(key)
+    }
+    /// Keys starting with `prefix`, in order, at most `limit`.
+    pub fn list_keys(prefix: &str, limit: u32) -> Result<Vec<String>, MemoryError> {
+        raw::list_keys(prefix, limit)
+    }
+    pub fn append_history(session_id: &str, entry: &Turn) -> Result<(), MemoryError> {
+        raw::append_history(session_id, entry)
+    }
+    /// The last `limit` turns of the session, oldest first.
+    pub fn history(session_id: &str, limit: u32) -> Result<Vec<Turn>, MemoryError> {
+        raw::history(session_id, limit)
+    }
+}
+
+/// Chat completions through the host (needs `llm` granted).
+pub mod llm {
+    pub use crate::bindings::agentkernel::agent::llm::*;
+}
+
+/// Calling other agents through the host (needs `agents` granted).
+pub mod agents {
+    pub use crate::bindings::agentkernel::agent::agents::*;
+}
+
+/// Allow-listed outbound HTTP (needs `http` granted).
+pub mod http {
+    pub use crate::bindings::agentkernel::agent::http::*;
+}
+
+/// AWS EC2 within policy (needs `aws-ec2` granted).
+pub mod aws_ec2 {
+    pub use crate::bindings::agentkernel::agent::aws_ec2::*;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_builder_collects_skills_and_capabilities() {
+        let m = Manifest::new("n", "1.0.0", "d")
+            .skill(Skill::new("s", "does s").keywords(["a", "b"]))
+            .capability("memory", "why");
+        assert_eq!(m.skills.len(), 1);
+        assert_eq!(m.skills[0].keywords, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(m.capabilities[0].name, "memory");
+    }
+
+    #[test]
+    fn response_data_is_json() {
+        let r = Response::text("t").with_data(&serde_json::json!({"k": 1}));
+        assert_eq!(r.data.as_deref(), Some(r#"{"k":1}"#));
+    }
+
+    #[test]
+    fn request_context_parses_or_is_none() {
+        let mut r = Request::new("s", "t");
+        assert_eq!(r.context_as::<serde_json::Value>(), None);
+        r.context = Some("not json".into());
+        assert_eq!(r.context_as::<serde_json::Value>(), None);
+        r.context = Some(r#"{"x":2}"#.into());
+        assert_eq!(r.context_as::<serde_json::Value>().unwrap()["x"], 2);
+    }
+}
