@@ -71,6 +71,9 @@ pub struct HostSection {
     /// Largest linear memory any agent may be granted; per-agent `memory_bytes` must not exceed it.
     #[serde(default = "default_max_memory_ceiling")]
     pub memory_ceiling_bytes: u64,
+    /// Largest table any agent may be granted; per-agent `table_elements` must not exceed it.
+    #[serde(default = "default_table_ceiling")]
+    pub table_ceiling_elements: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -88,6 +91,9 @@ fn default_max_instances() -> u32 {
 fn default_max_memory_ceiling() -> u64 {
     1 << 30
 }
+fn default_table_ceiling() -> u64 {
+    100_000
+}
 
 impl Default for HostSection {
     fn default() -> Self {
@@ -97,6 +103,7 @@ impl Default for HostSection {
             data_dir: default_data_dir(),
             max_instances: default_max_instances(),
             memory_ceiling_bytes: default_max_memory_ceiling(),
+            table_ceiling_elements: default_table_ceiling(),
         }
     }
 }
@@ -133,6 +140,7 @@ impl HostConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let ceiling = self.host.memory_ceiling_bytes;
+        let table_ceiling = self.host.table_ceiling_elements;
         let check = |who: &str, o: &LimitOverrides| -> Result<(), ConfigError> {
             if let Some(m) = o.memory_bytes {
                 if m > ceiling {
@@ -140,6 +148,11 @@ impl HostConfig {
                         "{who}: memory_bytes = {m} exceeds host.memory_ceiling_bytes = {ceiling}"
                     )));
                 }
+            }
+            if let Some(t) = o.table_elements.filter(|t| *t > table_ceiling) {
+                return Err(ConfigError::Invalid(format!(
+                    "{who}: table_elements = {t} exceeds host.table_ceiling_elements = {table_ceiling}"
+                )));
             }
             if o.deadline_ms == Some(0) {
                 return Err(ConfigError::Invalid(format!("{who}: deadline_ms must be > 0")));

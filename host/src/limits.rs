@@ -159,6 +159,19 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         Ok(true)
     }
 
+    // Growth can also fail below our limits, at the pooling allocator's
+    // per-slot capacity. wasmtime would hand the guest -1, and a guest that
+    // retries forever burns its whole fuel or deadline; trap at once instead.
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.record(LimitHit::Memory);
+        Err(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.record(LimitHit::Table);
+        Err(error)
+    }
+
     fn instances(&self) -> usize {
         self.instances
     }

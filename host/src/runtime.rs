@@ -429,6 +429,8 @@ pub fn content_hash(bytes: &[u8]) -> String {
 pub struct RuntimeOptions {
     pub max_instances: u32,
     pub memory_ceiling_bytes: u64,
+    /// Largest table any agent may grow to (the pooling slot size).
+    pub table_ceiling_elements: u64,
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -437,6 +439,7 @@ impl RuntimeOptions {
         RuntimeOptions {
             max_instances: config.host.max_instances,
             memory_ceiling_bytes: config.host.memory_ceiling_bytes,
+            table_ceiling_elements: config.host.table_ceiling_elements,
             cache_dir: Some(config.host.data_dir.join("cache")),
         }
     }
@@ -474,6 +477,7 @@ fn build_engine(opts: &RuntimeOptions, fuel: bool) -> wasmtime::Result<Engine> {
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
         .total_stacks(n)
+        .table_elements(usize::try_from(opts.table_ceiling_elements).unwrap_or(usize::MAX))
         .max_memory_size(usize::try_from(opts.memory_ceiling_bytes).unwrap_or(usize::MAX));
     let mut config = Config::new();
     config

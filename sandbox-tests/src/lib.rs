@@ -1,1 +1,83 @@
+//! Test support shared by the host's and the sandbox's test suites: where
+//! the built components are, and a host on a temporary directory.
+//!
+//! Components are built by `scripts/test` (`cargo build --target
+//! wasm32-wasip2 --release` of `agents/*` and `sandbox-tests/guests/*`),
+//! which exports `AGENTKERNEL_WASM_DIR`.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use agentkernel::bindings::Request;
+use agentkernel::config::HostConfig;
+use agentkernel::host::Host;
+use agentkernel::runtime::{LoadError, LoadedAgent};
+
+/// Directory holding the built `.wasm` components.
+pub fn wasm_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("AGENTKERNEL_WASM_DIR") {
+        return PathBuf::from(d);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/release")
+}
+
+/// Path of the built component of crate `name` (e.g. `echo`, `spin-loop`).
+pub fn wasm_path(name: &str) -> PathBuf {
+    let p = wasm_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(p.exists(), "{} is missing: run ./scripts/test (it builds the wasm components first)", p.display());
+    p
+}
+
+pub fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(wasm_path(name)).expect("readable component")
+}
+
+pub fn request(session: &str, text: &str) -> Request {
+    Request { session_id: session.into(), text: text.into(), history: vec![], context: None }
+}
+
+/// A host whose data and agents directories live in a temporary directory.
+pub struct TestHost {
+    pub host: Host,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    /// `config` is `agentkernel.toml` text; `[host]` paths are set here.
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::in_dir(config, dir)
+    }
+
+    /// Like [`TestHost::new`] over an existing directory (to test restarts).
+    pub fn in_dir(config: &str, dir: tempfile::TempDir) -> Self {
+        let mut cfg = HostConfig::parse(config).expect("valid test config");
+        cfg.host.data_dir = dir.path().join("data");
+        cfg.host.agents_dir = dir.path().join("agents.d");
+        cfg.host.max_instances = 64;
+        let host = Host::open(cfg).expect("host opens");
+        TestHost { host, dir }
+    }
+
+    pub fn agents_dir(&self) -> PathBuf {
+        self.host.config.host.agents_dir.clone()
+    }
+
+    /// Loads a built component by crate name (not through the directory).
+    pub async fn load(&self, name: &str) -> Result<Arc<LoadedAgent>, LoadError> {
+        self.load_bytes(wasm(name)).await
+    }
+
+    pub async fn load_bytes(&self, bytes: Vec<u8>) -> Result<Arc<LoadedAgent>, LoadError> {
+        let agent = self.host.runtime.load(bytes.into(), None).await?;
+        Ok(self.host.registry.insert(agent))
+    }
+
+    /// Copies a built component into the agents directory atomically.
+    pub fn install(&self, crate_name: &str, file_name: &str) -> PathBuf {
+        agentkernel::scaffold::install_component(&wasm_path(crate_name), &self.agents_dir(), file_name)
+            .expect("install component")
+    }
+}
