@@ -42,6 +42,7 @@ pub fn request(session: &str, text: &str) -> Request {
 pub struct TestHost {
     pub host: Host,
     pub dir: tempfile::TempDir,
+    config: String,
 }
 
 impl TestHost {
@@ -51,14 +52,21 @@ impl TestHost {
         Self::in_dir(config, dir)
     }
 
-    /// Like [`TestHost::new`] over an existing directory (to test restarts).
-    pub fn in_dir(config: &str, dir: tempfile::TempDir) -> Self {
+    /// Stops this host and starts a new one on the same directories and
+    /// configuration: a restart.
+    pub fn reopen(self) -> Self {
+        let TestHost { host, dir, config } = self;
+        drop(host);
+        Self::in_dir(&config, dir)
+    }
+
+    fn in_dir(config: &str, dir: tempfile::TempDir) -> Self {
         let mut cfg = HostConfig::parse(config).expect("valid test config");
         cfg.host.data_dir = dir.path().join("data");
         cfg.host.agents_dir = dir.path().join("agents.d");
         cfg.host.max_instances = 64;
         let host = Host::open(cfg).expect("host opens");
-        TestHost { host, dir }
+        TestHost { host, dir, config: config.to_string() }
     }
 
     pub fn agents_dir(&self) -> PathBuf {

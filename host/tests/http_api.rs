@@ -1,0 +1,128 @@
+//! The low-level HTTP API, exercised over real HTTP on loopback.
+use std::net::SocketAddr;
+
+use sandbox_tests::TestHost;
+use serde_json::{Value, json};
+
+async fn start(h: &TestHost) -> SocketAddr {
+    h.host.registry.scan().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let registry = h.host.registry.clone();
+    tokio::spawn(agentkernel::server::serve(listener, registry, std::future::pending()));
+    addr
+}
+
+async fn post(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new().post(format!("http://{addr}{path}")).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_agents_and_calls() {
+    let h = TestHost::new("");
+    h.install("echo", "echo.wasm");
+    h.install("notes", "notes.wasm");
+    let addr = start(&h).await;
+
+    let (s, health) = get(addr, "/healthz").await;
+    assert_eq!((s, health["status"].as_str(), health["agents"].as_u64()), (200, Some("ok"), Some(2)));
+
+    let (s, list) = get(addr, "/v1/agents").await;
+    assert_eq!(s, 200);
+    let agents = list["agents"].as_array().unwrap();
+    let notes = agents.iter().find(|a| a["name"] == "notes").expect("notes listed");
+    assert_eq!(notes["imports"], json!(["log", "memory"]));
+    assert_eq!(notes["grants"], json!(["log", "memory"]));
+    assert_eq!(notes["memory_namespace"], "notes");
+    assert_eq!(notes["status"], "ready");
+    assert!(notes["manifest"]["skills"].as_array().unwrap().iter().any(|s| s["name"] == "remember"));
+    let echo = agents.iter().find(|a| a["name"] == "echo").unwrap();
+    assert_eq!(echo["imports"], json!([]));
+
+    let body = json!({"session_id": "s1", "text": "hi", "history": [{"role": "user", "content": "before"}], "context": {"k": 1}});
+    let (s, r) = post(addr, "/v1/agents/echo/call", &body).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["text"], "hi");
+    assert_eq!(r["data"]["history_len"], 1);
+    assert_eq!(r["data"]["context"], r#"{"k":1}"#);
+    assert!(r["fuel_used"].as_u64().unwrap() > 0);
+
+    let (s, r) = post(addr, "/v1/agents/notes/call", &json!({"session_id": "a", "text": "remember the cake"})).await;
+    assert_eq!((s, r["text"].as_str()), (200, Some("Noted: the cake")));
+    let (_, r) = post(addr, "/v1/agents/notes/call", &json!({"session_id": "a", "text": "recall"})).await;
+    assert_eq!(r["data"], json!(["the cake"]));
+    let (_, r) = post(addr, "/v1/agents/notes/call", &json!({"session_id": "b", "text": "recall"})).await;
+    assert_eq!(r["data"], json!([]), "sessions are separate");
+}
+
+#[tokio::test]
+async fn errors_are_json_with_stable_codes() {
+    let h = TestHost::new("[limits]\nfuel = 10_000_000\n");
+    h.install("echo", "echo.wasm");
+    h.install("spin-loop", "spin.wasm");
+    let addr = start(&h).await;
+
+    let (s, r) = post(addr, "/v1/agents/nobody/call", &json!({"text": "x"})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not-found")));
+
+    let (s, r) = get(addr, "/v1/agents/nobody").await;
+    assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not-found")));
+
+    let raw = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/agents/echo/call"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    let r: Value = raw.json().await.unwrap();
+    assert_eq!(r["error"]["code"], "invalid-request");
+
+    let (s, r) = post(addr, "/v1/agents/echo/call", &json!({"txt": "typo"})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (422, Some("invalid-request")), "{r}");
+
+    let huge = "x".repeat(2 << 20);
+    let (s, _) = post(addr, "/v1/agents/echo/call", &json!({"text": huge})).await;
+    assert_eq!(s, 413);
+
+    let (s, r) = post(addr, "/v1/agents/spin-loop/call", &json!({"text": "go"})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (500, Some("fuel-exhausted")), "{r}");
+
+    let (s, r) = get(addr, "/nowhere").await;
+    assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not-found")));
+}
+
+#[tokio::test]
+async fn memory_namespaces_follow_policy() {
+    let h = TestHost::new("[agents.notes]\nmemory = { namespace = \"team\" }\n");
+    let notes = h.load("notes").await.unwrap();
+    assert_eq!(notes.memory_namespace(), Some("team"));
+    notes.call(&sandbox_tests::request("s", "remember shared fact")).await.unwrap();
+    let storage = h.host.runtime.storage();
+    assert_eq!(storage.kv_list("team", "session/s/", 10).unwrap().len(), 1);
+    assert!(storage.kv_list("notes", "", 10).unwrap().is_empty(), "nothing outside the granted namespace");
+}
+
+#[tokio::test]
+async fn memory_and_compiled_cache_survive_a_restart() {
+    let h = TestHost::new("");
+    let notes = h.load("notes").await.unwrap();
+    assert!(!notes.compile_cache_hit, "first load compiles");
+    notes.call(&sandbox_tests::request("s", "remember across restarts")).await.unwrap();
+    drop(notes);
+
+    let h = h.reopen();
+    let notes = h.load("notes").await.unwrap();
+    assert!(notes.compile_cache_hit, "after a restart the compiled component comes from the cache");
+    let out = notes.call(&sandbox_tests::request("s", "recall")).await.unwrap();
+    assert_eq!(out.response.text, "You asked me to remember: across restarts");
+}
