@@ -1,0 +1,186 @@
+//! The `agentkernel` binary, as a user runs it.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sandbox_tests::wasm_path;
+use serde_json::Value;
+
+fn agentkernel(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("agentkernel runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_the_response_and_json_with_fuel_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = wasm_path("echo");
+    let o = agentkernel(dir.path(), &["run", echo.to_str().unwrap(), "--message", "hello there"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "hello there");
+
+    let o = agentkernel(dir.path(), &["run", echo.to_str().unwrap(), "-m", "hi", "--session", "s9", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["text"], "hi");
+    assert_eq!(v["data"]["session_id"], "s9");
+    assert!(v["fuel_used"].as_u64().unwrap() > 0);
+    assert!(v["elapsed_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn run_remembers_across_invocations_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = wasm_path("notes");
+    let n = notes.to_str().unwrap();
+    assert!(agentkernel(dir.path(), &["run", n, "-m", "remember the code is 42", "--session", "x"]).status.success());
+    let o = agentkernel(dir.path(), &["run", n, "-m", "recall", "--session", "x"]);
+    assert_eq!(stdout(&o).trim(), "You asked me to remember: the code is 42");
+    assert!(dir.path().join(".agentkernel/agentkernel.sqlite").exists());
+}
+
+#[test]
+fn run_failures_exit_nonzero_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = wasm_path("spin-loop");
+    let o = agentkernel(dir.path(), &["run", spin.to_str().unwrap(), "-m", "x", "--fuel", "100000"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("fuel-exhausted"), "{err}");
+
+    let o = agentkernel(dir.path(), &["run", spin.to_str().unwrap(), "-m", "x", "--fuel", "100000", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["error"]["code"], "fuel-exhausted");
+
+    std::fs::write(dir.path().join("bad.wasm"), b"nope").unwrap();
+    let o = agentkernel(dir.path(), &["run", "bad.wasm", "-m", "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a WebAssembly file"), "{}", stderr(&o));
+
+    let o = agentkernel(dir.path(), &["run", "missing.wasm", "-m", "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing.wasm"), "{}", stderr(&o));
+
+    std::fs::write(dir.path().join("agentkernel.toml"), "[limits]\nfuel = -3\n").unwrap();
+    let o = agentkernel(dir.path(), &["run", wasm_path("echo").to_str().unwrap(), "-m", "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid config"), "{}", stderr(&o));
+}
+
+#[test]
+fn agents_lists_versions_skills_grants_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.d");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::copy(wasm_path("notes"), agents.join("notes.wasm")).unwrap();
+    std::fs::copy(wasm_path("wants-llm"), agents.join("wants-llm.wasm")).unwrap();
+    let o = agentkernel(dir.path(), &["agents", "--agents", "agents.d"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("notes 0.1.0 [ready]"), "{out}");
+    assert!(out.contains("skills:  remember, recall"), "{out}");
+    assert!(out.contains("grants:  log, memory"), "{out}");
+    assert!(out.contains("wants-llm.wasm [failed]") && out.contains("capability llm is not available"), "{out}");
+
+    let o = agentkernel(dir.path(), &["agents", "--agents", "agents.d", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["agents"][0]["name"], "notes");
+    assert_eq!(v["failed_files"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn help_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [&["--help"][..], &["serve", "--help"], &["run", "--help"], &["agents", "--help"], &["new", "--help"], &["build", "--help"]] {
+        let o = agentkernel(dir.path(), sub);
+        assert!(o.status.success(), "{sub:?}");
+        assert!(stdout(&o).contains("Usage: agentkernel"), "{sub:?}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn serve_starts_on_embedded_defaults_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agents.d")).unwrap();
+    std::fs::copy(wasm_path("echo"), dir.path().join("agents.d/echo.wasm")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("prints its address").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body: Value = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/agents/echo/call"))
+            .json(&serde_json::json!({"text": "served"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(body["text"], "served");
+    assert!(dir.path().join(".agentkernel/agentkernel.sqlite").exists(), "SQLite created in the default data dir");
+}
+
+/// `new` scaffolds a crate outside this repository that builds for
+/// wasm32-wasip2 with plain cargo, passes its own tests, and that `build`
+/// installs into an agents directory where the host can run it.
+#[test]
+fn new_build_and_run_an_agent_outside_the_repo() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = agentkernel(dir.path(), &["new", "weather-bot", "--path", "elsewhere/weather"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let crate_dir = dir.path().join("elsewhere/weather");
+    assert!(crate_dir.join("Cargo.toml").exists());
+
+    // Share compiled dependencies between runs of this test, apart from
+    // the workspace's own target dir (whose lock `cargo test` holds).
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("scaffold-test");
+    let cargo = |args: &[&str]| {
+        Command::new("cargo").args(args).current_dir(&crate_dir).env("CARGO_TARGET_DIR", &target).output().unwrap()
+    };
+    let o = cargo(&["test", "--release"]);
+    assert!(o.status.success(), "scaffold's own tests: {}", stderr(&o));
+    assert!(stdout(&o).contains("3 passed"), "{}", stdout(&o));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .args(["build", "elsewhere/weather", "--agents", "agents.d"])
+        .current_dir(dir.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let installed = dir.path().join("agents.d/weather-bot.wasm");
+    assert!(installed.exists());
+
+    let o = agentkernel(dir.path(), &["run", installed.to_str().unwrap(), "-m", "sunny?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "weather-bot heard: sunny?");
+
+    let o = agentkernel(dir.path(), &["new", "Bad Name"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("agent name"), "{}", stderr(&o));
+}
