@@ -67,19 +67,6 @@ impl SqliteStorage {
     }
 }
 
-/// Escapes LIKE wildcards so a prefix is matched literally.
-fn like_prefix(prefix: &str) -> String {
-    let mut p = String::with_capacity(prefix.len() + 1);
-    for ch in prefix.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
-}
-
 impl Storage for SqliteStorage {
     fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
@@ -106,12 +93,22 @@ impl Storage for SqliteStorage {
 
     fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key FROM kv WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' ORDER BY key LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![ns, like_prefix(prefix), limit], |r| r.get::<_, String>(0))?;
-        // LIKE is case-insensitive for ASCII; keep only exact-prefix matches.
-        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().filter(|k| k.starts_with(prefix)).collect())
+        // Keys sharing a prefix are contiguous in byte order (BINARY
+        // collation), so a range scan from `prefix` stops at the first key
+        // without it. (LIKE would be case-insensitive and need escaping.)
+        let mut stmt =
+            conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 ORDER BY key")?;
+        let mut rows = stmt.query(params![ns, prefix])?;
+        let mut keys = Vec::new();
+        while keys.len() < limit as usize {
+            let Some(row) = rows.next()? else { break };
+            let key: String = row.get(0)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key);
+        }
+        Ok(keys)
     }
 
     fn kv_count(&self, ns: &str) -> Result<u64, StorageError> {
