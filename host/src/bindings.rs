@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use agentkernel::agent::types::{Role, Skill, Turn};
+pub use self::agentkernel::agent::types::{Role, Skill, Turn};
