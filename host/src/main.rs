@@ -172,11 +172,30 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     );
     // Tests and scripts read the bound address (useful with port 0).
     println!("listening on http://{addr}");
-    agentkernel::server::serve(listener, host.registry.clone(), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    agentkernel::server::serve(listener, host.registry.clone(), shutdown_signal()).await?;
+    tracing::info!("shut down");
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (service managers stop with SIGTERM).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run_once(

@@ -91,6 +91,22 @@ pub struct MemoryScope {
     /// Namespace the agent reads and writes; defaults to the agent's own
     /// name. Two agents given the same namespace share their data.
     pub namespace: Option<String>,
+    /// Most keys the namespace may hold (default 100,000).
+    pub max_keys: Option<u64>,
+    /// Most bytes (keys + values) the namespace may hold (default 64 MiB).
+    pub max_bytes: Option<u64>,
+}
+
+impl MemoryScope {
+    pub const DEFAULT_MAX_KEYS: u64 = 100_000;
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
+    pub fn quota(&self) -> crate::capabilities::memory::Quota {
+        crate::capabilities::memory::Quota {
+            max_keys: self.max_keys.unwrap_or(Self::DEFAULT_MAX_KEYS),
+            max_bytes: self.max_bytes.unwrap_or(Self::DEFAULT_MAX_BYTES),
+        }
+    }
 }
 
 /// Scope of `log`: nothing to configure.

@@ -188,6 +188,7 @@ pub struct LoadedAgent {
     pub loaded_at: SystemTime,
     pub compile_cache_hit: bool,
     memory_namespace: Option<Arc<str>>,
+    memory_quota: crate::capabilities::memory::Quota,
     name: Arc<str>,
     pre: AgentPre<InstanceState>,
     engine: Engine,
@@ -214,7 +215,8 @@ impl LoadedAgent {
     /// Fuel can only be changed for metered agents.
     pub async fn call_with_limits(&self, req: &Request, limits: &Limits) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
-        let state = new_instance_state(&self.name, limits, self.memory_namespace.clone(), &self.storage);
+        let memory = self.memory_namespace.clone().map(|ns| (ns, self.memory_quota));
+        let state = new_instance_state(&self.name, limits, memory, &self.storage);
         let mut run = LimitedStore::new(&self.engine, state, limits, self.metered());
         let pre = &self.pre;
         let result = run
@@ -249,7 +251,7 @@ fn agent_error(e: AgentError) -> CallError {
 fn new_instance_state(
     agent: &Arc<str>,
     limits: &Limits,
-    namespace: Option<Arc<str>>,
+    memory: Option<(Arc<str>, crate::capabilities::memory::Quota)>,
     storage: &Arc<dyn Storage>,
 ) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
@@ -266,8 +268,8 @@ fn new_instance_state(
         wasi: wasi.build(),
         table: ResourceTable::new(),
         limiter: CallLimiter::new(limits),
-        log: LogState { agent: agent.clone() },
-        memory: namespace.map(|ns| MemoryState::new(storage.clone(), ns, limits.host_call_timeout)),
+        log: LogState::new(agent.clone(), limits.max_output_bytes),
+        memory: memory.map(|(ns, quota)| MemoryState::new(storage.clone(), ns, quota, limits.host_call_timeout)),
     };
     (state, output)
 }
@@ -621,6 +623,7 @@ impl Runtime {
         } else {
             None
         };
+        let memory_quota = grants.memory.scope().unwrap_or_default().quota();
         Ok(LoadedAgent {
             manifest: ManifestInfo::from(&manifest),
             grants,
@@ -631,6 +634,7 @@ impl Runtime {
             source,
             loaded_at: SystemTime::now(),
             compile_cache_hit: cache_hit,
+            memory_quota,
             memory_namespace,
             name: Arc::from(name.as_str()),
             pre,

@@ -17,21 +17,28 @@ use crate::storage::{Storage, StorageError, StoredTurn};
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
-pub const MAX_KEYS_PER_NAMESPACE: u64 = 100_000;
 pub const MAX_TURN_BYTES: usize = 64 * 1024;
 pub const MAX_SESSION_ID_BYTES: usize = 256;
 /// Most keys or turns returned by one call.
 pub const MAX_LIST: u32 = 1000;
 
+/// Per-namespace quota, from the `memory` grant's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max_keys: u64,
+    pub max_bytes: u64,
+}
+
 pub struct MemoryState {
     storage: Arc<dyn Storage>,
     namespace: Arc<str>,
+    quota: Quota,
     timeout: Duration,
 }
 
 impl MemoryState {
-    pub fn new(storage: Arc<dyn Storage>, namespace: Arc<str>, timeout: Duration) -> Self {
-        MemoryState { storage, namespace, timeout }
+    pub fn new(storage: Arc<dyn Storage>, namespace: Arc<str>, quota: Quota, timeout: Duration) -> Self {
+        MemoryState { storage, namespace, quota, timeout }
     }
 
     /// Runs a storage operation off the executor, bounded by the timeout.
@@ -105,12 +112,21 @@ impl wit::Host for MemoryState {
         {
             return Ok(Err(e));
         }
+        let quota = self.quota;
         Ok(self
             .run(move |s, ns| {
-                // Quota only matters for new keys; overwriting is always allowed.
-                if s.kv_get(ns, &key)?.is_none() && s.kv_count(ns)? >= MAX_KEYS_PER_NAMESPACE {
+                let usage = s.kv_usage(ns)?;
+                let old = s.kv_get(ns, &key)?;
+                let new_keys = usage.keys + u64::from(old.is_none());
+                let old_bytes = old.map_or(0, |v| (key.len() + v.len()) as u64);
+                let new_bytes = (usage.bytes + (key.len() + value.len()) as u64).saturating_sub(old_bytes);
+                if new_keys > quota.max_keys {
+                    return Ok(Err(MemoryError::QuotaExceeded(format!("namespace may hold {} keys", quota.max_keys))));
+                }
+                if new_bytes > quota.max_bytes {
                     return Ok(Err(MemoryError::QuotaExceeded(format!(
-                        "namespace holds {MAX_KEYS_PER_NAMESPACE} keys"
+                        "namespace may hold {} bytes; this write would make it {new_bytes}",
+                        quota.max_bytes
                     ))));
                 }
                 s.kv_set(ns, &key, &value).map(Ok)
@@ -160,8 +176,10 @@ mod tests {
     use crate::bindings::agentkernel::agent::memory::Host;
     use crate::storage::sqlite::SqliteStorage;
 
+    const QUOTA: Quota = Quota { max_keys: 100, max_bytes: 1 << 20 };
+
     fn state(storage: &Arc<dyn Storage>, ns: &str) -> MemoryState {
-        MemoryState::new(storage.clone(), ns.into(), Duration::from_secs(2))
+        MemoryState::new(storage.clone(), ns.into(), QUOTA, Duration::from_secs(2))
     }
 
     #[tokio::test]
@@ -184,7 +202,21 @@ mod tests {
         assert!(matches!(a.set(big_key, vec![]).await.unwrap(), Err(MemoryError::TooLarge(_))));
         let big_value = vec![0u8; MAX_VALUE_BYTES + 1];
         assert!(matches!(a.set("k".into(), big_value).await.unwrap(), Err(MemoryError::TooLarge(_))));
-        assert_eq!(storage.kv_count("a").unwrap(), 0);
+        assert_eq!(storage.kv_usage("a").unwrap().keys, 0);
+    }
+
+    #[tokio::test]
+    async fn quotas_bound_keys_and_bytes_but_allow_overwrites() {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let mut a = MemoryState::new(storage.clone(), "a".into(), Quota { max_keys: 2, max_bytes: 100 }, Duration::from_secs(2));
+        a.set("k1".into(), vec![0; 40]).await.unwrap().unwrap();
+        a.set("k2".into(), vec![0; 40]).await.unwrap().unwrap();
+        assert!(matches!(a.set("k3".into(), vec![]).await.unwrap(), Err(MemoryError::QuotaExceeded(_))));
+        a.set("k1".into(), vec![0; 50]).await.unwrap().unwrap();
+        assert!(matches!(a.set("k2".into(), vec![0; 60]).await.unwrap(), Err(MemoryError::QuotaExceeded(_))));
+        assert_eq!(storage.kv_get("a", "k2").unwrap(), Some(vec![0; 40]), "a refused write changes nothing");
+        a.delete("k2".into()).await.unwrap().unwrap();
+        a.set("k3".into(), vec![0; 10]).await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -24,6 +24,13 @@ pub struct StoredTurn {
     pub content: String,
 }
 
+/// What one namespace holds, for quota checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NamespaceUsage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
 /// Namespaced key-value data plus append-only session history.
 /// Namespaces are opaque strings chosen by policy; the backend never lets a
 /// call in one namespace read or change another.
@@ -33,7 +40,8 @@ pub trait Storage: Send + Sync + 'static {
     fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool, StorageError>;
     /// Keys starting with `prefix`, sorted, at most `limit`.
     fn kv_list(&self, namespace: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError>;
-    fn kv_count(&self, namespace: &str) -> Result<u64, StorageError>;
+    /// Keys and bytes (keys + values) stored in `namespace`.
+    fn kv_usage(&self, namespace: &str) -> Result<NamespaceUsage, StorageError>;
     fn history_append(&self, namespace: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError>;
     /// The last `limit` turns, oldest first.
     fn history_tail(&self, namespace: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError>;

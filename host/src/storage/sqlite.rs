@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Storage, StorageError, StoredTurn};
+use super::{NamespaceUsage, Storage, StorageError, StoredTurn};
 
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
@@ -35,6 +35,23 @@ CREATE TABLE IF NOT EXISTS history (
     at        INTEGER NOT NULL DEFAULT (unixepoch())
 );
 CREATE INDEX IF NOT EXISTS history_by_session ON history (namespace, session, id);
+-- Per-namespace totals, kept by triggers so quota checks read one row.
+CREATE TABLE IF NOT EXISTS kv_usage (
+    namespace TEXT PRIMARY KEY,
+    keys      INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS kv_usage_insert AFTER INSERT ON kv BEGIN
+    INSERT INTO kv_usage (namespace, keys, bytes) VALUES (new.namespace, 1, length(new.key) + length(new.value))
+    ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + length(new.key) + length(new.value);
+END;
+CREATE TRIGGER IF NOT EXISTS kv_usage_update AFTER UPDATE OF value ON kv BEGIN
+    UPDATE kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE namespace = new.namespace;
+END;
+CREATE TRIGGER IF NOT EXISTS kv_usage_delete AFTER DELETE ON kv BEGIN
+    UPDATE kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
+    WHERE namespace = old.namespace;
+END;
 ";
 
 impl SqliteStorage {
@@ -57,6 +74,7 @@ impl SqliteStorage {
         let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
     }
 
@@ -65,6 +83,28 @@ impl SqliteStorage {
         // (statements are atomic), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Schema version, in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Brings an older database up to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &Connection) -> Result<(), StorageError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Version 1 added `kv_usage`; totals for data written before it are
+    // computed once here, the triggers keep them from then on.
+    conn.execute_batch(&format!(
+        "BEGIN;
+         DELETE FROM kv_usage;
+         INSERT INTO kv_usage (namespace, keys, bytes)
+             SELECT namespace, COUNT(*), SUM(length(key) + length(value)) FROM kv GROUP BY namespace;
+         PRAGMA user_version = {SCHEMA_VERSION};
+         COMMIT;"
+    ))?;
+    Ok(())
 }
 
 impl Storage for SqliteStorage {
@@ -111,9 +151,14 @@ impl Storage for SqliteStorage {
         Ok(keys)
     }
 
-    fn kv_count(&self, ns: &str) -> Result<u64, StorageError> {
-        let n: i64 = self.conn().prepare_cached("SELECT COUNT(*) FROM kv WHERE namespace = ?1")?.query_row([ns], |r| r.get(0))?;
-        Ok(n.max(0) as u64)
+    fn kv_usage(&self, ns: &str) -> Result<NamespaceUsage, StorageError> {
+        let row: Option<(i64, i64)> = self
+            .conn()
+            .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE namespace = ?1")?
+            .query_row([ns], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (keys, bytes) = row.unwrap_or((0, 0));
+        Ok(NamespaceUsage { keys: keys.max(0) as u64, bytes: bytes.max(0) as u64 })
     }
 
     fn history_append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
@@ -159,7 +204,20 @@ mod tests {
         assert_eq!(s.kv_list("n", "p/", 10).unwrap(), vec!["p/1", "p/2"]);
         assert_eq!(s.kv_list("n", "p_", 10).unwrap(), vec!["p_x"]);
         assert_eq!(s.kv_list("n", "p/", 1).unwrap(), vec!["p/1"]);
-        assert_eq!(s.kv_count("n").unwrap(), 5);
+        assert_eq!(s.kv_usage("n").unwrap().keys, 5);
+    }
+
+    #[test]
+    fn usage_tracks_inserts_overwrites_and_deletes() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.kv_set("n", "ab", b"1234").unwrap();
+        s.kv_set("n", "c", b"1").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 8 });
+        s.kv_set("n", "ab", b"12").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 6 });
+        s.kv_delete("n", "c").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 4 });
+        assert_eq!(s.kv_usage("other").unwrap(), NamespaceUsage::default());
     }
 
     #[test]
@@ -172,6 +230,21 @@ mod tests {
         let tail: Vec<_> = s.history_tail("n", "s1", 2).unwrap().into_iter().map(|t| t.content).collect();
         assert_eq!(tail, vec!["m3", "m4"]);
         assert!(s.history_tail("other-ns", "s1", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migration_backfills_usage_of_older_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.kv_set("n", "k", b"vv").unwrap();
+            // Simulate a database written before usage tracking existed.
+            let c = s.conn();
+            c.execute_batch("DELETE FROM kv_usage; PRAGMA user_version = 0;").unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 3 });
     }
 
     #[test]
