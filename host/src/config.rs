@@ -47,6 +47,9 @@ pub struct HostConfig {
     pub host: HostSection,
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// The LLM endpoint, model profiles and prices.
+    #[serde(default)]
+    pub llm: crate::llm::LlmConfig,
     /// Grants every agent gets unless its own section overrides them.
     #[serde(default)]
     pub defaults: AgentPolicy,

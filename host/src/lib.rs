@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod config;
 pub mod host;
 pub mod limits;
+pub mod llm;
 pub mod output;
 pub mod policy;
 pub mod registry;

@@ -52,7 +52,7 @@ impl Capability {
     /// defined in WIT so agents can be written against them, and a component
     /// importing them is refused at load until their host side exists.
     pub fn is_available(self) -> bool {
-        matches!(self, Capability::Log | Capability::Memory)
+        matches!(self, Capability::Log | Capability::Memory | Capability::Llm)
     }
 }
 
@@ -125,7 +125,7 @@ pub type OpaqueScope = toml::Table;
 pub struct AgentPolicy {
     pub log: Option<Grant<NoScope>>,
     pub memory: Option<Grant<MemoryScope>>,
-    pub llm: Option<Grant<OpaqueScope>>,
+    pub llm: Option<Grant<crate::llm::LlmScope>>,
     pub agents: Option<Grant<OpaqueScope>>,
     pub http: Option<Grant<OpaqueScope>>,
     pub aws_ec2: Option<Grant<OpaqueScope>>,
@@ -154,7 +154,7 @@ impl AgentPolicy {
 pub struct Grants {
     pub log: Grant<NoScope>,
     pub memory: Grant<MemoryScope>,
-    pub llm: Grant<OpaqueScope>,
+    pub llm: Grant<crate::llm::LlmScope>,
     pub agents: Grant<OpaqueScope>,
     pub http: Grant<OpaqueScope>,
     pub aws_ec2: Grant<OpaqueScope>,
@@ -336,10 +336,10 @@ mod tests {
     #[test]
     fn unavailable_capability_is_refused_even_if_granted() {
         let mut policy = AgentPolicy::default();
-        policy.llm = Some(Grant::Enabled(true));
+        policy.http = Some(Grant::Enabled(true));
         let grants = policy.layered_on(&AgentPolicy::default());
-        let imports = ImportSet { capabilities: vec![Capability::Llm], wasi: vec![] };
+        let imports = ImportSet { capabilities: vec![Capability::Http], wasi: vec![] };
         let msg = check_imports("a", &imports, &grants).unwrap_err().to_string();
-        assert!(msg.contains("capability llm is not available in this host"), "{msg}");
+        assert!(msg.contains("capability http is not available in this host"), "{msg}");
     }
 }

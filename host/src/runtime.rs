@@ -19,7 +19,8 @@ use wasmtime::{Config, Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadl
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{AgentError, AgentPre, Manifest, Request, Response};
-use crate::capabilities::{self, log::LogState, memory::MemoryState};
+use crate::capabilities::{self, llm::LlmState, log::LogState, memory::MemoryState};
+use crate::llm::{LlmScope, LlmService};
 use crate::config::HostConfig;
 use crate::limits::{CallLimiter, Fuel, LimitHit, Limits};
 use crate::output::CapturedOutput;
@@ -43,6 +44,7 @@ pub struct InstanceState {
     limiter: CallLimiter,
     pub(crate) log: LogState,
     pub(crate) memory: Option<MemoryState>,
+    pub(crate) llm: Option<LlmState>,
 }
 
 impl WasiView for InstanceState {
@@ -189,6 +191,8 @@ pub struct LoadedAgent {
     pub compile_cache_hit: bool,
     memory_namespace: Option<Arc<str>>,
     memory_quota: crate::capabilities::memory::Quota,
+    /// Present when the agent imports `llm` (and so is granted it).
+    llm: Option<(Arc<LlmService>, Arc<LlmScope>)>,
     name: Arc<str>,
     pre: AgentPre<InstanceState>,
     engine: Engine,
@@ -215,9 +219,13 @@ impl LoadedAgent {
     /// Fuel can only be changed for metered agents.
     pub async fn call_with_limits(&self, req: &Request, limits: &Limits) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
+        let deadline = start + limits.deadline;
         let memory = self.memory_namespace.clone().map(|ns| (ns, self.memory_quota));
-        let state = new_instance_state(&self.name, limits, memory, &self.storage);
-        let mut run = LimitedStore::new(&self.engine, state, limits, self.metered());
+        let llm = self.llm.as_ref().map(|(service, scope)| {
+            LlmState::new(service.clone(), self.name.clone(), req.session_id.clone(), scope.clone(), deadline)
+        });
+        let state = new_instance_state(&self.name, limits, memory, llm, &self.storage);
+        let mut run = LimitedStore::new(&self.engine, state, limits, self.metered(), deadline);
         let pre = &self.pre;
         let result = run
             .run(async |store| {
@@ -252,6 +260,7 @@ fn new_instance_state(
     agent: &Arc<str>,
     limits: &Limits,
     memory: Option<(Arc<str>, crate::capabilities::memory::Quota)>,
+    llm: Option<LlmState>,
     storage: &Arc<dyn Storage>,
 ) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
@@ -270,6 +279,7 @@ fn new_instance_state(
         limiter: CallLimiter::new(limits),
         log: LogState::new(agent.clone(), limits.max_output_bytes),
         memory: memory.map(|(ns, quota)| MemoryState::new(storage.clone(), ns, quota, limits.host_call_timeout)),
+        llm,
     };
     (state, output)
 }
@@ -284,13 +294,18 @@ struct LimitedStore {
 }
 
 impl LimitedStore {
-    fn new(engine: &Engine, (state, output): (InstanceState, CapturedOutput), limits: &Limits, metered: bool) -> Self {
+    fn new(
+        engine: &Engine,
+        (state, output): (InstanceState, CapturedOutput),
+        limits: &Limits,
+        metered: bool,
+        deadline: Instant,
+    ) -> Self {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         if let (true, Fuel::Limit(n)) = (metered, limits.fuel) {
             store.set_fuel(n).expect("metered engine has fuel enabled");
         }
-        let deadline = Instant::now() + limits.deadline;
         // Check the deadline each tick; until then yield to the executor so a
         // spinning guest never monopolises a worker thread.
         store.set_epoch_deadline(1);
@@ -464,6 +479,7 @@ pub struct Runtime {
     metered: EngineSet,
     unmetered: EngineSet,
     storage: Arc<dyn Storage>,
+    llm: Arc<LlmService>,
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
     ticker_stop: Arc<AtomicBool>,
@@ -538,6 +554,7 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             metered,
             unmetered,
+            llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone())),
             storage,
             cache: opts.cache_dir.map(CompileCache::new),
             config,
@@ -550,6 +567,9 @@ impl Runtime {
     }
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+    pub fn llm(&self) -> &Arc<LlmService> {
+        &self.llm
     }
     pub fn engine(&self, metered: bool) -> &Engine {
         if metered { &self.metered.engine } else { &self.unmetered.engine }
@@ -624,6 +644,10 @@ impl Runtime {
             None
         };
         let memory_quota = grants.memory.scope().unwrap_or_default().quota();
+        let llm = match (imports.capabilities.contains(&Capability::Llm), grants.llm.scope()) {
+            (true, Some(scope)) => Some((self.llm.clone(), Arc::new(scope))),
+            _ => None,
+        };
         Ok(LoadedAgent {
             manifest: ManifestInfo::from(&manifest),
             grants,
@@ -636,6 +660,7 @@ impl Runtime {
             compile_cache_hit: cache_hit,
             memory_quota,
             memory_namespace,
+            llm,
             name: Arc::from(name.as_str()),
             pre,
             engine: set.engine.clone(),
@@ -655,8 +680,8 @@ impl Runtime {
         let limits = Limits::default().with(&self.config.limits);
         let limits = Limits { fuel: Fuel::Limit(limits_fuel_or_default(&limits)), ..limits };
         let name: Arc<str> = Arc::from("(loading)");
-        let state = new_instance_state(&name, &limits, None, &self.storage);
-        let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true);
+        let state = new_instance_state(&name, &limits, None, None, &self.storage);
+        let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, Instant::now() + limits.deadline);
         let result = run
             .run(async |store| {
                 let instance = linker.instantiate_async(&mut *store, component).await?;

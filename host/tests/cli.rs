@@ -84,14 +84,14 @@ fn agents_lists_versions_skills_grants_and_failures() {
     let agents = dir.path().join("agents.d");
     std::fs::create_dir_all(&agents).unwrap();
     std::fs::copy(wasm_path("notes"), agents.join("notes.wasm")).unwrap();
-    std::fs::copy(wasm_path("wants-llm"), agents.join("wants-llm.wasm")).unwrap();
+    std::fs::copy(wasm_path("llm-probe"), agents.join("llm-probe.wasm")).unwrap();
     let o = agentkernel(dir.path(), &["agents", "--agents", "agents.d"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("notes 0.1.0 [ready]"), "{out}");
     assert!(out.contains("skills:  remember, recall"), "{out}");
     assert!(out.contains("grants:  log, memory"), "{out}");
-    assert!(out.contains("wants-llm.wasm [failed]") && out.contains("capability llm is not available"), "{out}");
+    assert!(out.contains("llm-probe.wasm [failed]") && out.contains("which policy does not grant"), "{out}");
 
     let o = agentkernel(dir.path(), &["agents", "--agents", "agents.d", "--json"]);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();

@@ -4,6 +4,8 @@
 //! Components are built by `scripts/test` (`cargo build --target
 //! wasm32-wasip2 --release` of `agents/*` and `sandbox-tests/guests/*`),
 //! which exports `AGENTKERNEL_WASM_DIR`.
+pub mod llm_server;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -122,12 +122,22 @@ async fn table_growth_hits_the_table_limit() {
 }
 
 #[tokio::test]
-async fn ungranted_import_is_refused_at_load_with_its_name() {
-    let h = TestHost::new("");
-    let err = h.load("wants-llm").await.err().expect("refused");
+async fn import_of_a_capability_this_host_lacks_is_refused_with_its_name() {
+    let h = TestHost::new("[defaults]\nhttp = true\n");
+    let err = h.load("wants-http").await.err().expect("refused");
     let msg = err.to_string();
-    assert!(msg.contains("capability llm is not available in this host"), "{msg}");
-    assert!(h.host.registry.get("wants-llm").is_none());
+    assert!(msg.contains("capability http is not available in this host"), "{msg}");
+    assert!(h.host.registry.get("wants-http").is_none());
+}
+
+#[tokio::test]
+async fn ungranted_import_is_refused_by_default_policy() {
+    // `llm` exists in this host, but the built-in policy grants only log and memory.
+    let h = TestHost::new("");
+    let msg = h.load("llm-probe").await.err().expect("refused").to_string();
+    assert!(msg.contains("agent `llm-probe` imports capability `llm`"), "{msg}");
+    assert!(msg.contains("[agents.llm-probe]") && msg.contains("llm = true"), "{msg}");
+    assert!(h.host.registry.get("llm-probe").is_none());
 }
 
 #[tokio::test]

@@ -249,8 +249,126 @@ pub mod memory {
 }
 
 /// Chat completions through the host (needs `llm` granted).
+///
+/// Agents ask for a model *profile* (`fast`, `smart`, `code`, ...) that the
+/// operator maps to a real model. With no LLM configured every call returns
+/// [`LlmError::NotConfigured`]: degrade gracefully.
+///
+/// ```no_run
+/// use agentkernel_sdk::llm::{self, Chat, LlmError};
+///
+/// fn summarise(text: &str) -> String {
+///     match Chat::new("fast").system("Summarise in one sentence.").user(text).max_tokens(100).send() {
+///         Ok(reply) => reply.content,
+///         // No model available: fall back to something useful.
+///         Err(LlmError::NotConfigured) => text.split('.').next().unwrap_or(text).to_string(),
+///         Err(e) => format!("(summary unavailable: {e:?})"),
+///     }
+/// }
+/// ```
 pub mod llm {
     pub use crate::bindings::agentkernel::agent::llm::*;
+    use crate::AgentError;
+
+    impl From<LlmError> for AgentError {
+        fn from(e: LlmError) -> Self {
+            AgentError::CapabilityFailed(format!("llm: {e:?}"))
+        }
+    }
+
+    impl ChatMessage {
+        fn plain(role: &str, content: impl Into<String>) -> Self {
+            ChatMessage { role: role.to_string(), content: content.into(), tool_call_id: None, tool_calls: Vec::new() }
+        }
+        pub fn system(content: impl Into<String>) -> Self {
+            Self::plain("system", content)
+        }
+        pub fn user(content: impl Into<String>) -> Self {
+            Self::plain("user", content)
+        }
+        pub fn assistant(content: impl Into<String>) -> Self {
+            Self::plain("assistant", content)
+        }
+        /// The assistant turn that requested `calls` (send it back before the results).
+        pub fn assistant_tool_calls(calls: Vec<ToolCall>) -> Self {
+            ChatMessage { tool_calls: calls, ..Self::plain("assistant", "") }
+        }
+        /// The result of tool call `call_id`.
+        pub fn tool_result(call_id: &str, content: impl Into<String>) -> Self {
+            ChatMessage { tool_call_id: Some(call_id.to_string()), ..Self::plain("tool", content) }
+        }
+    }
+
+    /// One chat completion with default options.
+    pub fn complete(profile: &str, messages: &[ChatMessage]) -> Result<ChatReply, LlmError> {
+        Chat::new(profile).messages(messages.iter().cloned()).send()
+    }
+
+    /// A chat request, built step by step.
+    #[derive(Clone)]
+    pub struct Chat {
+        messages: Vec<ChatMessage>,
+        options: ChatOptions,
+    }
+
+    impl Chat {
+        pub fn new(profile: &str) -> Self {
+            Chat {
+                messages: Vec::new(),
+                options: ChatOptions {
+                    profile: profile.to_string(),
+                    temperature: None,
+                    max_tokens: None,
+                    response_format: ResponseFormat::Text,
+                    tools: Vec::new(),
+                },
+            }
+        }
+        pub fn system(self, content: impl Into<String>) -> Self {
+            self.message(ChatMessage::system(content))
+        }
+        pub fn user(self, content: impl Into<String>) -> Self {
+            self.message(ChatMessage::user(content))
+        }
+        pub fn message(mut self, m: ChatMessage) -> Self {
+            self.messages.push(m);
+            self
+        }
+        pub fn messages(mut self, ms: impl IntoIterator<Item = ChatMessage>) -> Self {
+            self.messages.extend(ms);
+            self
+        }
+        pub fn temperature(mut self, t: f32) -> Self {
+            self.options.temperature = Some(t);
+            self
+        }
+        /// Upper bound on completion tokens (policy may lower it further).
+        pub fn max_tokens(mut self, n: u32) -> Self {
+            self.options.max_tokens = Some(n);
+            self
+        }
+        /// Ask for a JSON object reply (where the server supports it).
+        pub fn json(mut self) -> Self {
+            self.options.response_format = ResponseFormat::JsonObject;
+            self
+        }
+        /// Offer a function the model may call; `schema` is its JSON Schema.
+        pub fn tool(mut self, name: &str, description: &str, schema: &str) -> Self {
+            self.options.tools.push(ToolDefinition {
+                name: name.to_string(),
+                description: description.to_string(),
+                parameters_schema: schema.to_string(),
+            });
+            self
+        }
+        /// The messages so far (e.g. to continue after tool calls).
+        pub fn history(&self) -> &[ChatMessage] {
+            &self.messages
+        }
+        pub fn send(&self) -> Result<ChatReply, LlmError> {
+            chat(&self.messages, &self.options)
+        }
+    }
 }
 
 /// Calling other agents through the host (needs `agents` granted).
@@ -286,6 +404,15 @@ mod tests {
     fn response_data_is_json() {
         let r = Response::text("t").with_data(&serde_json::json!({"k": 1}));
         assert_eq!(r.data.as_deref(), Some(r#"{"k":1}"#));
+    }
+
+    #[test]
+    fn chat_builder_collects_messages_and_options() {
+        let c = llm::Chat::new("fast").system("s").user("u").max_tokens(5).json().tool("t", "d", "{}");
+        assert_eq!(c.history().len(), 2);
+        assert_eq!(c.history()[0].role, "system");
+        let r = llm::ChatMessage::tool_result("id1", "42");
+        assert_eq!((r.role.as_str(), r.tool_call_id.as_deref()), ("tool", Some("id1")));
     }
 
     #[test]

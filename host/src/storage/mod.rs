@@ -45,4 +45,36 @@ pub trait Storage: Send + Sync + 'static {
     fn history_append(&self, namespace: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError>;
     /// The last `limit` turns, oldest first.
     fn history_tail(&self, namespace: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError>;
+
+    /// Appends one LLM call to the usage ledger.
+    fn llm_record(&self, record: &LlmUsageRecord) -> Result<(), StorageError>;
+    /// Ledger rows since `since` (unix seconds), oldest first, optionally for one agent.
+    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError>;
+    /// Tokens and spend of `agent` since `since`: what budgets check.
+    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError>;
+}
+
+/// One LLM call, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmUsageRecord {
+    /// Unix seconds.
+    pub at: i64,
+    pub agent: String,
+    pub session: String,
+    pub profile: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// `None` when no price is configured for the model.
+    pub cost_usd: Option<f64>,
+    /// `ok` or the error code the agent got.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LlmTotals {
+    pub calls: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
 }

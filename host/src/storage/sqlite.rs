@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{NamespaceUsage, Storage, StorageError, StoredTurn};
+use super::{LlmTotals, LlmUsageRecord, NamespaceUsage, Storage, StorageError, StoredTurn};
 
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
@@ -35,6 +35,20 @@ CREATE TABLE IF NOT EXISTS history (
     at        INTEGER NOT NULL DEFAULT (unixepoch())
 );
 CREATE INDEX IF NOT EXISTS history_by_session ON history (namespace, session, id);
+CREATE TABLE IF NOT EXISTS llm_usage (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    at                INTEGER NOT NULL,
+    agent             TEXT NOT NULL,
+    session           TEXT NOT NULL,
+    profile           TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_ms        INTEGER NOT NULL,
+    cost_usd          REAL,
+    outcome           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS llm_usage_by_agent ON llm_usage (agent, at);
 -- Per-namespace totals, kept by triggers so quota checks read one row.
 CREATE TABLE IF NOT EXISTS kv_usage (
     namespace TEXT PRIMARY KEY,
@@ -168,6 +182,48 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn llm_record(&self, r: &LlmUsageRecord) -> Result<(), StorageError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                r.at,
+                r.agent,
+                r.session,
+                r.profile,
+                r.model,
+                r.prompt_tokens as i64,
+                r.completion_tokens as i64,
+                r.latency_ms as i64,
+                r.cost_usd,
+                r.outcome
+            ])?;
+        Ok(())
+    }
+
+    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome
+             FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![since, agent], usage_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
+        let (calls, tokens, cost): (i64, i64, f64) = self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+                 FROM llm_usage WHERE agent = ?1 AND at >= ?2",
+            )?
+            .query_row(params![agent, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(LlmTotals { calls: calls.max(0) as u64, tokens: tokens.max(0) as u64, cost_usd: cost })
+    }
+
     fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
@@ -179,6 +235,21 @@ impl Storage for SqliteStorage {
         turns.reverse();
         Ok(turns)
     }
+}
+
+fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LlmUsageRecord> {
+    Ok(LlmUsageRecord {
+        at: r.get(0)?,
+        agent: r.get(1)?,
+        session: r.get(2)?,
+        profile: r.get(3)?,
+        model: r.get(4)?,
+        prompt_tokens: r.get::<_, i64>(5)?.max(0) as u64,
+        completion_tokens: r.get::<_, i64>(6)?.max(0) as u64,
+        latency_ms: r.get::<_, i64>(7)?.max(0) as u64,
+        cost_usd: r.get(8)?,
+        outcome: r.get(9)?,
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +316,31 @@ mod tests {
         }
         let s = SqliteStorage::open(&path).unwrap();
         assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 3 });
+    }
+
+    #[test]
+    fn llm_ledger_totals_by_agent_and_time() {
+        let s = SqliteStorage::in_memory().unwrap();
+        let rec = |agent: &str, at: i64, p: u64, c: u64, cost: Option<f64>| LlmUsageRecord {
+            at,
+            agent: agent.into(),
+            session: "s".into(),
+            profile: "fast".into(),
+            model: "m".into(),
+            prompt_tokens: p,
+            completion_tokens: c,
+            latency_ms: 1,
+            cost_usd: cost,
+            outcome: "ok".into(),
+        };
+        s.llm_record(&rec("a", 100, 10, 5, Some(0.5))).unwrap();
+        s.llm_record(&rec("a", 200, 1, 1, None)).unwrap();
+        s.llm_record(&rec("b", 200, 7, 7, Some(1.0))).unwrap();
+        assert_eq!(s.llm_totals("a", 0).unwrap(), LlmTotals { calls: 2, tokens: 17, cost_usd: 0.5 });
+        assert_eq!(s.llm_totals("a", 150).unwrap().tokens, 2);
+        assert_eq!(s.llm_usage(Some("b"), 0).unwrap().len(), 1);
+        assert_eq!(s.llm_usage(None, 0).unwrap().len(), 3);
+        assert_eq!(s.llm_usage(None, 0).unwrap()[0], rec("a", 100, 10, 5, Some(0.5)));
     }
 
     #[test]

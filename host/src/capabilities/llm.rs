@@ -1,0 +1,50 @@
+//! `llm`: chat completions through [`LlmService`].
+//!
+//! Scope: [`LlmScope`] (profiles, tokens per call and per day, money per
+//! day). Per-instance state: the service handle, the agent and session the
+//! usage is charged to, and the call's deadline, which bounds the model
+//! call (epochs cannot interrupt host code).
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::agentkernel::agent::llm::{self as wit, ChatMessage, ChatOptions, ChatReply, LlmError};
+use crate::llm::{LlmCaller, LlmScope, LlmService};
+use crate::runtime::InstanceState;
+
+pub struct LlmState {
+    service: Arc<LlmService>,
+    agent: Arc<str>,
+    session: String,
+    scope: Arc<LlmScope>,
+    deadline: Instant,
+}
+
+impl LlmState {
+    pub fn new(service: Arc<LlmService>, agent: Arc<str>, session: String, scope: Arc<LlmScope>, deadline: Instant) -> Self {
+        LlmState { service, agent, session, scope, deadline }
+    }
+}
+
+struct HasLlm;
+impl HasData for HasLlm {
+    type Data<'a> = &'a mut LlmState;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<InstanceState, HasLlm>(linker, |s| {
+        s.llm.as_mut().expect("llm is linked only for agents granted it")
+    })
+}
+
+impl wit::Host for LlmState {
+    async fn chat(&mut self, messages: Vec<ChatMessage>, options: ChatOptions) -> wasmtime::Result<Result<ChatReply, LlmError>> {
+        let caller = LlmCaller { agent: &self.agent, session: &self.session, scope: &self.scope, deadline: self.deadline };
+        let result = self.service.chat(&caller, messages, options).await;
+        if let Err(e) = &result {
+            tracing::info!(agent = &*self.agent, code = crate::llm::error_code(e), "llm call failed");
+        }
+        Ok(result)
+    }
+}
