@@ -177,33 +177,12 @@ impl LlmService {
     /// One chat completion on behalf of `caller`, within its policy and budget.
     /// Every attempt that reaches the model is written to the ledger.
     pub async fn chat(&self, caller: &LlmCaller<'_>, messages: Vec<ChatMessage>, options: ChatOptions) -> Result<ChatReply, LlmError> {
+        // No model, nothing to account: agents are expected to degrade.
         let Some((client, _)) = &self.client else { return Err(LlmError::NotConfigured) };
         let profile = options.profile.clone();
-        if let Some(allowed) = &caller.scope.profiles {
-            if !allowed.iter().any(|p| p == &profile) {
-                return Err(LlmError::ModelNotAllowed(format!(
-                    "agent `{}` may use profiles {allowed:?}, not `{profile}`",
-                    caller.agent
-                )));
-            }
-        }
-        let Some(model) = self.config.profiles.get(&profile).cloned() else {
-            return Err(LlmError::ModelNotAllowed(format!("no model profile named `{profile}` is configured")));
-        };
-        let max_tokens = self.token_allowance(caller, options.max_tokens).await?;
-
-        let request = build_request(&model, &messages, &options, max_tokens)?;
-        let timeout = caller
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(Duration::from_millis(50))
-            .min(Duration::from_millis(self.config.timeout_ms));
+        let model = self.config.profiles.get(&profile).cloned().unwrap_or_default();
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, client.chat().create(request)).await {
-            Ok(Ok(resp)) => parse_response(resp, self.config.max_reply_bytes),
-            Ok(Err(e)) => Err(map_error(e)),
-            Err(_) => Err(LlmError::Timeout),
-        };
+        let result = self.chat_inner(client, caller, &model, messages, options).await;
         let (prompt, completion, answered_model) = match &result {
             Ok(r) => (r.usage.prompt_tokens, r.usage.completion_tokens, r.model.clone()),
             Err(_) => (0, 0, model.clone()),
@@ -228,10 +207,48 @@ impl LlmService {
         };
         let storage = self.storage.clone();
         // The ledger is what budgets read, so the write is awaited.
-        if let Err(e) = tokio::task::spawn_blocking(move || storage.llm_record(&record)).await {
-            tracing::error!("llm usage ledger write failed: {e}");
+        match tokio::task::spawn_blocking(move || storage.llm_record(&record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("llm usage ledger write failed: {e}"),
+            Err(e) => tracing::error!("llm usage ledger task failed: {e}"),
         }
         result
+    }
+
+    /// Policy, budget and the model call itself; [`chat`](Self::chat) accounts for it.
+    async fn chat_inner(
+        &self,
+        client: &Client<OpenAIConfig>,
+        caller: &LlmCaller<'_>,
+        model: &str,
+        messages: Vec<ChatMessage>,
+        options: ChatOptions,
+    ) -> Result<ChatReply, LlmError> {
+        let profile = &options.profile;
+        if let Some(allowed) = &caller.scope.profiles {
+            if !allowed.iter().any(|p| p == profile) {
+                return Err(LlmError::ModelNotAllowed(format!(
+                    "agent `{}` may use profiles {allowed:?}, not `{profile}`",
+                    caller.agent
+                )));
+            }
+        }
+        if model.is_empty() {
+            return Err(LlmError::ModelNotAllowed(format!("no model profile named `{profile}` is configured")));
+        }
+        let max_tokens = self.token_allowance(caller, options.max_tokens).await?;
+
+        let request = build_request(model, &messages, &options, max_tokens)?;
+        let timeout = caller
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_millis(50))
+            .min(Duration::from_millis(self.config.timeout_ms));
+        match tokio::time::timeout(timeout, client.chat().create(request)).await {
+            Ok(Ok(resp)) => parse_response(resp, self.config.max_reply_bytes),
+            Ok(Err(e)) => Err(map_error(e)),
+            Err(_) => Err(LlmError::Timeout),
+        }
     }
 
     /// The `max_tokens` to send: the request's, capped by the per-call limit

@@ -73,6 +73,19 @@ enum Command {
         #[arg(long, env = "AGENTKERNEL_SDK")]
         sdk: Option<PathBuf>,
     },
+    /// LLM usage from the ledger: one row per call, then totals per agent.
+    Usage {
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Window: `30m`, `24h`, `7d`, or `all` (default `24h`).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration and whether the LLM endpoint answers.
+    Doctor,
     /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
     Build {
         /// The crate (default: current directory).
@@ -147,6 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("  agentkernel build {}   # copies it into the agents directory", dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Usage { agent, since, json } => {
+            let since = parse_since(&since)?;
+            usage(config, agent.as_deref(), since, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => tokio_runtime()?.block_on(doctor(config, &cli.config)),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
             let dest = scaffold::build_agent(&path, &agents_dir)?;
@@ -175,6 +194,119 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     agentkernel::server::serve(listener, host.registry.clone(), shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// `24h`-style windows → unix seconds of their start (`all` → 0).
+fn parse_since(s: &str) -> anyhow::Result<i64> {
+    if s == "all" {
+        return Ok(0);
+    }
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n.parse().with_context(|| format!("--since {s:?}: expected e.g. 30m, 24h, 7d or all"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--since {s:?}: unit must be s, m, h or d"),
+    };
+    Ok(agentkernel::llm::now_unix() - secs)
+}
+
+fn usage(config: HostConfig, agent: Option<&str>, since: i64, json: bool) -> anyhow::Result<()> {
+    use agentkernel::storage::Storage;
+    let storage = agentkernel::storage::sqlite::SqliteStorage::open(&Host::database_path(&config))?;
+    let rows = storage.llm_usage(agent, since)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no LLM calls recorded in this window");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<16} {:<12} {:<16} {:>8} {:>10} {:>8} {:>10}  outcome",
+        "time (UTC)", "agent", "session", "model", "prompt", "completion", "ms", "cost $"
+    );
+    let mut totals: std::collections::BTreeMap<&str, (u64, u64, u64, f64)> = Default::default();
+    for r in &rows {
+        let cost = r.cost_usd.map_or("-".to_string(), |c| format!("{c:.6}"));
+        println!(
+            "{:<20} {:<16} {:<12} {:<16} {:>8} {:>10} {:>8} {:>10}  {}",
+            format_unix(r.at),
+            r.agent,
+            truncate(&r.session, 12),
+            truncate(&r.model, 16),
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.latency_ms,
+            cost,
+            r.outcome
+        );
+        let t = totals.entry(&r.agent).or_default();
+        t.0 += 1;
+        t.1 += r.prompt_tokens;
+        t.2 += r.completion_tokens;
+        t.3 += r.cost_usd.unwrap_or(0.0);
+    }
+    println!();
+    for (agent, (calls, p, c, cost)) in totals {
+        println!("total {agent}: {calls} calls, {p} prompt + {c} completion tokens, ${cost:.6}");
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Unix seconds → `YYYY-MM-DD HH:MM:SS` (UTC), without a date crate.
+fn format_unix(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+async fn doctor(config: HostConfig, config_path: &Path) -> anyhow::Result<ExitCode> {
+    println!("config:      {}{}", config_path.display(), if config_path.exists() { "" } else { " (not found: embedded defaults)" });
+    println!("agents dir:  {}", config.host.agents_dir.display());
+    println!("data dir:    {}", config.host.data_dir.display());
+    println!("database:    {}", Host::database_path(&config).display());
+    let storage: Arc<dyn agentkernel::storage::Storage> =
+        Arc::new(agentkernel::storage::sqlite::SqliteStorage::open(&Host::database_path(&config))?);
+    let service = agentkernel::llm::LlmService::new(config.llm.clone(), storage);
+    let profiles: Vec<String> = config.llm.profiles.iter().map(|(p, m)| format!("{p}={m}")).collect();
+    match service.endpoint() {
+        None => {
+            println!("llm:         not configured (set [llm] base_url, or OPENAI_BASE_URL / {})", config.llm.api_key_env);
+            println!("             agents that use llm get `not-configured` and should degrade");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(endpoint) => {
+            println!("llm:         {} (api key: {})", endpoint.base_url, if endpoint.api_key_present { "set" } else { "none" });
+            println!("profiles:    {}", profiles.join(", "));
+            match service.probe(std::time::Duration::from_secs(5)).await {
+                Ok(models) => {
+                    println!("endpoint:    answers ({} models: {})", models.len(), models.iter().take(5).cloned().collect::<Vec<_>>().join(", "));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("endpoint:    NOT answering: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (service managers stop with SIGTERM).

@@ -102,7 +102,7 @@ fn agents_lists_versions_skills_grants_and_failures() {
 #[test]
 fn help_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    for sub in [&["--help"][..], &["serve", "--help"], &["run", "--help"], &["agents", "--help"], &["new", "--help"], &["build", "--help"]] {
+    for sub in [&["--help"][..], &["serve", "--help"], &["run", "--help"], &["agents", "--help"], &["new", "--help"], &["build", "--help"], &["usage", "--help"], &["doctor", "--help"]] {
         let o = agentkernel(dir.path(), sub);
         assert!(o.status.success(), "{sub:?}");
         assert!(stdout(&o).contains("Usage: agentkernel"), "{sub:?}: {}", stdout(&o));
@@ -183,4 +183,54 @@ fn new_build_and_run_an_agent_outside_the_repo() {
     let o = agentkernel(dir.path(), &["new", "Bad Name"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("agent name"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_and_doctor_report_llm_calls_and_the_endpoint() {
+    use sandbox_tests::llm_server::{Scripted, ScriptedLlm};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(ScriptedLlm::start(vec![Scripted::Reply {
+        content: "ok".into(),
+        prompt_tokens: 1000,
+        completion_tokens: 2000,
+    }]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("agentkernel.toml"),
+        format!("{}[agents.llm-probe]\nllm = true\nlimits = {{ deadline_ms = 20000 }}\n", server.config()),
+    )
+    .unwrap();
+    let o = agentkernel(dir.path(), &["doctor"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&server.base_url()) && stdout(&o).contains("answers"), "{}", stdout(&o));
+
+    let probe = wasm_path("llm-probe");
+    let o = agentkernel(dir.path(), &["run", probe.to_str().unwrap(), "-m", "hi", "--session", "u1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = agentkernel(dir.path(), &["usage", "--agent", "llm-probe"]);
+    let out = stdout(&o);
+    assert!(out.contains("llm-probe") && out.contains("test-model") && out.contains("u1"), "{out}");
+    // 1000 prompt at $1/M + 2000 completion at $2/M.
+    assert!(out.contains("total llm-probe: 1 calls, 1000 prompt + 2000 completion tokens, $0.005000"), "{out}");
+    let o = agentkernel(dir.path(), &["usage", "--json", "--since", "all"]);
+    let rows: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows[0]["outcome"], "ok");
+    let o = agentkernel(dir.path(), &["usage", "--since", "yesterday"]);
+    assert!(!o.status.success());
+
+    drop(server);
+    let o = agentkernel(dir.path(), &["doctor"]);
+    assert!(!o.status.success(), "an endpoint that does not answer fails doctor");
+    assert!(stdout(&o).contains("NOT answering"), "{}", stdout(&o));
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("agentkernel.toml"), "[llm]\napi_key_env = \"AGENTKERNEL_TEST_UNSET_KEY\"\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .arg("doctor")
+        .current_dir(empty.path())
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("not configured"), "{}", stdout(&o));
 }

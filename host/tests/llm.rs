@@ -102,6 +102,9 @@ async fn profiles_outside_policy_are_refused_before_any_request() {
     assert!(server.requests().is_empty());
     let (_, data) = probe(&h, "x", json!({"profile": "fast"})).await;
     assert_eq!(data["ok"], true);
+    let outcomes: Vec<String> =
+        h.host.runtime.storage().llm_usage(Some("llm-probe"), 0).unwrap().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["model-not-allowed", "model-not-allowed", "ok"], "refusals are accounted too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -255,7 +255,11 @@ pub mod memory {
 /// [`LlmError::NotConfigured`]: degrade gracefully.
 ///
 /// ```no_run
-/// use agentkernel_sdk::llm::{self, Chat, LlmError};
+/// use agentkernel_sdk::llm::{self, Chat, ChatMessage, LlmError};
+///
+/// // The short form: a profile and messages.
+/// let reply = llm::chat("fast", &[ChatMessage::user("Say hello")]);
+
 ///
 /// fn summarise(text: &str) -> String {
 ///     match Chat::new("fast").system("Summarise in one sentence.").user(text).max_tokens(100).send() {
@@ -267,7 +271,11 @@ pub mod memory {
 /// }
 /// ```
 pub mod llm {
-    pub use crate::bindings::agentkernel::agent::llm::*;
+    pub use crate::bindings::agentkernel::agent::llm::{
+        ChatMessage, ChatOptions, ChatReply, LlmError, ResponseFormat, ToolCall, ToolDefinition, Usage,
+    };
+    /// The raw WIT call: messages plus every option.
+    pub use crate::bindings::agentkernel::agent::llm::chat as chat_with_options;
     use crate::AgentError;
 
     impl From<LlmError> for AgentError {
@@ -299,8 +307,8 @@ pub mod llm {
         }
     }
 
-    /// One chat completion with default options.
-    pub fn complete(profile: &str, messages: &[ChatMessage]) -> Result<ChatReply, LlmError> {
+    /// One chat completion with the model behind `profile`, default options.
+    pub fn chat(profile: &str, messages: &[ChatMessage]) -> Result<ChatReply, LlmError> {
         Chat::new(profile).messages(messages.iter().cloned()).send()
     }
 
@@ -366,7 +374,7 @@ pub mod llm {
             &self.messages
         }
         pub fn send(&self) -> Result<ChatReply, LlmError> {
-            chat(&self.messages, &self.options)
+            chat_with_options(&self.messages, &self.options)
         }
     }
 }

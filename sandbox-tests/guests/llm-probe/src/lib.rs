@@ -49,7 +49,7 @@ fn run(req: &Request) -> Result<(ChatReply, u32), LlmError> {
         tools,
     };
     let mut messages = vec![message("user", &req.text)];
-    let reply = llm::chat(&messages, &options)?;
+    let reply = llm::chat_with_options(&messages, &options)?;
     if reply.tool_calls.is_empty() {
         return Ok((reply, 1));
     }
@@ -61,7 +61,7 @@ fn run(req: &Request) -> Result<(ChatReply, u32), LlmError> {
         result.tool_call_id = Some(call.id.clone());
         messages.push(result);
     }
-    Ok((llm::chat(&messages, &options)?, 2))
+    Ok((llm::chat_with_options(&messages, &options)?, 2))
 }
 
 impl Agent for Probe {
