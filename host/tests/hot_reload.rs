@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 use sandbox_tests::{TestHost, wasm};
 use serde_json::{Value, json};
 
-async fn start(h: &TestHost) -> SocketAddr {
-    h.host.registry.scan().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(agentkernel::server::serve(listener, h.host.registry.clone(), std::future::pending()));
-    addr
-}
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
@@ -42,7 +35,7 @@ async fn agent_version(addr: SocketAddr, name: &str) -> Option<String> {
 async fn replacing_a_file_under_load_fails_no_call() {
     let h = TestHost::new("");
     h.install("echo", "echo.wasm");
-    let addr = start(&h).await;
+    let addr = h.serve().await;
     let _watch = h.host.registry.watch().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -106,7 +99,7 @@ async fn replacing_a_file_under_load_fails_no_call() {
 async fn dropped_deleted_half_written_and_conflicting_files() {
     let h = TestHost::new("");
     h.install("echo", "echo.wasm");
-    let addr = start(&h).await;
+    let addr = h.serve().await;
     let _watch = h.host.registry.watch().unwrap();
     let dir = h.agents_dir();
 

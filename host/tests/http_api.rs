@@ -4,14 +4,6 @@ use std::net::SocketAddr;
 use sandbox_tests::TestHost;
 use serde_json::{Value, json};
 
-async fn start(h: &TestHost) -> SocketAddr {
-    h.host.registry.scan().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let registry = h.host.registry.clone();
-    tokio::spawn(agentkernel::server::serve(listener, registry, std::future::pending()));
-    addr
-}
 
 async fn post(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
     let r = reqwest::Client::new().post(format!("http://{addr}{path}")).json(body).send().await.unwrap();
@@ -30,7 +22,7 @@ async fn health_agents_and_calls() {
     let h = TestHost::new("");
     h.install("echo", "echo.wasm");
     h.install("notes", "notes.wasm");
-    let addr = start(&h).await;
+    let addr = h.serve().await;
 
     let (s, health) = get(addr, "/healthz").await;
     assert_eq!((s, health["status"].as_str(), health["agents"].as_u64()), (200, Some("ok"), Some(2)));
@@ -68,7 +60,7 @@ async fn errors_are_json_with_stable_codes() {
     let h = TestHost::new("[limits]\nfuel = 10_000_000\n");
     h.install("echo", "echo.wasm");
     h.install("spin-loop", "spin.wasm");
-    let addr = start(&h).await;
+    let addr = h.serve().await;
 
     let (s, r) = post(addr, "/v1/agents/nobody/call", &json!({"text": "x"})).await;
     assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not-found")));

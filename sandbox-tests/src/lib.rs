@@ -85,6 +85,16 @@ impl TestHost {
         Ok(self.host.registry.insert(agent))
     }
 
+    /// Scans the agents directory and serves the HTTP API on a free
+    /// loopback port until the test ends.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        self.host.registry.scan().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(agentkernel::server::serve(listener, self.host.registry.clone(), std::future::pending()));
+        addr
+    }
+
     /// Copies a built component into the agents directory atomically.
     pub fn install(&self, crate_name: &str, file_name: &str) -> PathBuf {
         agentkernel::scaffold::install_component(&wasm_path(crate_name), &self.agents_dir(), file_name)

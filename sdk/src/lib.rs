@@ -278,6 +278,21 @@ pub mod llm {
     pub use crate::bindings::agentkernel::agent::llm::chat as chat_with_options;
     use crate::AgentError;
 
+    impl LlmError {
+        /// The stable code of this error, as the host's logs and ledger name it.
+        pub fn code(&self) -> &'static str {
+            match self {
+                LlmError::NotConfigured => "not-configured",
+                LlmError::BudgetExceeded(_) => "budget-exceeded",
+                LlmError::ModelNotAllowed(_) => "model-not-allowed",
+                LlmError::RateLimited(_) => "rate-limited",
+                LlmError::Timeout => "timeout",
+                LlmError::BadResponse(_) => "bad-response",
+                LlmError::Upstream(_) => "upstream",
+            }
+        }
+    }
+
     impl From<LlmError> for AgentError {
         fn from(e: LlmError) -> Self {
             AgentError::CapabilityFailed(format!("llm: {e:?}"))

@@ -42,8 +42,11 @@ impl wit::Host for LlmState {
     async fn chat(&mut self, messages: Vec<ChatMessage>, options: ChatOptions) -> wasmtime::Result<Result<ChatReply, LlmError>> {
         let caller = LlmCaller { agent: &self.agent, session: &self.session, scope: &self.scope, deadline: self.deadline };
         let result = self.service.chat(&caller, messages, options).await;
-        if let Err(e) = &result {
-            tracing::info!(agent = &*self.agent, code = crate::llm::error_code(e), "llm call failed");
+        match &result {
+            // Expected on hosts without a model; agents degrade.
+            Err(LlmError::NotConfigured) => tracing::debug!(agent = &*self.agent, "llm not configured"),
+            Err(e) => tracing::info!(agent = &*self.agent, code = crate::llm::error_code(e), "llm call failed"),
+            Ok(_) => {}
         }
         Ok(result)
     }

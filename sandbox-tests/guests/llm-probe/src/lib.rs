@@ -13,18 +13,6 @@ fn message(role: &str, content: &str) -> ChatMessage {
     ChatMessage { role: role.into(), content: content.into(), tool_call_id: None, tool_calls: vec![] }
 }
 
-fn code(e: &LlmError) -> &'static str {
-    match e {
-        LlmError::NotConfigured => "not-configured",
-        LlmError::BudgetExceeded(_) => "budget-exceeded",
-        LlmError::ModelNotAllowed(_) => "model-not-allowed",
-        LlmError::RateLimited(_) => "rate-limited",
-        LlmError::Timeout => "timeout",
-        LlmError::BadResponse(_) => "bad-response",
-        LlmError::Upstream(_) => "upstream",
-    }
-}
-
 fn add(arguments: &str) -> String {
     let v: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
     (v["a"].as_i64().unwrap_or(0) + v["b"].as_i64().unwrap_or(0)).to_string()
@@ -76,7 +64,7 @@ impl Agent for Probe {
                 "ok": true, "model": reply.model, "finish_reason": reply.finish_reason, "rounds": rounds,
                 "prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens,
             })),
-            Err(e) => Response::text("error").with_data(&json!({"ok": false, "error": code(&e), "message": format!("{e:?}")})),
+            Err(e) => Response::text("error").with_data(&json!({"ok": false, "error": e.code(), "message": format!("{e:?}")})),
         })
     }
 }
