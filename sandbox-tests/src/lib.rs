@@ -66,7 +66,10 @@ impl TestHost {
         let mut cfg = HostConfig::parse(config).expect("valid test config");
         cfg.host.data_dir = dir.path().join("data");
         cfg.host.agents_dir = dir.path().join("agents.d");
-        cfg.host.max_instances = 64;
+        // Tests run many hosts at once: keep each pool small unless the test sizes it.
+        if !config.contains("max_instances") {
+            cfg.host.max_instances = 64;
+        }
         let host = Host::open(cfg).expect("host opens");
         TestHost { host, dir, config: config.to_string() }
     }

@@ -205,3 +205,23 @@ async fn malformed_files_are_refused_with_clear_errors() {
     assert!(err.to_string().contains("describe"), "{err}");
     assert_echo_serves(&*h.load("echo").await.unwrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_concurrent_calls_than_the_pool_holds_get_capacity_errors() {
+    let h = TestHost::new("[host]\nmax_instances = 2\n[agents.spin-loop.limits]\nfuel = \"off\"\ndeadline_ms = 500\n");
+    let spin = h.load("spin-loop").await.unwrap();
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let spin = spin.clone();
+            tokio::spawn(async move { spin.call(&request("s", "go")).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for c in calls {
+        codes.push(c.await.unwrap().unwrap_err().code());
+    }
+    codes.sort();
+    assert_eq!(codes, ["capacity", "capacity", "capacity", "deadline", "deadline"], "{codes:?}");
+    // Once the slots are free again, calls succeed.
+    assert_echo_serves(&*h.load("echo").await.unwrap()).await;
+}
