@@ -247,12 +247,17 @@ impl LoadedAgent {
     }
 }
 
+/// Longest agent error message passed on; the rest is cut. Without this a
+/// guest could return an error far larger than `max_response_bytes`.
+pub const MAX_AGENT_ERROR_BYTES: usize = 4096;
+
 fn agent_error(e: AgentError) -> CallError {
     let (kind, message) = match e {
         AgentError::InvalidRequest(m) => ("invalid-request", m),
         AgentError::CapabilityFailed(m) => ("capability-failed", m),
         AgentError::Failed(m) => ("failed", m),
     };
+    let message = capabilities::log::truncate(&message, MAX_AGENT_ERROR_BYTES).to_string();
     CallError::Agent { kind, message }
 }
 

@@ -100,6 +100,9 @@ async fn huge_response_is_refused_but_small_ones_pass() {
     let agent = h.load("huge-response").await.unwrap();
     let ok = agent.call(&request("s", "100")).await.unwrap();
     assert_eq!(ok.response.text.len(), 100);
+    // A huge error message is cut, not passed on.
+    let err = agent.call(&request("s", "as-error")).await.unwrap_err();
+    assert!(matches!(&err, CallError::Agent { kind: "failed", message } if message.len() == 4096), "{}", err.code());
 }
 
 #[tokio::test]

@@ -9,6 +9,9 @@ impl Agent for Hostile {
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {
+        if req.text == "as-error" {
+            return Err(AgentError::Failed("e".repeat(16 << 20)));
+        }
         let size: usize = req.text.trim().parse().unwrap_or(16 << 20);
         Ok(Response::text("x".repeat(size)))
     }
