@@ -5,7 +5,9 @@
 //!    `echo` through `LoadedAgent::call` (policy, limits, WASI, epochs).
 //! 2. `call/raw-wasmtime`: the floor: pooling allocator, `InstancePre`, a
 //!    fresh `Store` with an empty WASI context per call, nothing else.
-//! 3. `load/compile` vs `load/cached`: compiling the component vs loading
+//! 3. `cpu-work/fuel-off` vs `cpu-work/fuel-on`: a CPU-bound guest (one
+//!    million loop iterations), where metering's cost shows.
+//! 4. `load/compile` vs `load/cached`: compiling the component vs loading
 //!    it from the on-disk compile cache.
 //!
 //! Run: `cargo bench -p agentkernel-benches` (after `scripts/test` or
@@ -79,6 +81,20 @@ fn call_path(c: &mut Criterion) {
     g.finish();
 }
 
+/// Fuel's real cost shows on CPU-bound guests: one million loop iterations.
+fn fuel_on_cpu_work(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let req = request("bench", "1000000");
+    let metered = TestHost::new("");
+    let unmetered = TestHost::new("[limits]\nfuel = \"off\"\n");
+    let on = rt.block_on(metered.load("spin-loop")).unwrap();
+    let off = rt.block_on(unmetered.load("spin-loop")).unwrap();
+    let mut g = c.benchmark_group("cpu-work");
+    g.bench_function("fuel-off", |b| b.to_async(&rt).iter(|| async { off.call(&req).await.unwrap() }));
+    g.bench_function("fuel-on", |b| b.to_async(&rt).iter(|| async { on.call(&req).await.unwrap() }));
+    g.finish();
+}
+
 fn load(c: &mut Criterion) {
     let bytes: Arc<[u8]> = wasm("echo").into();
     let hash = content_hash(&bytes);
@@ -101,5 +117,5 @@ fn load(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, call_path, load);
+criterion_group!(benches, call_path, fuel_on_cpu_work, load);
 criterion_main!(benches);
