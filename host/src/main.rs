@@ -349,7 +349,7 @@ async fn run_once(
         limits.fuel = Fuel::Limit(f);
     }
     let req = CallRequest::new(session, message);
-    match agent.call_with_limits(&req.to_wit(), &limits).await {
+    match agent.call_with_limits(&req.to_wit(), &limits, &Default::default()).await {
         Ok(outcome) => {
             let resp = CallResponse::new(&agent, outcome);
             if json {

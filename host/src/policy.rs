@@ -52,7 +52,7 @@ impl Capability {
     /// defined in WIT so agents can be written against them, and a component
     /// importing them is refused at load until their host side exists.
     pub fn is_available(self) -> bool {
-        matches!(self, Capability::Log | Capability::Memory | Capability::Llm)
+        matches!(self, Capability::Log | Capability::Memory | Capability::Llm | Capability::Agents)
     }
 }
 
@@ -126,7 +126,7 @@ pub struct AgentPolicy {
     pub log: Option<Grant<NoScope>>,
     pub memory: Option<Grant<MemoryScope>>,
     pub llm: Option<Grant<crate::llm::LlmScope>>,
-    pub agents: Option<Grant<OpaqueScope>>,
+    pub agents: Option<Grant<crate::capabilities::agents::AgentsScope>>,
     pub http: Option<Grant<OpaqueScope>>,
     pub aws_ec2: Option<Grant<OpaqueScope>>,
 }
@@ -155,7 +155,7 @@ pub struct Grants {
     pub log: Grant<NoScope>,
     pub memory: Grant<MemoryScope>,
     pub llm: Grant<crate::llm::LlmScope>,
-    pub agents: Grant<OpaqueScope>,
+    pub agents: Grant<crate::capabilities::agents::AgentsScope>,
     pub http: Grant<OpaqueScope>,
     pub aws_ec2: Grant<OpaqueScope>,
 }

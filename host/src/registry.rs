@@ -64,13 +64,16 @@ impl Registry {
     }
 
     fn build(runtime: Arc<Runtime>, dir: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(Registry {
+        let registry = Arc::new(Registry {
             runtime,
             dir,
             agents: RwLock::new(BTreeMap::new()),
             files: Mutex::new(BTreeMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
-        })
+        });
+        // Agent-to-agent calls look callees up here.
+        registry.runtime.set_directory(Arc::downgrade(&registry));
+        registry
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {

@@ -19,6 +19,7 @@ use wasmtime::{Config, Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadl
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{AgentError, AgentPre, Manifest, Request, Response};
+use crate::capabilities::agents::{AgentsScope, AgentsState, Directory};
 use crate::capabilities::{self, llm::LlmState, log::LogState, memory::MemoryState};
 use crate::llm::{LlmScope, LlmService};
 use crate::config::HostConfig;
@@ -45,6 +46,7 @@ pub struct InstanceState {
     pub(crate) log: LogState,
     pub(crate) memory: Option<MemoryState>,
     pub(crate) llm: Option<LlmState>,
+    pub(crate) agents: Option<AgentsState>,
 }
 
 impl WasiView for InstanceState {
@@ -124,6 +126,23 @@ pub enum LoadError {
     Io { path: PathBuf, message: String },
 }
 
+/// Where a call sits in a chain of agent-to-agent calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// Agents from the first caller to the one being called, inclusive.
+    pub chain: Arc<[Arc<str>]>,
+    /// The first caller's deadline, which no callee may outlive.
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// The context for a call from the end of this chain to `callee`.
+    pub fn extended(&self, callee: &str) -> CallContext {
+        let chain: Vec<Arc<str>> = self.chain.iter().cloned().chain([Arc::from(callee)]).collect();
+        CallContext { chain: chain.into(), deadline: self.deadline }
+    }
+}
+
 /// A successful call.
 #[derive(Debug, Clone)]
 pub struct CallOutcome {
@@ -154,6 +173,28 @@ pub struct SkillInfo {
 pub struct CapabilityRequestInfo {
     pub name: String,
     pub reason: String,
+}
+
+impl ManifestInfo {
+    /// Back to the WIT record (for `agents.list-agents`).
+    pub fn to_wit(&self) -> Manifest {
+        use crate::bindings::agentkernel::agent::types::CapabilityRequest;
+        Manifest {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            description: self.description.clone(),
+            skills: self
+                .skills
+                .iter()
+                .map(|s| crate::bindings::Skill { name: s.name.clone(), description: s.description.clone(), keywords: s.keywords.clone() })
+                .collect(),
+            capabilities: self
+                .capabilities
+                .iter()
+                .map(|c| CapabilityRequest { name: c.name.clone(), reason: c.reason.clone() })
+                .collect(),
+        }
+    }
 }
 
 impl From<&Manifest> for ManifestInfo {
@@ -193,6 +234,8 @@ pub struct LoadedAgent {
     memory_quota: crate::capabilities::memory::Quota,
     /// Present when the agent imports `llm` (and so is granted it).
     llm: Option<(Arc<LlmService>, Arc<LlmScope>)>,
+    /// Present when the agent imports `agents` (and so is granted it).
+    agents: Option<(Directory, Arc<AgentsScope>)>,
     name: Arc<str>,
     pre: AgentPre<InstanceState>,
     engine: Engine,
@@ -212,19 +255,37 @@ impl LoadedAgent {
 
     /// Handles one request in a fresh instance under this agent's limits.
     pub async fn call(&self, req: &Request) -> Result<CallOutcome, CallError> {
-        self.call_with_limits(req, &self.limits).await
+        self.call_with_limits(req, &self.limits, &CallContext::default()).await
+    }
+
+    /// Handles a request from another agent: the deadline is the earlier of
+    /// this agent's own and the chain's.
+    pub async fn call_in(&self, req: &Request, context: &CallContext) -> Result<CallOutcome, CallError> {
+        let mut limits = self.limits.clone();
+        if let Some(d) = context.deadline {
+            limits.deadline = limits.deadline.min(d.saturating_duration_since(Instant::now()));
+        }
+        self.call_with_limits(req, &limits, context).await
     }
 
     /// Like [`call`](Self::call) with explicit limits (e.g. `run --fuel`).
     /// Fuel can only be changed for metered agents.
-    pub async fn call_with_limits(&self, req: &Request, limits: &Limits) -> Result<CallOutcome, CallError> {
+    pub async fn call_with_limits(&self, req: &Request, limits: &Limits, context: &CallContext) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
         let deadline = start + limits.deadline;
         let memory = self.memory_namespace.clone().map(|ns| (ns, self.memory_quota));
         let llm = self.llm.as_ref().map(|(service, scope)| {
             LlmState::new(service.clone(), self.name.clone(), req.session_id.clone(), scope.clone(), deadline)
         });
-        let state = new_instance_state(&self.name, limits, memory, llm, &self.storage);
+        let agents = self.agents.as_ref().map(|(directory, scope)| {
+            let context = if context.chain.is_empty() {
+                CallContext { chain: Arc::from([self.name.clone()]), deadline: Some(deadline) }
+            } else {
+                CallContext { chain: context.chain.clone(), deadline: Some(deadline) }
+            };
+            AgentsState::new(directory.clone(), scope.clone(), context)
+        });
+        let state = new_instance_state(&self.name, limits, memory, llm, agents, &self.storage);
         let mut run = LimitedStore::new(&self.engine, state, limits, self.metered(), deadline);
         let pre = &self.pre;
         let result = run
@@ -266,6 +327,7 @@ fn new_instance_state(
     limits: &Limits,
     memory: Option<(Arc<str>, crate::capabilities::memory::Quota)>,
     llm: Option<LlmState>,
+    agents: Option<AgentsState>,
     storage: &Arc<dyn Storage>,
 ) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
@@ -285,6 +347,7 @@ fn new_instance_state(
         log: LogState::new(agent.clone(), limits.max_output_bytes),
         memory: memory.map(|(ns, quota)| MemoryState::new(storage.clone(), ns, quota, limits.host_call_timeout)),
         llm,
+        agents,
     };
     (state, output)
 }
@@ -485,6 +548,7 @@ pub struct Runtime {
     unmetered: EngineSet,
     storage: Arc<dyn Storage>,
     llm: Arc<LlmService>,
+    directory: Directory,
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
     ticker_stop: Arc<AtomicBool>,
@@ -560,6 +624,7 @@ impl Runtime {
             metered,
             unmetered,
             llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone())),
+            directory: Directory::default(),
             storage,
             cache: opts.cache_dir.map(CompileCache::new),
             config,
@@ -575,6 +640,12 @@ impl Runtime {
     }
     pub fn llm(&self) -> &Arc<LlmService> {
         &self.llm
+    }
+
+    /// Where `agents` calls look callees up. Set once, by the registry
+    /// that owns this runtime; a second registry is ignored.
+    pub fn set_directory(&self, registry: std::sync::Weak<crate::registry::Registry>) {
+        let _ = self.directory.set(registry);
     }
     pub fn engine(&self, metered: bool) -> &Engine {
         if metered { &self.metered.engine } else { &self.unmetered.engine }
@@ -653,6 +724,10 @@ impl Runtime {
             (true, Some(scope)) => Some((self.llm.clone(), Arc::new(scope))),
             _ => None,
         };
+        let agents = match (imports.capabilities.contains(&Capability::Agents), grants.agents.scope()) {
+            (true, Some(scope)) => Some((self.directory.clone(), Arc::new(scope))),
+            _ => None,
+        };
         Ok(LoadedAgent {
             manifest: ManifestInfo::from(&manifest),
             grants,
@@ -666,6 +741,7 @@ impl Runtime {
             memory_quota,
             memory_namespace,
             llm,
+            agents,
             name: Arc::from(name.as_str()),
             pre,
             engine: set.engine.clone(),
@@ -685,7 +761,7 @@ impl Runtime {
         let limits = Limits::default().with(&self.config.limits);
         let limits = Limits { fuel: Fuel::Limit(limits_fuel_or_default(&limits)), ..limits };
         let name: Arc<str> = Arc::from("(loading)");
-        let state = new_instance_state(&name, &limits, None, None, &self.storage);
+        let state = new_instance_state(&name, &limits, None, None, None, &self.storage);
         let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, Instant::now() + limits.deadline);
         let result = run
             .run(async |store| {

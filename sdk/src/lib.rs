@@ -395,8 +395,32 @@ pub mod llm {
 }
 
 /// Calling other agents through the host (needs `agents` granted).
+///
+/// The host refuses callees outside the grant (`not-allowed`), cycles and
+/// chains longer than `max_depth` (`depth-exceeded`), and never lets a
+/// callee run past the caller's deadline.
 pub mod agents {
     pub use crate::bindings::agentkernel::agent::agents::*;
+    use crate::AgentError;
+
+    impl CallError {
+        /// The stable code of this error.
+        pub fn code(&self) -> &'static str {
+            match self {
+                CallError::NotFound(_) => "not-found",
+                CallError::NotAllowed(_) => "not-allowed",
+                CallError::DepthExceeded(_) => "depth-exceeded",
+                CallError::BudgetExceeded(_) => "budget-exceeded",
+                CallError::Failed(_) => "failed",
+            }
+        }
+    }
+
+    impl From<CallError> for AgentError {
+        fn from(e: CallError) -> Self {
+            AgentError::CapabilityFailed(format!("agents: {e:?}"))
+        }
+    }
 }
 
 /// Allow-listed outbound HTTP (needs `http` granted).

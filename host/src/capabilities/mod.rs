@@ -7,6 +7,7 @@
 //! - the generated `Host` trait implemented on that state, every call async
 //!   and bounded by its own timeout (epochs cannot interrupt host code).
 //! - tests of the scoping rules.
+pub mod agents;
 pub mod llm;
 pub mod log;
 pub mod memory;
@@ -23,6 +24,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>, capability: Capability)
         Capability::Log => log::add_to_linker(linker),
         Capability::Memory => memory::add_to_linker(linker),
         Capability::Llm => llm::add_to_linker(linker),
+        Capability::Agents => agents::add_to_linker(linker),
         other => Err(wasmtime::format_err!("capability {other} is not available in this host")),
     }
 }

@@ -1,0 +1,110 @@
+//! `agents`: one agent calling another through the host.
+//!
+//! Scope: [`AgentsScope`] (which agents may be called, how deep a chain may
+//! go). Per-instance state: the call chain that led here and the call's
+//! deadline. A callee runs in its own fresh instance under its own limits,
+//! but never past the caller's deadline; a callee already in the chain is
+//! a cycle and is refused, as is a chain longer than `max_depth`.
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::agentkernel::agent::agents::{self as wit, CallError as WitCallError};
+use crate::bindings::{Manifest, Request, Response};
+use crate::registry::Registry;
+use crate::runtime::{CallContext, InstanceState};
+
+/// Scope of an `agents` grant: `agents = { call = ["echo"], max_depth = 3 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsScope {
+    /// Agents this agent may call; any loaded agent when absent.
+    pub call: Option<Vec<String>>,
+    /// Longest chain of agents, counting the first caller (default 4).
+    pub max_depth: Option<u32>,
+}
+
+impl AgentsScope {
+    pub const DEFAULT_MAX_DEPTH: u32 = 4;
+
+    fn allows(&self, callee: &str) -> bool {
+        self.call.as_ref().is_none_or(|names| names.iter().any(|n| n == callee))
+    }
+}
+
+/// Where callees are looked up: the registry, set once it exists (the
+/// registry owns the runtime, so the runtime holds it weakly).
+pub type Directory = Arc<OnceLock<Weak<Registry>>>;
+
+pub struct AgentsState {
+    directory: Directory,
+    scope: Arc<AgentsScope>,
+    context: CallContext,
+}
+
+impl AgentsState {
+    pub fn new(directory: Directory, scope: Arc<AgentsScope>, context: CallContext) -> Self {
+        AgentsState { directory, scope, context }
+    }
+
+    fn registry(&self) -> Option<Arc<Registry>> {
+        self.directory.get().and_then(Weak::upgrade)
+    }
+}
+
+struct HasAgents;
+impl HasData for HasAgents {
+    type Data<'a> = &'a mut AgentsState;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<InstanceState, HasAgents>(linker, |s| {
+        s.agents.as_mut().expect("agents is linked only for agents granted it")
+    })
+}
+
+impl wit::Host for AgentsState {
+    async fn call(&mut self, agent: String, req: Request) -> wasmtime::Result<Result<Response, WitCallError>> {
+        let chain = &self.context.chain;
+        let caller = chain.last().map(|c| &**c).unwrap_or("?");
+        if !self.scope.allows(&agent) {
+            return Ok(Err(WitCallError::NotAllowed(format!("policy does not let `{caller}` call `{agent}`"))));
+        }
+        if chain.iter().any(|c| **c == *agent) {
+            let path: Vec<&str> = chain.iter().map(|c| &**c).chain([agent.as_str()]).collect();
+            return Ok(Err(WitCallError::DepthExceeded(format!("cycle: {}", path.join(" → ")))));
+        }
+        let max_depth = self.scope.max_depth.unwrap_or(AgentsScope::DEFAULT_MAX_DEPTH) as usize;
+        if chain.len() + 1 > max_depth {
+            return Ok(Err(WitCallError::DepthExceeded(format!("a chain of {} agents exceeds max_depth {max_depth}", chain.len() + 1))));
+        }
+        let Some(callee) = self.registry().and_then(|r| r.get(&agent)) else {
+            return Ok(Err(WitCallError::NotFound(format!("no agent named `{agent}` is loaded"))));
+        };
+        if self.context.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Err(WitCallError::BudgetExceeded("no time left before the caller's deadline".into())));
+        }
+        let context = self.context.extended(callee.name());
+        // The callee runs as its own task (its own fiber and stack), bounded
+        // by its limits and the caller's deadline.
+        let outcome = tokio::spawn(async move { callee.call_in(&req, &context).await }).await;
+        Ok(match outcome {
+            Ok(Ok(out)) => Ok(out.response),
+            Ok(Err(e)) => Err(WitCallError::Failed(format!("{} ({})", e, e.code()))),
+            Err(join) => Err(WitCallError::Failed(format!("callee task failed: {join}"))),
+        })
+    }
+
+    async fn list_agents(&mut self) -> wasmtime::Result<Vec<Manifest>> {
+        let Some(registry) = self.registry() else { return Ok(Vec::new()) };
+        let me = self.context.chain.last().cloned();
+        Ok(registry
+            .list()
+            .iter()
+            .filter(|a| Some(a.name()) != me.as_deref() && self.scope.allows(a.name()))
+            .map(|a| a.manifest.to_wit())
+            .collect())
+    }
+}
