@@ -89,9 +89,10 @@ impl Default for LlmConfig {
 pub struct LlmScope {
     /// Profiles the agent may use; all configured profiles when absent.
     pub profiles: Option<Vec<String>>,
-    /// Most tokens (prompt + completion) one call may use: caps `max_tokens`.
+    /// Most completion tokens one call may ask for: caps the request's
+    /// `max_tokens` (the prompt's size is the agent's to control).
     pub tokens_per_call: Option<u32>,
-    /// Most tokens per UTC day, across calls and restarts.
+    /// Most tokens (prompt + completion) per UTC day, across calls and restarts.
     pub tokens_per_day: Option<u64>,
     /// Most spend per UTC day in USD (needs a price for the model).
     pub usd_per_day: Option<f64>,
