@@ -293,6 +293,8 @@ impl LlmService {
     }
 }
 
+/// Stable code of an LLM error. The SDK's `LlmError::code` is its guest-side
+/// twin (a different generated type); `tests/llm.rs` checks they agree.
 pub fn error_code(e: &LlmError) -> &'static str {
     match e {
         LlmError::NotConfigured => "not-configured",
