@@ -77,6 +77,10 @@ pub struct HostSection {
     /// Largest table any agent may be granted; per-agent `table_elements` must not exceed it.
     #[serde(default = "default_table_ceiling")]
     pub table_ceiling_elements: u64,
+    /// Prefix of each pooled memory kept resident (memset, not madvise)
+    /// between instances. Cover the pages agents touch per call.
+    #[serde(default = "default_keep_resident")]
+    pub keep_resident_bytes: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -97,6 +101,9 @@ fn default_max_memory_ceiling() -> u64 {
 fn default_table_ceiling() -> u64 {
     100_000
 }
+fn default_keep_resident() -> u64 {
+    crate::runtime::KEEP_RESIDENT_BYTES as u64
+}
 
 impl Default for HostSection {
     fn default() -> Self {
@@ -107,6 +114,7 @@ impl Default for HostSection {
             max_instances: default_max_instances(),
             memory_ceiling_bytes: default_max_memory_ceiling(),
             table_ceiling_elements: default_table_ceiling(),
+            keep_resident_bytes: default_keep_resident(),
         }
     }
 }

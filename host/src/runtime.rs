@@ -32,11 +32,12 @@ use crate::storage::Storage;
 /// executor) once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Bytes of each pooled memory and table reset with memset instead of
-/// madvise when an instance is freed. Most of a small call's cost is the
-/// kernel decommitting and re-faulting pages (see README, Benchmarks);
-/// keeping the first pages resident measured ~15% faster per call.
-pub const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
+/// Default bytes of each pooled memory and table reset with memset instead
+/// of madvise when an instance is freed (`[host] keep_resident_bytes`).
+/// Most of a small call's cost is otherwise the kernel decommitting and
+/// re-faulting pages; for agents linked with a 128 KiB stack everything a
+/// call touches fits in this prefix (README, "Benchmarks").
+pub const KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 
 /// State of one instance: created for one call and dropped after it.
 pub struct InstanceState {
@@ -522,6 +523,8 @@ pub struct RuntimeOptions {
     pub memory_ceiling_bytes: u64,
     /// Largest table any agent may grow to (the pooling slot size).
     pub table_ceiling_elements: u64,
+    /// See [`KEEP_RESIDENT_BYTES`].
+    pub keep_resident_bytes: usize,
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -531,6 +534,7 @@ impl RuntimeOptions {
             max_instances: config.host.max_instances,
             memory_ceiling_bytes: config.host.memory_ceiling_bytes,
             table_ceiling_elements: config.host.table_ceiling_elements,
+            keep_resident_bytes: usize::try_from(config.host.keep_resident_bytes).unwrap_or(KEEP_RESIDENT_BYTES),
             cache_dir: Some(config.host.data_dir.join("cache")),
         }
     }
@@ -572,8 +576,8 @@ fn build_engine(opts: &RuntimeOptions, fuel: bool) -> wasmtime::Result<Engine> {
         .total_stacks(n)
         .table_elements(usize::try_from(opts.table_ceiling_elements).unwrap_or(usize::MAX))
         .max_memory_size(usize::try_from(opts.memory_ceiling_bytes).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES);
+        .linear_memory_keep_resident(opts.keep_resident_bytes)
+        .table_keep_resident(opts.keep_resident_bytes);
     let mut config = Config::new();
     config
         .epoch_interruption(true)

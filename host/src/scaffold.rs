@@ -60,8 +60,19 @@ agentkernel-sdk = {{ path = "{sdk_toml}" }}
     std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing Cargo.toml"))?;
     std::fs::write(dir.join("src/lib.rs"), lib_rs).map_err(io("writing src/lib.rs"))?;
     std::fs::write(dir.join(".gitignore"), "/target\n").map_err(io("writing .gitignore"))?;
+    std::fs::create_dir_all(dir.join(".cargo")).map_err(io("creating .cargo"))?;
+    std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG).map_err(io("writing .cargo/config.toml"))?;
     Ok(())
 }
+
+/// Small agent stacks make calls about twice as fast (see the workspace's
+/// `.cargo/config.toml` for why); a crate that needs deep recursion can raise it.
+const CARGO_CONFIG: &str = r#"# A 128 KiB stack (Rust's wasm default is 1 MiB) keeps the pages a call
+# touches inside what the host keeps resident between instances: calls are
+# about twice as fast. Raise it if the agent recurses deeply.
+[target.wasm32-wasip2]
+rustflags = ["-C", "link-arg=-zstack-size=131072"]
+"#;
 
 const LIB_TEMPLATE: &str = r#"//! `{name}`: an agentkernel agent.
 //!

@@ -152,6 +152,8 @@ fn new_build_and_run_an_agent_outside_the_repo() {
     assert!(o.status.success(), "{}", stderr(&o));
     let crate_dir = dir.path().join("elsewhere/weather");
     assert!(crate_dir.join("Cargo.toml").exists());
+    let cargo_config = std::fs::read_to_string(crate_dir.join(".cargo/config.toml")).unwrap();
+    assert!(cargo_config.contains("stack-size=131072"), "new agents get the small stack: {cargo_config}");
 
     // Share compiled dependencies between runs of this test, apart from
     // the workspace's own target dir (whose lock `cargo test` holds).
