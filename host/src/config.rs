@@ -245,6 +245,21 @@ mod tests {
         assert!(c.policy_for("quiet").memory.is_granted(), "unspecified keys fall back to [defaults]");
     }
 
+    /// The README's configuration reference must stay a valid config.
+    #[test]
+    fn readme_configuration_example_parses() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Configuration (`agentkernel.toml`)").nth(1).expect("section exists");
+        let block = section.split("```toml").nth(1).and_then(|b| b.split("```").next()).expect("toml block");
+        let c = HostConfig::parse(block).unwrap_or_else(|e| panic!("README example: {e}"));
+        assert_eq!(c.policy_for("notes").memory_namespace("notes").as_deref(), Some("shared"));
+        assert_eq!(c.llm.profiles.get("fast").map(String::as_str), Some("gpt-4o-mini"));
+        assert!(!c.policy_for("quiet").log.is_granted());
+        // And the repository's own agentkernel.toml, which `scripts/run` uses.
+        let repo = HostConfig::parse(include_str!("../../agentkernel.toml")).unwrap();
+        assert!(repo.policy_for("summarizer").llm.is_granted());
+    }
+
     #[test]
     fn malformed_config_is_a_clear_error() {
         let e = HostConfig::parse("[agents.x]\nlog = 7").unwrap_err().to_string();
