@@ -8,6 +8,7 @@ pub mod config;
 pub mod host;
 pub mod limits;
 pub mod llm;
+pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod registry;

@@ -123,6 +123,7 @@ pub struct LlmService {
     config: LlmConfig,
     client: Option<(Client<OpenAIConfig>, Endpoint)>,
     storage: Arc<dyn Storage>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Who is asking, for policy and accounting.
@@ -151,7 +152,13 @@ impl LlmService {
             c = c.with_api_key(key.unwrap_or_else(|| "none".into()));
             (Client::with_config(c), endpoint)
         });
-        LlmService { config, client, storage }
+        LlmService { config, client, storage, metrics: None }
+    }
+
+    /// Also counts calls, tokens and spend in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn config(&self) -> &LlmConfig {
@@ -206,6 +213,9 @@ impl LlmService {
                 Err(e) => error_code(e).to_string(),
             },
         };
+        if let Some(m) = &self.metrics {
+            m.llm_call(&record.agent, &record.outcome, record.prompt_tokens, record.completion_tokens, record.cost_usd);
+        }
         let storage = self.storage.clone();
         // The ledger is what budgets read, so the write is awaited.
         match tokio::task::spawn_blocking(move || storage.llm_record(&record)).await {

@@ -241,6 +241,7 @@ pub struct LoadedAgent {
     pre: AgentPre<InstanceState>,
     engine: Engine,
     storage: Arc<dyn Storage>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl LoadedAgent {
@@ -273,6 +274,16 @@ impl LoadedAgent {
     /// Fuel can only be changed for metered agents.
     pub async fn call_with_limits(&self, req: &Request, limits: &Limits, context: &CallContext) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
+        let result = self.run_call(req, limits, context, start).await;
+        let (outcome, fuel) = match &result {
+            Ok(o) => ("ok", o.fuel_used),
+            Err(e) => (e.code(), None),
+        };
+        self.metrics.agent_call(&self.name, outcome, start.elapsed(), fuel);
+        result
+    }
+
+    async fn run_call(&self, req: &Request, limits: &Limits, context: &CallContext, start: Instant) -> Result<CallOutcome, CallError> {
         let deadline = start + limits.deadline;
         let memory = self.memory_namespace.clone().map(|ns| (ns, self.memory_quota));
         let llm = self.llm.as_ref().map(|(service, scope)| {
@@ -552,6 +563,7 @@ pub struct Runtime {
     unmetered: EngineSet,
     storage: Arc<dyn Storage>,
     llm: Arc<LlmService>,
+    metrics: Arc<crate::metrics::Metrics>,
     directory: Directory,
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
@@ -611,6 +623,7 @@ impl Runtime {
             base_linker: base_linker(&unmetered_engine).map_err(|e| anyhow::anyhow!("{e:#}"))?,
             engine: unmetered_engine,
         };
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let stop = ticker_stop.clone();
@@ -627,7 +640,8 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             metered,
             unmetered,
-            llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone())),
+            llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone()).with_metrics(metrics.clone())),
+            metrics,
             directory: Directory::default(),
             storage,
             cache: opts.cache_dir.map(CompileCache::new),
@@ -644,6 +658,9 @@ impl Runtime {
     }
     pub fn llm(&self) -> &Arc<LlmService> {
         &self.llm
+    }
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// Where `agents` calls look callees up. Set once, by the registry
@@ -750,6 +767,7 @@ impl Runtime {
             pre,
             engine: set.engine.clone(),
             storage: self.storage.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 

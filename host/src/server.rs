@@ -4,6 +4,7 @@
 //! - `GET /v1/agents`, `GET /v1/agents/{name}`
 //! - `POST /v1/agents/{name}/call`: the request record as JSON in, a
 //!   response or a typed error as JSON out.
+//! - `GET /metrics`: Prometheus text.
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -24,12 +25,38 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
         .route("/v1/agents/{name}/call", post(call_agent))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), record_request))
         .with_state(registry)
+}
+
+/// Counts and times every request by its route template (not its raw path,
+/// so agent names in URLs do not multiply the series).
+async fn record_request(
+    State(reg): State<Arc<Registry>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().to_string();
+    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    reg.runtime().metrics().http_request(&method, &route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn metrics(State(reg): State<Arc<Registry>>) -> Response {
+    let gauges = crate::metrics::Gauges {
+        agents_loaded: reg.list().len(),
+        files_failed: reg.files().iter().filter(|f| f.error.is_some()).count(),
+    };
+    ([("content-type", "text/plain; version=0.0.4")], reg.runtime().metrics().render(&gauges)).into_response()
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

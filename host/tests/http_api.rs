@@ -118,3 +118,47 @@ async fn memory_and_compiled_cache_survive_a_restart() {
     let out = notes.call(&sandbox_tests::request("s", "recall")).await.unwrap();
     assert_eq!(out.response.text, "You asked me to remember: across restarts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_calls_fuel_and_errors() {
+    let h = TestHost::new("[limits]\nfuel = 10_000_000\n");
+    h.install("echo", "echo.wasm");
+    h.install("spin-loop", "spin.wasm");
+    std::fs::write(h.agents_dir().join("junk.wasm"), b"junk").unwrap();
+    let addr = h.serve().await;
+    for _ in 0..3 {
+        let (s, _) = post(addr, "/v1/agents/echo/call", &json!({"text": "x"})).await;
+        assert_eq!(s, 200);
+    }
+    let (s, _) = post(addr, "/v1/agents/spin-loop/call", &json!({"text": "go"})).await;
+    assert_eq!(s, 500);
+    let (s, _) = post(addr, "/v1/agents/nobody/call", &json!({"text": "x"})).await;
+    assert_eq!(s, 404);
+
+    let r = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("agentkernel_agents_loaded"), 2.0);
+    assert_eq!(value("agentkernel_agent_files_failed"), 1.0);
+    assert_eq!(value("agentkernel_agent_calls_total{agent=\"echo\",outcome=\"ok\"}"), 3.0);
+    assert_eq!(value("agentkernel_agent_calls_total{agent=\"spin-loop\",outcome=\"fuel-exhausted\"}"), 1.0);
+    assert!(value("agentkernel_agent_fuel_consumed_total{agent=\"echo\"}") > 0.0);
+    assert_eq!(value("agentkernel_agent_call_duration_seconds_count{agent=\"echo\"}"), 3.0);
+    let route = "route=\"/v1/agents/{name}/call\"";
+    assert_eq!(value(&format!("agentkernel_http_requests_total{{method=\"POST\",{route},status=\"200\"}}")), 3.0);
+    assert_eq!(value(&format!("agentkernel_http_requests_total{{method=\"POST\",{route},status=\"404\"}}")), 1.0);
+    assert_eq!(value(&format!("agentkernel_http_request_duration_seconds_count{{{route}}}")), 5.0);
+    // Every sample line is `name{labels} number`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, v) = line.rsplit_once(' ').unwrap();
+        assert!(v.parse::<f64>().is_ok(), "bad sample: {line}");
+    }
+}

@@ -45,6 +45,12 @@ async fn completion_round_trip_is_recorded_with_cost() {
     assert_eq!((r.prompt_tokens, r.completion_tokens, r.outcome.as_str()), (1000, 500, "ok"));
     // $1/M prompt + $2/M completion.
     assert!((r.cost_usd.unwrap() - 0.002).abs() < 1e-9, "{:?}", r.cost_usd);
+
+    let metrics = h.host.runtime.metrics().render(&agentkernel::metrics::Gauges { agents_loaded: 1, files_failed: 0 });
+    assert!(metrics.contains("agentkernel_llm_tokens_total{agent=\"llm-probe\",kind=\"prompt\"} 1000"), "{metrics}");
+    assert!(metrics.contains("agentkernel_llm_tokens_total{agent=\"llm-probe\",kind=\"completion\"} 500"));
+    assert!(metrics.contains("agentkernel_llm_calls_total{agent=\"llm-probe\",outcome=\"ok\"} 1"));
+    assert!(metrics.contains("agentkernel_llm_cost_usd_total{agent=\"llm-probe\"} 0.002"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
