@@ -155,12 +155,13 @@ impl Registry {
             Ok(after) if fingerprint(&after) == fp && after.len() == bytes.len() as u64 => {}
             _ => return,
         }
+        let hash = crate::runtime::content_hash(&bytes);
         if let Some(current) = previous_agent.as_deref().and_then(|n| self.get(n)) {
-            if current.hash == crate::runtime::content_hash(&bytes) {
+            if current.hash == hash {
                 return self.record(path, previous_agent, None, Some(fp));
             }
         }
-        match self.runtime.load(bytes.into(), Some(path.to_path_buf())).await {
+        match self.runtime.load_hashed(bytes.into(), hash, Some(path.to_path_buf())).await {
             Ok(agent) => {
                 let name = agent.name().to_string();
                 if let Some(other) = self.get(&name).and_then(|a| a.source.clone()).filter(|p| p != path) {

@@ -701,6 +701,11 @@ impl Runtime {
     /// imports against its policy and pre-instantiates it.
     pub async fn load(&self, bytes: Arc<[u8]>, source: Option<PathBuf>) -> Result<LoadedAgent, LoadError> {
         let hash = content_hash(&bytes);
+        self.load_hashed(bytes, hash, source).await
+    }
+
+    /// [`load`](Self::load) for callers that already hashed the bytes.
+    pub async fn load_hashed(&self, bytes: Arc<[u8]>, hash: String, source: Option<PathBuf>) -> Result<LoadedAgent, LoadError> {
         // describe() is guest code too: it always runs metered.
         let (component, mut cache_hit) = self.compile_cached(true, bytes.clone(), &hash).await?;
         let engine = &self.metered.engine;
