@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use crate::bindings::agentkernel::agent::llm::{
     ChatMessage, ChatOptions, ChatReply, LlmError, ResponseFormat, ToolCall, Usage,
 };
+pub use crate::capabilities::llm::LlmScope;
 use crate::storage::{LlmUsageRecord, Storage};
 
 /// `[llm]` in `agentkernel.toml`.
@@ -81,21 +82,6 @@ impl Default for LlmConfig {
             prices: BTreeMap::new(),
         }
     }
-}
-
-/// Scope of an `llm` grant: `[agents.NAME] llm = { profiles = ["fast"], tokens_per_day = 100000 }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LlmScope {
-    /// Profiles the agent may use; all configured profiles when absent.
-    pub profiles: Option<Vec<String>>,
-    /// Most completion tokens one call may ask for: caps the request's
-    /// `max_tokens` (the prompt's size is the agent's to control).
-    pub tokens_per_call: Option<u32>,
-    /// Most tokens (prompt + completion) per UTC day, across calls and restarts.
-    pub tokens_per_day: Option<u64>,
-    /// Most spend per UTC day in USD (needs a price for the model).
-    pub usd_per_day: Option<f64>,
 }
 
 /// Where the endpoint and key came from, for `doctor`.

@@ -4,6 +4,8 @@
 //! time, so an ungranted import means the component never runs.
 use serde::{Deserialize, Serialize};
 
+pub use crate::capabilities::memory::MemoryScope;
+
 /// WIT package (with version) that defines every capability interface.
 pub const WIT_PACKAGE: &str = "agentkernel:agent";
 pub const WIT_VERSION: &str = "0.1.0";
@@ -80,31 +82,6 @@ impl<S: Default + Clone> Grant<S> {
             Grant::Enabled(false) => None,
             Grant::Enabled(true) => Some(S::default()),
             Grant::Scoped(s) => Some(s.clone()),
-        }
-    }
-}
-
-/// Scope of a `memory` grant.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MemoryScope {
-    /// Namespace the agent reads and writes; defaults to the agent's own
-    /// name. Two agents given the same namespace share their data.
-    pub namespace: Option<String>,
-    /// Most keys the namespace may hold (default 100,000).
-    pub max_keys: Option<u64>,
-    /// Most bytes (keys + values) the namespace may hold (default 64 MiB).
-    pub max_bytes: Option<u64>,
-}
-
-impl MemoryScope {
-    pub const DEFAULT_MAX_KEYS: u64 = 100_000;
-    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
-
-    pub fn quota(&self) -> crate::capabilities::memory::Quota {
-        crate::capabilities::memory::Quota {
-            max_keys: self.max_keys.unwrap_or(Self::DEFAULT_MAX_KEYS),
-            max_bytes: self.max_bytes.unwrap_or(Self::DEFAULT_MAX_BYTES),
         }
     }
 }

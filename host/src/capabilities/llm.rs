@@ -7,11 +7,27 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::agentkernel::agent::llm::{self as wit, ChatMessage, ChatOptions, ChatReply, LlmError};
-use crate::llm::{LlmCaller, LlmScope, LlmService};
+use crate::llm::{LlmCaller, LlmService};
 use crate::runtime::InstanceState;
+
+/// Scope of an `llm` grant: `[agents.NAME] llm = { profiles = ["fast"], tokens_per_day = 100000 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LlmScope {
+    /// Profiles the agent may use; all configured profiles when absent.
+    pub profiles: Option<Vec<String>>,
+    /// Most completion tokens one call may ask for: caps the request's
+    /// `max_tokens` (the prompt's size is the agent's to control).
+    pub tokens_per_call: Option<u32>,
+    /// Most tokens (prompt + completion) per UTC day, across calls and restarts.
+    pub tokens_per_day: Option<u64>,
+    /// Most spend per UTC day in USD (needs a price for the model).
+    pub usd_per_day: Option<f64>,
+}
 
 pub struct LlmState {
     service: Arc<LlmService>,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::agentkernel::agent::memory::{self as wit, MemoryError};
@@ -21,6 +22,31 @@ pub const MAX_TURN_BYTES: usize = 64 * 1024;
 pub const MAX_SESSION_ID_BYTES: usize = 256;
 /// Most keys or turns returned by one call.
 pub const MAX_LIST: u32 = 1000;
+
+/// Scope of a `memory` grant.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryScope {
+    /// Namespace the agent reads and writes; defaults to the agent's own
+    /// name. Two agents given the same namespace share their data.
+    pub namespace: Option<String>,
+    /// Most keys the namespace may hold (default 100,000).
+    pub max_keys: Option<u64>,
+    /// Most bytes (keys + values) the namespace may hold (default 64 MiB).
+    pub max_bytes: Option<u64>,
+}
+
+impl MemoryScope {
+    pub const DEFAULT_MAX_KEYS: u64 = 100_000;
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+
+    pub fn quota(&self) -> Quota {
+        Quota {
+            max_keys: self.max_keys.unwrap_or(Self::DEFAULT_MAX_KEYS),
+            max_bytes: self.max_bytes.unwrap_or(Self::DEFAULT_MAX_BYTES),
+        }
+    }
+}
 
 /// Per-namespace quota, from the `memory` grant's scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

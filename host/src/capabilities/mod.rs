@@ -2,6 +2,7 @@
 //!
 //! - `add_to_linker`: links the capability's WIT interface into a linker;
 //!   the runtime calls it only for capabilities the agent is granted.
+//! - a `*Scope` struct: how policy scopes the grant (`[agents.NAME] x = {..}`).
 //! - a `*State` struct: the per-instance state, built for each call from
 //!   the agent's policy scope (e.g. the memory namespace).
 //! - the generated `Host` trait implemented on that state, every call async
