@@ -19,9 +19,9 @@ use wasmtime::{Config, Engine, PoolingAllocationConfig, Store, Trap, UpdateDeadl
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{AgentError, AgentPre, Manifest, Request, Response};
-use crate::capabilities::agents::{AgentsScope, AgentsState, Directory};
-use crate::capabilities::{self, llm::LlmState, log::LogState, memory::MemoryState};
-use crate::llm::{LlmScope, LlmService};
+use crate::capabilities::agents::Directory;
+use crate::capabilities::{self, CallInfo};
+use crate::llm::LlmService;
 use crate::config::HostConfig;
 use crate::limits::{CallLimiter, Fuel, LimitHit, Limits};
 use crate::output::CapturedOutput;
@@ -44,10 +44,8 @@ pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: CallLimiter,
-    pub(crate) log: LogState,
-    pub(crate) memory: Option<MemoryState>,
-    pub(crate) llm: Option<LlmState>,
-    pub(crate) agents: Option<AgentsState>,
+    /// The capabilities this instance was linked with.
+    pub(crate) caps: capabilities::States,
 }
 
 impl WasiView for InstanceState {
@@ -231,16 +229,10 @@ pub struct LoadedAgent {
     pub source: Option<PathBuf>,
     pub loaded_at: SystemTime,
     pub compile_cache_hit: bool,
-    memory_namespace: Option<Arc<str>>,
-    memory_quota: crate::capabilities::memory::Quota,
-    /// Present when the agent imports `llm` (and so is granted it).
-    llm: Option<(Arc<LlmService>, Arc<LlmScope>)>,
-    /// Present when the agent imports `agents` (and so is granted it).
-    agents: Option<(Directory, Arc<AgentsScope>)>,
+    capabilities: capabilities::Prepared,
     name: Arc<str>,
     pre: AgentPre<InstanceState>,
     engine: Engine,
-    storage: Arc<dyn Storage>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -252,7 +244,7 @@ impl LoadedAgent {
         matches!(self.limits.fuel, Fuel::Limit(_))
     }
     pub fn memory_namespace(&self) -> Option<&str> {
-        self.memory_namespace.as_deref()
+        self.capabilities.memory.as_ref().map(|m| &*m.namespace)
     }
 
     /// Handles one request in a fresh instance under this agent's limits.
@@ -285,19 +277,8 @@ impl LoadedAgent {
 
     async fn run_call(&self, req: &Request, limits: &Limits, context: &CallContext, start: Instant) -> Result<CallOutcome, CallError> {
         let deadline = start + limits.deadline;
-        let memory = self.memory_namespace.clone().map(|ns| (ns, self.memory_quota));
-        let llm = self.llm.as_ref().map(|(service, scope)| {
-            LlmState::new(service.clone(), self.name.clone(), req.session_id.clone(), scope.clone(), deadline)
-        });
-        let agents = self.agents.as_ref().map(|(directory, scope)| {
-            let context = if context.chain.is_empty() {
-                CallContext { chain: Arc::from([self.name.clone()]), deadline: Some(deadline) }
-            } else {
-                CallContext { chain: context.chain.clone(), deadline: Some(deadline) }
-            };
-            AgentsState::new(directory.clone(), scope.clone(), context)
-        });
-        let state = new_instance_state(&self.name, limits, memory, llm, agents, &self.storage);
+        let call = CallInfo { agent: &self.name, session: &req.session_id, limits, deadline, context };
+        let state = new_instance_state(&self.name, limits, self.capabilities.states(&call));
         let mut run = LimitedStore::new(&self.engine, state, limits, self.metered(), deadline);
         let pre = &self.pre;
         let result = run
@@ -334,14 +315,7 @@ fn agent_error(e: AgentError) -> CallError {
     CallError::Agent { kind, message }
 }
 
-fn new_instance_state(
-    agent: &Arc<str>,
-    limits: &Limits,
-    memory: Option<(Arc<str>, crate::capabilities::memory::Quota)>,
-    llm: Option<LlmState>,
-    agents: Option<AgentsState>,
-    storage: &Arc<dyn Storage>,
-) -> (InstanceState, CapturedOutput) {
+fn new_instance_state(agent: &Arc<str>, limits: &Limits, caps: capabilities::States) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
     let mut wasi = WasiCtxBuilder::new();
     // Locked down: no preopens, no env, no args beyond the name, no network.
@@ -356,10 +330,7 @@ fn new_instance_state(
         wasi: wasi.build(),
         table: ResourceTable::new(),
         limiter: CallLimiter::new(limits),
-        log: LogState::new(agent.clone(), limits.max_output_bytes),
-        memory: memory.map(|(ns, quota)| MemoryState::new(storage.clone(), ns, quota, limits.host_call_timeout)),
-        llm,
-        agents,
+        caps,
     };
     (state, output)
 }
@@ -740,19 +711,23 @@ impl Runtime {
         }
         let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre = AgentPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let memory_namespace = if imports.capabilities.contains(&Capability::Memory) {
-            grants.memory_namespace(&name).map(Arc::from)
-        } else {
-            None
-        };
-        let memory_quota = grants.memory.scope().unwrap_or_default().quota();
-        let llm = match (imports.capabilities.contains(&Capability::Llm), grants.llm.scope()) {
-            (true, Some(scope)) => Some((self.llm.clone(), Arc::new(scope))),
-            _ => None,
-        };
-        let agents = match (imports.capabilities.contains(&Capability::Agents), grants.agents.scope()) {
-            (true, Some(scope)) => Some((self.directory.clone(), Arc::new(scope))),
-            _ => None,
+        // Only imported capabilities are prepared (and linked, above).
+        let imported = |c| imports.capabilities.contains(&c);
+        let prepared = capabilities::Prepared {
+            memory: grants.memory_namespace(&name).filter(|_| imported(Capability::Memory)).map(|namespace| {
+                capabilities::memory::Prepared {
+                    storage: self.storage.clone(),
+                    namespace: Arc::from(namespace),
+                    quota: grants.memory.scope().unwrap_or_default().quota(),
+                }
+            }),
+            llm: grants.llm.scope().filter(|_| imported(Capability::Llm)).map(|scope| capabilities::llm::Prepared {
+                service: self.llm.clone(),
+                scope: Arc::new(scope),
+            }),
+            agents: grants.agents.scope().filter(|_| imported(Capability::Agents)).map(|scope| {
+                capabilities::agents::Prepared { directory: self.directory.clone(), scope: Arc::new(scope) }
+            }),
         };
         Ok(LoadedAgent {
             manifest: ManifestInfo::from(&manifest),
@@ -764,14 +739,10 @@ impl Runtime {
             source,
             loaded_at: SystemTime::now(),
             compile_cache_hit: cache_hit,
-            memory_quota,
-            memory_namespace,
-            llm,
-            agents,
+            capabilities: prepared,
             name: Arc::from(name.as_str()),
             pre,
             engine: set.engine.clone(),
-            storage: self.storage.clone(),
             metrics: self.metrics.clone(),
         })
     }
@@ -788,8 +759,11 @@ impl Runtime {
         let limits = Limits::default().with(&self.config.limits);
         let limits = Limits { fuel: Fuel::Limit(limits_fuel_or_default(&limits)), ..limits };
         let name: Arc<str> = Arc::from("(loading)");
-        let state = new_instance_state(&name, &limits, None, None, None, &self.storage);
-        let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, Instant::now() + limits.deadline);
+        let deadline = Instant::now() + limits.deadline;
+        let context = CallContext::default();
+        let call = CallInfo { agent: &name, session: "", limits: &limits, deadline, context: &context };
+        let state = new_instance_state(&name, &limits, capabilities::Prepared::default().states(&call));
+        let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, deadline);
         let result = run
             .run(async |store| {
                 let instance = linker.instantiate_async(&mut *store, component).await?;

@@ -54,6 +54,21 @@ impl AgentsState {
     }
 }
 
+/// `agents` configured for one agent: where callees are found, its scope.
+pub struct Prepared {
+    pub directory: Directory,
+    pub scope: Arc<AgentsScope>,
+}
+
+impl Prepared {
+    pub fn state(&self, call: &super::CallInfo<'_>) -> AgentsState {
+        // A call from outside starts a chain; a call from an agent extends it.
+        let chain = if call.context.chain.is_empty() { Arc::from([call.agent.clone()]) } else { call.context.chain.clone() };
+        let context = CallContext { chain, deadline: Some(call.deadline) };
+        AgentsState::new(self.directory.clone(), self.scope.clone(), context)
+    }
+}
+
 struct HasAgents;
 impl HasData for HasAgents {
     type Data<'a> = &'a mut AgentsState;
@@ -61,7 +76,7 @@ impl HasData for HasAgents {
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<InstanceState, HasAgents>(linker, |s| {
-        s.agents.as_mut().expect("agents is linked only for agents granted it")
+        s.caps.agents.as_mut().expect("agents is linked only for agents granted it")
     })
 }
 

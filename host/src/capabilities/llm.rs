@@ -43,6 +43,18 @@ impl LlmState {
     }
 }
 
+/// `llm` configured for one agent: the shared service and its scope.
+pub struct Prepared {
+    pub service: Arc<LlmService>,
+    pub scope: Arc<LlmScope>,
+}
+
+impl Prepared {
+    pub fn state(&self, call: &super::CallInfo<'_>) -> LlmState {
+        LlmState::new(self.service.clone(), call.agent.clone(), call.session.to_string(), self.scope.clone(), call.deadline)
+    }
+}
+
 struct HasLlm;
 impl HasData for HasLlm {
     type Data<'a> = &'a mut LlmState;
@@ -50,7 +62,7 @@ impl HasData for HasLlm {
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<InstanceState, HasLlm>(linker, |s| {
-        s.llm.as_mut().expect("llm is linked only for agents granted it")
+        s.caps.llm.as_mut().expect("llm is linked only for agents granted it")
     })
 }
 

@@ -37,7 +37,7 @@ impl HasData for HasLog {
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InstanceState, HasLog>(linker, |s| &mut s.log)
+    wit::add_to_linker::<InstanceState, HasLog>(linker, |s| &mut s.caps.log)
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary.

@@ -87,6 +87,19 @@ impl MemoryState {
     }
 }
 
+/// `memory` configured for one agent: its namespace and quota.
+pub struct Prepared {
+    pub storage: Arc<dyn Storage>,
+    pub namespace: Arc<str>,
+    pub quota: Quota,
+}
+
+impl Prepared {
+    pub fn state(&self, call: &super::CallInfo<'_>) -> MemoryState {
+        MemoryState::new(self.storage.clone(), self.namespace.clone(), self.quota, call.limits.host_call_timeout)
+    }
+}
+
 struct HasMemory;
 impl HasData for HasMemory {
     type Data<'a> = &'a mut MemoryState;
@@ -95,7 +108,7 @@ impl HasData for HasMemory {
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     // The runtime links `memory` only for agents it built a MemoryState for.
     wit::add_to_linker::<InstanceState, HasMemory>(linker, |s| {
-        s.memory.as_mut().expect("memory is linked only for agents granted a namespace")
+        s.caps.memory.as_mut().expect("memory is linked only for agents granted a namespace")
     })
 }
 

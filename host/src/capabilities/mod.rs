@@ -3,8 +3,9 @@
 //! - `add_to_linker`: links the capability's WIT interface into a linker;
 //!   the runtime calls it only for capabilities the agent is granted.
 //! - a `*Scope` struct: how policy scopes the grant (`[agents.NAME] x = {..}`).
-//! - a `*State` struct: the per-instance state, built for each call from
-//!   the agent's policy scope (e.g. the memory namespace).
+//! - a `Prepared` struct: the capability configured for one agent from its
+//!   grant, built once at load; its `state` builds the per-instance state.
+//! - a `*State` struct: the per-instance state, built for each call.
 //! - the generated `Host` trait implemented on that state, every call async
 //!   and bounded by its own timeout (epochs cannot interrupt host code).
 //! - tests of the scoping rules.
@@ -13,10 +14,52 @@ pub mod llm;
 pub mod log;
 pub mod memory;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use wasmtime::component::Linker;
 
+use crate::limits::Limits;
 use crate::policy::Capability;
-use crate::runtime::InstanceState;
+use crate::runtime::{CallContext, InstanceState};
+
+/// Facts about one call that the per-instance states are built from.
+pub struct CallInfo<'a> {
+    pub agent: &'a Arc<str>,
+    pub session: &'a str,
+    pub limits: &'a Limits,
+    /// When the call must end.
+    pub deadline: Instant,
+    pub context: &'a CallContext,
+}
+
+/// An agent's capabilities as its grants and imports configure them,
+/// prepared once at load. `None` means not imported (and so not linked).
+#[derive(Default)]
+pub struct Prepared {
+    pub memory: Option<memory::Prepared>,
+    pub llm: Option<llm::Prepared>,
+    pub agents: Option<agents::Prepared>,
+}
+
+/// Every capability's per-instance state, built for one call.
+pub struct States {
+    pub log: log::LogState,
+    pub memory: Option<memory::MemoryState>,
+    pub llm: Option<llm::LlmState>,
+    pub agents: Option<agents::AgentsState>,
+}
+
+impl Prepared {
+    pub fn states(&self, call: &CallInfo<'_>) -> States {
+        States {
+            log: log::LogState::new(call.agent.clone(), call.limits.max_output_bytes),
+            memory: self.memory.as_ref().map(|p| p.state(call)),
+            llm: self.llm.as_ref().map(|p| p.state(call)),
+            agents: self.agents.as_ref().map(|p| p.state(call)),
+        }
+    }
+}
 
 /// Links `capability` into `linker`. Capabilities this host does not
 /// implement yet are never linked (policy refuses them first).
