@@ -40,10 +40,17 @@ struct AgentStats {
     fuel: Option<u64>,
 }
 
+/// Per-route HTTP statistics, looked up by `&str` like [`AgentStats`].
+#[derive(Default)]
+struct RouteStats {
+    /// Requests by method, then status.
+    requests: BTreeMap<String, BTreeMap<u16, u64>>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct Inner {
-    http_requests: BTreeMap<(String, String, u16), u64>,
-    http_latency: BTreeMap<String, Histogram>,
+    routes: BTreeMap<String, RouteStats>,
     agents: BTreeMap<String, AgentStats>,
     llm_calls: BTreeMap<(String, String), u64>,
     llm_tokens: BTreeMap<(String, &'static str), u64>,
@@ -68,8 +75,16 @@ impl Metrics {
 
     pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut m = self.lock();
-        *m.http_requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        m.http_latency.entry(route.to_string()).or_default().observe(elapsed.as_secs_f64());
+        let stats = match m.routes.get_mut(route) {
+            Some(s) => s,
+            None => m.routes.entry(route.to_string()).or_default(),
+        };
+        let by_status = match stats.requests.get_mut(method) {
+            Some(b) => b,
+            None => stats.requests.entry(method.to_string()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
+        stats.latency.observe(elapsed.as_secs_f64());
     }
 
     /// One agent call; `outcome` is `ok` or the error code.
@@ -115,16 +130,20 @@ impl Metrics {
 
         let _ = writeln!(out, "agentkernel_agents_loaded {}", gauges.agents_loaded);
         let _ = writeln!(out, "agentkernel_agent_files_failed {}", gauges.files_failed);
-        for ((method, route, status), n) in &m.http_requests {
-            let _ = writeln!(
-                out,
-                "agentkernel_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                esc(method),
-                esc(route)
-            );
+        for (route, stats) in &m.routes {
+            for (method, by_status) in &stats.requests {
+                for (status, n) in by_status {
+                    let _ = writeln!(
+                        out,
+                        "agentkernel_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                        esc(method),
+                        esc(route)
+                    );
+                }
+            }
         }
-        for (route, h) in &m.http_latency {
-            histogram(&mut out, "agentkernel_http_request_duration_seconds", &format!("route=\"{}\"", esc(route)), h);
+        for (route, stats) in &m.routes {
+            histogram(&mut out, "agentkernel_http_request_duration_seconds", &format!("route=\"{}\"", esc(route)), &stats.latency);
         }
         for (agent, stats) in &m.agents {
             for (outcome, n) in &stats.calls {
@@ -185,6 +204,20 @@ mod tests {
         assert!(text.contains("agentkernel_agent_call_duration_seconds_bucket{agent=\"echo\",le=\"+Inf\"} 3"));
         assert!(text.contains("agentkernel_agent_call_duration_seconds_count{agent=\"echo\"} 3"));
         assert!(text.contains("agentkernel_agents_loaded 1"));
+    }
+
+    #[test]
+    fn http_requests_are_counted_by_method_route_and_status() {
+        let m = Metrics::default();
+        m.http_request("POST", "/v1/x", 200, Duration::from_micros(30));
+        m.http_request("POST", "/v1/x", 200, Duration::from_micros(30));
+        m.http_request("POST", "/v1/x", 404, Duration::from_micros(30));
+        m.http_request("GET", "/v1/x", 200, Duration::from_micros(30));
+        let text = m.render(&Gauges { agents_loaded: 0, files_failed: 0 });
+        assert!(text.contains("agentkernel_http_requests_total{method=\"POST\",route=\"/v1/x\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("agentkernel_http_requests_total{method=\"POST\",route=\"/v1/x\",status=\"404\"} 1"));
+        assert!(text.contains("agentkernel_http_requests_total{method=\"GET\",route=\"/v1/x\",status=\"200\"} 1"));
+        assert!(text.contains("agentkernel_http_request_duration_seconds_count{route=\"/v1/x\"} 4"));
     }
 
     #[test]

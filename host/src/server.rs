@@ -43,11 +43,13 @@ async fn record_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let method = request.method().to_string();
-    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    // Method clones and MatchedPath are allocation-free; the strings are
+    // only copied when a new series appears.
+    let method = request.method().clone();
     let start = std::time::Instant::now();
     let response = next.run(request).await;
-    reg.runtime().metrics().http_request(&method, &route, response.status().as_u16(), start.elapsed());
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
+    reg.runtime().metrics().http_request(method.as_str(), route, response.status().as_u16(), start.elapsed());
     response
 }
 
