@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// The LLM endpoint, model profiles and prices.
     #[serde(default)]
     pub llm: crate::llm::LlmConfig,
+    /// EC2: region, endpoint, retries and the price table.
+    #[serde(default)]
+    pub aws: crate::aws::AwsConfig,
     /// Grants every agent gets unless its own section overrides them.
     #[serde(default)]
     pub defaults: AgentPolicy,
@@ -173,6 +176,14 @@ impl HostConfig {
         check("[limits]", &self.limits)?;
         for (name, section) in &self.agents {
             check(&format!("[agents.{name}]"), &section.limits)?;
+        }
+        self.aws.validate().map_err(ConfigError::Invalid)?;
+        let aws_scopes = std::iter::once(("[defaults]".to_string(), &self.defaults))
+            .chain(self.agents.iter().map(|(n, s)| (format!("[agents.{n}]"), &s.policy)));
+        for (who, policy) in aws_scopes {
+            if let Some(scope) = policy.aws_ec2.as_ref().and_then(|g| g.scope()) {
+                scope.validate().map_err(|e| ConfigError::Invalid(format!("{who}: {e}")))?;
+            }
         }
         if self.host.max_instances == 0 {
             return Err(ConfigError::Invalid("host.max_instances must be > 0".into()));

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for how the pieces fit.
 pub mod api;
+pub mod aws;
 pub mod bindings;
 pub mod capabilities;
 pub mod config;

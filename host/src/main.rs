@@ -14,6 +14,8 @@ use agentkernel::host::Host;
 use agentkernel::limits::Fuel;
 use agentkernel::scaffold;
 
+mod aws_cli;
+
 #[derive(Parser)]
 #[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
 struct Cli {
@@ -86,6 +88,20 @@ enum Command {
     },
     /// Check the configuration and whether the LLM endpoint answers.
     Doctor,
+    /// The infrastructure genome: plan, apply and clean up EC2 instance groups.
+    #[command(subcommand)]
+    Genome(aws_cli::GenomeCommand),
+    /// EC2 calls agents (and `genome`) made or were refused, newest last.
+    Audit {
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Most rows (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
     Build {
         /// The crate (default: current directory).
@@ -166,6 +182,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => tokio_runtime()?.block_on(doctor(config, &cli.config)),
+        Command::Genome(cmd) => tokio_runtime()?.block_on(aws_cli::genome(config, cmd)),
+        Command::Audit { agent, limit, json } => {
+            aws_cli::audit(config, agent.as_deref(), limit, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
             let dest = scaffold::build_agent(&path, &agents_dir)?;

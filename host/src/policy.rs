@@ -54,7 +54,7 @@ impl Capability {
     /// defined in WIT so agents can be written against them, and a component
     /// importing them is refused at load until their host side exists.
     pub fn is_available(self) -> bool {
-        matches!(self, Capability::Log | Capability::Memory | Capability::Llm | Capability::Agents)
+        matches!(self, Capability::Log | Capability::Memory | Capability::Llm | Capability::Agents | Capability::AwsEc2)
     }
 }
 
@@ -105,7 +105,7 @@ pub struct AgentPolicy {
     pub llm: Option<Grant<crate::llm::LlmScope>>,
     pub agents: Option<Grant<crate::capabilities::agents::AgentsScope>>,
     pub http: Option<Grant<OpaqueScope>>,
-    pub aws_ec2: Option<Grant<OpaqueScope>>,
+    pub aws_ec2: Option<Grant<crate::aws::policy::AwsEc2Scope>>,
 }
 
 impl AgentPolicy {
@@ -134,7 +134,7 @@ pub struct Grants {
     pub llm: Grant<crate::llm::LlmScope>,
     pub agents: Grant<crate::capabilities::agents::AgentsScope>,
     pub http: Grant<OpaqueScope>,
-    pub aws_ec2: Grant<OpaqueScope>,
+    pub aws_ec2: Grant<crate::aws::policy::AwsEc2Scope>,
 }
 
 impl Grants {

@@ -534,6 +534,7 @@ pub struct Runtime {
     unmetered: EngineSet,
     storage: Arc<dyn Storage>,
     llm: Arc<LlmService>,
+    aws: Arc<crate::aws::Ec2Service>,
     metrics: Arc<crate::metrics::Metrics>,
     directory: Directory,
     cache: Option<CompileCache>,
@@ -583,7 +584,12 @@ fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
 impl crate::bindings::agentkernel::agent::types::Host for InstanceState {}
 
 impl Runtime {
-    pub fn new(config: Arc<HostConfig>, storage: Arc<dyn Storage>, opts: RuntimeOptions) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        config: Arc<HostConfig>,
+        storage: Arc<dyn Storage>,
+        aws_store: Arc<dyn crate::storage::aws::AwsStore>,
+        opts: RuntimeOptions,
+    ) -> anyhow::Result<Arc<Self>> {
         let metered_engine = build_engine(&opts, true).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let unmetered_engine = build_engine(&opts, false).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let metered = EngineSet {
@@ -612,6 +618,7 @@ impl Runtime {
             metered,
             unmetered,
             llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone()).with_metrics(metrics.clone())),
+            aws: Arc::new(crate::aws::Ec2Service::new(config.aws.clone(), aws_store)),
             metrics,
             directory: Directory::default(),
             storage,
@@ -629,6 +636,10 @@ impl Runtime {
     }
     pub fn llm(&self) -> &Arc<LlmService> {
         &self.llm
+    }
+    /// EC2 for agents and the `genome`/`audit` commands.
+    pub fn aws(&self) -> &Arc<crate::aws::Ec2Service> {
+        &self.aws
     }
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
@@ -727,6 +738,9 @@ impl Runtime {
             }),
             agents: grants.agents.scope().filter(|_| imported(Capability::Agents)).map(|scope| {
                 capabilities::agents::Prepared { directory: self.directory.clone(), scope: Arc::new(scope) }
+            }),
+            aws_ec2: grants.aws_ec2.scope().filter(|_| imported(Capability::AwsEc2)).map(|scope| {
+                capabilities::aws_ec2::Prepared { service: self.aws.clone(), scope: Arc::new(scope) }
             }),
         };
         Ok(LoadedAgent {

@@ -29,6 +29,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
         .route("/v1/agents/{name}/call", post(call_agent))
+        .merge(crate::aws::http::admin_routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(registry.clone(), record_request))

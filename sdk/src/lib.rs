@@ -429,8 +429,93 @@ pub mod http {
 }
 
 /// AWS EC2 within policy (needs `aws-ec2` granted).
+///
+/// Every function takes a region (`None`: the host's). Policy may refuse a
+/// call with [`Ec2Error::Denied`], whose [`Denial::rule`] names the rule; in
+/// dry-run mode (the default) changing calls return a [`ChangeResult`] with
+/// `dry_run` set and change nothing. An agent sees and changes only the
+/// instances tagged `agentkernel:owner=<its name>`.
 pub mod aws_ec2 {
     pub use crate::bindings::agentkernel::agent::aws_ec2::*;
+    use crate::AgentError;
+
+    impl Tag {
+        pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+            Tag { key: key.into(), value: value.into() }
+        }
+    }
+
+    impl Filter {
+        pub fn new(name: impl Into<String>, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
+            Filter { name: name.into(), values: values.into_iter().map(Into::into).collect() }
+        }
+    }
+
+    impl RunSpec {
+        /// `count` instances of `instance_type` from `image_id`, no subnet, groups or tags.
+        pub fn new(image_id: impl Into<String>, instance_type: impl Into<String>, count: u32) -> Self {
+            RunSpec {
+                image_id: image_id.into(),
+                instance_type: instance_type.into(),
+                count,
+                subnet_id: None,
+                security_group_ids: Vec::new(),
+                tags: Vec::new(),
+            }
+        }
+        pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+            self.tags.push(Tag::new(key, value));
+            self
+        }
+    }
+
+    impl PolicyRule {
+        /// The rule's name as policy and the audit log spell it.
+        pub fn name(self) -> &'static str {
+            match self {
+                PolicyRule::Action => "action",
+                PolicyRule::Region => "region",
+                PolicyRule::InstanceType => "instance-type",
+                PolicyRule::Image => "image",
+                PolicyRule::MaxRunningInstances => "max-running-instances",
+                PolicyRule::MaxHourlyCost => "max-hourly-cost",
+                PolicyRule::ReservedTag => "reserved-tag",
+                PolicyRule::RequestSize => "request-size",
+                PolicyRule::GenomeOwner => "genome-owner",
+            }
+        }
+    }
+
+    impl Ec2Error {
+        /// The stable code of this error (`denied:<rule>` for denials).
+        pub fn code(&self) -> String {
+            match self {
+                Ec2Error::Denied(d) => format!("denied:{}", d.rule.name()),
+                Ec2Error::NotOwned(_) => "not-owned".into(),
+                Ec2Error::Throttled(_) => "throttled".into(),
+                Ec2Error::InvalidParameter(_) => "invalid-parameter".into(),
+                Ec2Error::Unavailable(_) => "unavailable".into(),
+                Ec2Error::Aws(_) => "aws".into(),
+            }
+        }
+        /// What went wrong, for a person.
+        pub fn message(&self) -> &str {
+            match self {
+                Ec2Error::Denied(d) => &d.message,
+                Ec2Error::NotOwned(m)
+                | Ec2Error::Throttled(m)
+                | Ec2Error::InvalidParameter(m)
+                | Ec2Error::Unavailable(m)
+                | Ec2Error::Aws(m) => m,
+            }
+        }
+    }
+
+    impl From<Ec2Error> for AgentError {
+        fn from(e: Ec2Error) -> Self {
+            AgentError::CapabilityFailed(format!("aws-ec2 {}: {}", e.code(), e.message()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //!   and bounded by its own timeout (epochs cannot interrupt host code).
 //! - tests of the scoping rules.
 pub mod agents;
+pub mod aws_ec2;
 pub mod llm;
 pub mod log;
 pub mod memory;
@@ -40,6 +41,7 @@ pub struct Prepared {
     pub memory: Option<memory::Prepared>,
     pub llm: Option<llm::Prepared>,
     pub agents: Option<agents::Prepared>,
+    pub aws_ec2: Option<aws_ec2::Prepared>,
 }
 
 /// Every capability's per-instance state, built for one call.
@@ -48,6 +50,7 @@ pub struct States {
     pub memory: Option<memory::MemoryState>,
     pub llm: Option<llm::LlmState>,
     pub agents: Option<agents::AgentsState>,
+    pub aws_ec2: Option<aws_ec2::AwsEc2State>,
 }
 
 impl Prepared {
@@ -57,6 +60,7 @@ impl Prepared {
             memory: self.memory.as_ref().map(|p| p.state(call)),
             llm: self.llm.as_ref().map(|p| p.state(call)),
             agents: self.agents.as_ref().map(|p| p.state(call)),
+            aws_ec2: self.aws_ec2.as_ref().map(|p| p.state(call)),
         }
     }
 }
@@ -69,6 +73,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>, capability: Capability)
         Capability::Memory => memory::add_to_linker(linker),
         Capability::Llm => llm::add_to_linker(linker),
         Capability::Agents => agents::add_to_linker(linker),
+        Capability::AwsEc2 => aws_ec2::add_to_linker(linker),
         other => Err(wasmtime::format_err!("capability {other} is not available in this host")),
     }
 }

@@ -1,0 +1,720 @@
+//! The infrastructure genome: a TOML file naming the EC2 instance groups a
+//! deployment should have. Planning compares it with what EC2 reports
+//! (instances tagged with the genome's owner); applying launches and
+//! terminates to match, within the owner's `aws_ec2` policy; cleanup
+//! terminates the owner's genome instances that no group names any more.
+//!
+//! ```toml
+//! id = "shop"                        # tagged agentkernel:genome=shop
+//! owner = "infrastructure-architect" # its policy bounds the genome; tagged agentkernel:owner=...
+//! region = "us-east-1"               # default: the host's [aws] region
+//!
+//! [[group]]
+//! name = "web"
+//! count = 2
+//! instance_type = "t3.micro"
+//! ami = "ami-12345678"
+//! subnet_id = "subnet-..."           # optional
+//! security_group_ids = ["sg-..."]    # optional
+//! tags = { role = "web" }            # optional; `agentkernel:` keys are reserved
+//! ```
+//!
+//! The applied genome and agents' proposals are kept in SQLite
+//! ([`crate::storage::aws::AwsStore`]): `genome_versions` (newest row is
+//! the current genome) and `genome_proposals`.
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::policy::{AwsEc2Scope, Denial, GENOME_TAG, GROUP_TAG, OWNER_TAG, Rule, check_tag_keys};
+use super::{Ec2Failure, Ec2Service, Principal, client::Launch, now, tag_value};
+use crate::bindings::agentkernel::agent::aws_ec2 as wit;
+use crate::storage::aws::{AuditRecord, AwsStore, StoredProposal};
+
+/// Instance states that count as a group member (still exists, may run again).
+const MEMBER_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+const ACTIVE_STATES: [&str; 2] = ["pending", "running"];
+/// Most groups and instances per group one genome may name.
+pub const MAX_GROUPS: usize = 50;
+pub const MAX_GROUP_COUNT: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genome {
+    pub id: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<InstanceGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceGroup {
+    pub name: String,
+    pub count: u32,
+    pub instance_type: String,
+    pub ami: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GenomeError {
+    #[error("invalid genome: {0}")]
+    Invalid(String),
+}
+
+fn simple_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl Genome {
+    pub fn parse(text: &str) -> Result<Genome, GenomeError> {
+        let g: Genome = toml::from_str(text).map_err(|e| GenomeError::Invalid(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a genome always serializes")
+    }
+
+    pub fn validate(&self) -> Result<(), GenomeError> {
+        let bad = |m: String| Err(GenomeError::Invalid(m));
+        if !simple_name(&self.id) {
+            return bad(format!("id `{}` must be 1-64 of a-z A-Z 0-9 - _ .", self.id));
+        }
+        if !simple_name(&self.owner) {
+            return bad(format!("owner `{}` must be an agent name", self.owner));
+        }
+        if self.groups.len() > MAX_GROUPS {
+            return bad(format!("{} groups; at most {MAX_GROUPS}", self.groups.len()));
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            if !simple_name(&g.name) {
+                return bad(format!("group name `{}` must be 1-64 of a-z A-Z 0-9 - _ .", g.name));
+            }
+            if self.groups[..i].iter().any(|o| o.name == g.name) {
+                return bad(format!("group `{}` is named twice", g.name));
+            }
+            if g.count > MAX_GROUP_COUNT {
+                return bad(format!("group `{}`: count {} exceeds {MAX_GROUP_COUNT}", g.name, g.count));
+            }
+            if g.instance_type.is_empty() || g.ami.is_empty() {
+                return bad(format!("group `{}` needs instance_type and ami", g.name));
+            }
+            if let Err(d) = check_tag_keys(g.tags.keys().map(String::as_str)) {
+                return bad(format!("group `{}`: {}", g.name, d.message));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_wit(&self, default_region: &str) -> wit::Genome {
+        wit::Genome {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+            region: self.region.clone().unwrap_or_else(|| default_region.to_string()),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| wit::InstanceGroup {
+                    name: g.name.clone(),
+                    count: g.count,
+                    instance_type: g.instance_type.clone(),
+                    image_id: g.ami.clone(),
+                    subnet_id: g.subnet_id.clone(),
+                    security_group_ids: g.security_group_ids.clone(),
+                    tags: g.tags.iter().map(|(k, v)| wit::Tag { key: k.clone(), value: v.clone() }).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_wit(g: wit::Genome) -> Genome {
+        Genome {
+            id: g.id,
+            owner: g.owner,
+            region: (!g.region.is_empty()).then_some(g.region),
+            groups: g
+                .groups
+                .into_iter()
+                .map(|g| InstanceGroup {
+                    name: g.name,
+                    count: g.count,
+                    instance_type: g.instance_type,
+                    ami: g.image_id,
+                    subnet_id: g.subnet_id,
+                    security_group_ids: g.security_group_ids,
+                    tags: g.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Launch,
+    Terminate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanChange {
+    pub group: String,
+    pub kind: ChangeKind,
+    pub count: u32,
+    pub instance_type: String,
+    pub image_id: String,
+    /// Terminations: which instances.
+    pub instance_ids: Vec<String>,
+    pub reason: String,
+}
+
+/// How EC2 would change to match a genome (or, for cleanup, to drop what it no longer names).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub genome_id: String,
+    pub owner: String,
+    pub region: String,
+    pub changes: Vec<PlanChange>,
+    /// Groups already matching: (group, instances).
+    pub unchanged: Vec<(String, u32)>,
+    /// Estimated USD/h of the owner's pending and running instances in the region, now and after.
+    pub hourly_cost_before: f64,
+    pub hourly_cost_after: f64,
+    /// Instance types with no price in `[aws.prices]` (counted as 0 above).
+    pub unpriced: Vec<String>,
+    /// Pending + running instances the owner has in the region, now and after.
+    pub running_before: u32,
+    pub running_after: u32,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn launches(&self) -> impl Iterator<Item = &PlanChange> {
+        self.changes.iter().filter(|c| c.kind == ChangeKind::Launch)
+    }
+
+    pub fn to_wit(&self) -> wit::Plan {
+        wit::Plan {
+            changes: self
+                .changes
+                .iter()
+                .map(|c| wit::PlanChange {
+                    group: c.group.clone(),
+                    kind: match c.kind {
+                        ChangeKind::Launch => wit::ChangeKind::Launch,
+                        ChangeKind::Terminate => wit::ChangeKind::Terminate,
+                    },
+                    count: c.count,
+                    instance_type: c.instance_type.clone(),
+                    instance_ids: c.instance_ids.clone(),
+                })
+                .collect(),
+            hourly_cost_before: self.hourly_cost_before,
+            hourly_cost_after: self.hourly_cost_after,
+        }
+    }
+
+    /// For people: one line per change and the cost before and after.
+    pub fn render(&self) -> String {
+        let mut out = format!("genome `{}` (owner {}, region {}):\n", self.genome_id, self.owner, self.region);
+        if self.changes.is_empty() {
+            out.push_str("  no changes: EC2 matches the genome\n");
+        }
+        for c in &self.changes {
+            match c.kind {
+                ChangeKind::Launch => out.push_str(&format!(
+                    "  + launch {} x {} ({}) for group `{}`: {}\n",
+                    c.count, c.instance_type, c.image_id, c.group, c.reason
+                )),
+                ChangeKind::Terminate => out.push_str(&format!(
+                    "  - terminate {} ({}) of group `{}`: {}\n",
+                    c.instance_ids.join(", "),
+                    c.instance_type,
+                    c.group,
+                    c.reason
+                )),
+            }
+        }
+        for (g, n) in &self.unchanged {
+            out.push_str(&format!("  = group `{g}`: {n} instances, unchanged\n"));
+        }
+        out.push_str(&format!(
+            "  running instances: {} -> {}; estimated cost: ${:.4}/h -> ${:.4}/h\n",
+            self.running_before, self.running_after, self.hourly_cost_before, self.hourly_cost_after
+        ));
+        if !self.unpriced.is_empty() {
+            out.push_str(&format!("  (no price in [aws.prices] for: {}; counted as $0)\n", self.unpriced.join(", ")));
+        }
+        out
+    }
+}
+
+/// What applying did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApplyReport {
+    pub launched: Vec<String>,
+    pub terminated: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn summary(&self) -> String {
+        format!(
+            "launched {} ({}), terminated {} ({})",
+            self.launched.len(),
+            self.launched.join(", "),
+            self.terminated.len(),
+            self.terminated.join(", ")
+        )
+    }
+}
+
+/// Result of an agent's proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalOutcome {
+    pub id: i64,
+    pub status: String,
+    pub plan: Plan,
+    pub message: String,
+}
+
+fn storage_failure(e: impl std::fmt::Display) -> Ec2Failure {
+    Ec2Failure::Unavailable(format!("genome storage: {e}"))
+}
+
+impl Ec2Service {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn AwsStore) -> Result<T, crate::storage::StorageError> + Send + 'static,
+    ) -> Result<T, Ec2Failure> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(&*store)).await.map_err(storage_failure)?.map_err(storage_failure)
+    }
+
+    pub async fn genome_region(&self, genome: &Genome) -> String {
+        match &genome.region {
+            Some(r) => r.clone(),
+            None => self.default_region().await,
+        }
+    }
+
+    fn price_of(&self, t: &str, unpriced: &mut Vec<String>) -> f64 {
+        self.config.price(t).unwrap_or_else(|| {
+            if !unpriced.iter().any(|u| u == t) {
+                unpriced.push(t.to_string());
+            }
+            0.0
+        })
+    }
+
+    /// Compares `genome` with the owner's instances in its region.
+    pub async fn plan(&self, genome: &Genome, deadline: Option<Instant>) -> Result<Plan, Ec2Failure> {
+        let region = self.genome_region(genome).await;
+        let owned = self.owned_instances(&genome.owner, &region, &MEMBER_STATES, deadline).await?;
+        let mut unpriced = Vec::new();
+        let active: Vec<_> = owned.iter().filter(|i| ACTIVE_STATES.contains(&i.state.as_str())).collect();
+        let before: f64 = active.iter().fold(0.0, |sum, i| sum + self.price_of(&i.instance_type, &mut unpriced));
+        let mut after = before;
+        let mut running_after = active.len() as i64;
+        let mut changes = Vec::new();
+        let mut unchanged = Vec::new();
+        for g in &genome.groups {
+            let mut members: Vec<_> = owned
+                .iter()
+                .filter(|i| tag_value(i, GENOME_TAG) == Some(&genome.id) && tag_value(i, GROUP_TAG) == Some(&g.name))
+                .collect();
+            // Oldest ids first is not knowable from EC2 ids; sort for a stable plan.
+            members.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+            let (matching, stale): (Vec<_>, Vec<_>) = members.into_iter().partition(|i| {
+                i.instance_type == g.instance_type
+                    && i.image_id == g.ami
+                    && g.subnet_id.as_ref().is_none_or(|s| i.subnet_id.as_deref() == Some(s))
+            });
+            let keep = matching.len().min(g.count as usize);
+            let excess = &matching[keep..];
+            let reasons = [(&stale[..], "type, AMI or subnet differs from the genome"), (excess, "more instances than the genome's count")];
+            for (instances, reason) in reasons {
+                let Some(first) = instances.first() else { continue };
+                for i in instances.iter().filter(|i| ACTIVE_STATES.contains(&i.state.as_str())) {
+                    after -= self.price_of(&i.instance_type, &mut unpriced);
+                    running_after -= 1;
+                }
+                changes.push(PlanChange {
+                    group: g.name.clone(),
+                    kind: ChangeKind::Terminate,
+                    count: instances.len() as u32,
+                    instance_type: first.instance_type.clone(),
+                    image_id: first.image_id.clone(),
+                    instance_ids: instances.iter().map(|i| i.instance_id.clone()).collect(),
+                    reason: reason.to_string(),
+                });
+            }
+            let missing = g.count.saturating_sub(keep as u32);
+            if missing > 0 {
+                after += self.price_of(&g.instance_type, &mut unpriced) * f64::from(missing);
+                running_after += i64::from(missing);
+                changes.push(PlanChange {
+                    group: g.name.clone(),
+                    kind: ChangeKind::Launch,
+                    count: missing,
+                    instance_type: g.instance_type.clone(),
+                    image_id: g.ami.clone(),
+                    instance_ids: vec![],
+                    reason: format!("{keep} of {} exist", g.count),
+                });
+            }
+            if stale.is_empty() && excess.is_empty() && missing == 0 {
+                unchanged.push((g.name.clone(), g.count));
+            }
+        }
+        Ok(Plan {
+            genome_id: genome.id.clone(),
+            owner: genome.owner.clone(),
+            region,
+            changes,
+            unchanged,
+            hourly_cost_before: before,
+            hourly_cost_after: after.max(0.0),
+            unpriced,
+            running_before: active.len() as u32,
+            running_after: running_after.max(0) as u32,
+        })
+    }
+
+    /// The owner's instances launched for a genome that `genome` no longer
+    /// names (another genome id, or a group it dropped). Instances the owner
+    /// launched outside any genome are left alone.
+    pub async fn cleanup_plan(&self, genome: &Genome, deadline: Option<Instant>) -> Result<Plan, Ec2Failure> {
+        let region = self.genome_region(genome).await;
+        let owned = self.owned_instances(&genome.owner, &region, &MEMBER_STATES, deadline).await?;
+        let mut unpriced = Vec::new();
+        let active: Vec<_> = owned.iter().filter(|i| ACTIVE_STATES.contains(&i.state.as_str())).collect();
+        let before: f64 = active.iter().fold(0.0, |sum, i| sum + self.price_of(&i.instance_type, &mut unpriced));
+        let mut after = before;
+        let mut running_after = active.len() as u32;
+        let mut by_label: BTreeMap<(String, String), Vec<&wit::Instance>> = BTreeMap::new();
+        for i in &owned {
+            let Some(gid) = tag_value(i, GENOME_TAG) else { continue };
+            let group = tag_value(i, GROUP_TAG).unwrap_or("");
+            let named = gid == genome.id && genome.groups.iter().any(|g| g.name == group);
+            if !named {
+                by_label.entry((gid.to_string(), group.to_string())).or_default().push(i);
+            }
+        }
+        let mut changes = Vec::new();
+        for ((gid, group), instances) in by_label {
+            for i in &instances {
+                if ACTIVE_STATES.contains(&i.state.as_str()) {
+                    after -= self.price_of(&i.instance_type, &mut unpriced);
+                    running_after -= 1;
+                }
+            }
+            changes.push(PlanChange {
+                group: group.clone(),
+                kind: ChangeKind::Terminate,
+                count: instances.len() as u32,
+                instance_type: instances[0].instance_type.clone(),
+                image_id: instances[0].image_id.clone(),
+                instance_ids: instances.iter().map(|i| i.instance_id.clone()).collect(),
+                reason: if gid == genome.id {
+                    format!("group `{group}` is no longer in genome `{gid}`")
+                } else {
+                    format!("launched for genome `{gid}`, which is not the current genome")
+                },
+            });
+        }
+        Ok(Plan {
+            genome_id: genome.id.clone(),
+            owner: genome.owner.clone(),
+            region,
+            changes,
+            unchanged: vec![],
+            hourly_cost_before: before,
+            hourly_cost_after: after.max(0.0),
+            unpriced,
+            running_before: active.len() as u32,
+            running_after,
+        })
+    }
+
+    /// The owner's policy limits, applied to a plan: region, types, AMIs,
+    /// running count and hourly cost across the owner's regions. (Who
+    /// approved it, an admin or the owner's `auto_apply`, decides whether
+    /// `actions` and `dry_run` matter; that is the caller's check.)
+    pub async fn check_plan(&self, plan: &Plan, owner_scope: &AwsEc2Scope, deadline: Option<Instant>) -> Result<(), Ec2Failure> {
+        owner_scope.check_region(&plan.region, &self.default_region().await)?;
+        for c in plan.launches() {
+            owner_scope.check_instance_type(&c.instance_type)?;
+            owner_scope.check_image(&c.image_id)?;
+        }
+        if plan.launches().next().is_none() {
+            return Ok(()); // only terminations: never more running or more cost
+        }
+        let active = self.active_across(&plan.owner, owner_scope, deadline).await?;
+        let terminating: Vec<&str> = plan
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Terminate)
+            .flat_map(|c| c.instance_ids.iter().map(String::as_str))
+            .collect();
+        let staying: Vec<_> = active.iter().filter(|i| !terminating.contains(&i.instance_id.as_str())).collect();
+        let adding: Vec<&str> =
+            plan.launches().flat_map(|c| std::iter::repeat_n(c.instance_type.as_str(), c.count as usize)).collect();
+        owner_scope.check_running(staying.len() as u32, adding.len() as u32)?;
+        let before = self.config.hourly(active.iter().map(|i| i.instance_type.as_str()));
+        let after = self
+            .config
+            .hourly(staying.iter().map(|i| i.instance_type.as_str()))
+            .and_then(|s| self.config.hourly(adding.iter().copied()).map(|a| s + a));
+        owner_scope.check_cost(before.unwrap_or(0.0), after)?;
+        Ok(())
+    }
+
+    /// Makes the plan's changes (never in dry-run mode: approval happened).
+    async fn execute(&self, genome: &Genome, plan: &Plan) -> Result<ApplyReport, Ec2Failure> {
+        let ec2 = self.client(&plan.region, None).await;
+        let mut report = ApplyReport::default();
+        let terminate: Vec<String> =
+            plan.changes.iter().filter(|c| c.kind == ChangeKind::Terminate).flat_map(|c| c.instance_ids.clone()).collect();
+        if !terminate.is_empty() {
+            ec2.terminate(&terminate, false).await?;
+            report.terminated = terminate;
+        }
+        for c in plan.launches() {
+            let Some(g) = genome.groups.iter().find(|g| g.name == c.group) else { continue };
+            let mut tags: Vec<(String, String)> = g.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            tags.push((OWNER_TAG.into(), genome.owner.clone()));
+            tags.push((GENOME_TAG.into(), genome.id.clone()));
+            tags.push((GROUP_TAG.into(), g.name.clone()));
+            tags.push(("Name".into(), format!("{}-{}", genome.id, g.name)));
+            let launch = Launch {
+                image_id: g.ami.clone(),
+                instance_type: g.instance_type.clone(),
+                count: c.count,
+                subnet_id: g.subnet_id.clone(),
+                security_group_ids: g.security_group_ids.clone(),
+                tags,
+            };
+            report.launched.extend(ec2.run(&launch, false).await?);
+        }
+        Ok(report)
+    }
+
+    /// Checks `plan` against the owner's policy and makes it, under the
+    /// owner's lock; `by` (`admin` or the agent) is what the audit log shows.
+    pub async fn apply_plan(
+        &self,
+        by: &str,
+        action: &str,
+        genome: &Genome,
+        plan: &Plan,
+        owner_scope: &AwsEc2Scope,
+    ) -> Result<ApplyReport, Ec2Failure> {
+        let lock = self.owner_lock(&genome.owner);
+        let _held = lock.lock().await;
+        let result = match self.check_plan(plan, owner_scope, None).await {
+            Ok(()) => self.execute(genome, plan).await,
+            Err(e) => Err(e),
+        };
+        let (outcome, rule, detail) = match &result {
+            Ok(r) => ("ok", None, r.summary()),
+            Err(Ec2Failure::Denied(d)) => ("denied", Some(d.rule.name().to_string()), d.message.clone()),
+            Err(e) => ("error", None, e.to_string()),
+        };
+        self.audit(AuditRecord {
+            id: 0,
+            at: now(),
+            agent: by.to_string(),
+            action: action.to_string(),
+            region: plan.region.clone(),
+            params: json!({"genome": genome.id, "owner": genome.owner, "changes": plan.changes}),
+            outcome: outcome.into(),
+            rule,
+            detail,
+        })
+        .await;
+        result
+    }
+
+    /// Plans, then (with `approve`) applies and records the genome as current.
+    pub async fn apply_genome(&self, by: &str, genome: &Genome, owner_scope: &AwsEc2Scope, approve: bool) -> Result<(Plan, Option<ApplyReport>), Ec2Failure> {
+        let plan = self.plan(genome, None).await?;
+        if !approve {
+            // Still say whether policy would refuse it.
+            self.check_plan(&plan, owner_scope, None).await?;
+            return Ok((plan, None));
+        }
+        let report = self.apply_plan(by, "genome-apply", genome, &plan, owner_scope).await?;
+        let text = genome.to_toml();
+        let by = by.to_string();
+        self.blocking(move |s| s.genome_record(&text, &by)).await?;
+        Ok((plan, Some(report)))
+    }
+
+    /// Terminates the owner's genome instances `genome` no longer names.
+    pub async fn cleanup(&self, by: &str, genome: &Genome, owner_scope: &AwsEc2Scope, approve: bool) -> Result<(Plan, Option<ApplyReport>), Ec2Failure> {
+        let plan = self.cleanup_plan(genome, None).await?;
+        if !approve || plan.is_empty() {
+            return Ok((plan, None));
+        }
+        let report = self.apply_plan(by, "genome-cleanup", genome, &plan, owner_scope).await?;
+        Ok((plan, Some(report)))
+    }
+
+    /// The genome last applied.
+    pub async fn current_genome(&self) -> Result<Option<Genome>, Ec2Failure> {
+        let stored = self.blocking(|s| s.genome_current()).await?;
+        match stored {
+            None => Ok(None),
+            Some(g) => Genome::parse(&g.toml).map(Some).map_err(|e| Ec2Failure::Aws(format!("stored genome: {e}"))),
+        }
+    }
+
+    /// The capability's `current-genome`: audited like every call.
+    pub async fn read_genome(&self, who: Principal<'_>) -> Result<Option<wit::Genome>, Ec2Failure> {
+        let region = self.default_region().await;
+        let op = async {
+            who.scope.check_action("current-genome")?;
+            let g = self.current_genome().await?;
+            Ok(g.map(|g| g.to_wit(&region)))
+        };
+        self.audited(&who, "current-genome", &region, json!({}), op, |g| {
+            (false, g.as_ref().map_or("no genome".into(), |g| format!("genome {}", g.id)))
+        })
+        .await
+    }
+
+    /// An agent's proposal: validated, planned and stored; applied at once
+    /// when its scope allows auto-apply (and is not dry-run) and the plan is
+    /// within policy.
+    pub async fn propose_genome(&self, who: Principal<'_>, genome: Genome, reason: String) -> Result<ProposalOutcome, Ec2Failure> {
+        let region = self.genome_region(&genome).await;
+        let params = json!({"genome": genome.id, "reason": reason, "groups": genome.groups.len()});
+        let op = async {
+            self.admit(&who, "propose-genome", &region).await?;
+            if genome.owner != who.agent {
+                return Err(Ec2Failure::Denied(Denial {
+                    rule: Rule::GenomeOwner,
+                    message: format!("the genome names owner `{}`; an agent may only propose genomes it owns", genome.owner),
+                }));
+            }
+            genome.validate().map_err(|e| Ec2Failure::InvalidParameter(e.to_string()))?;
+            if reason.len() > 4096 {
+                return Err(Ec2Failure::InvalidParameter("reason is longer than 4096 bytes".into()));
+            }
+            let plan = self.plan(&genome, who.deadline).await?;
+            let (agent, text, why) = (who.agent.to_string(), genome.to_toml(), reason.clone());
+            let id = self.blocking(move |s| s.proposal_add(&agent, &why, &text)).await?;
+            let (status, message) = if !who.scope.auto_apply {
+                ("pending".to_string(), format!("waiting for an admin: agentkernel genome approve {id}"))
+            } else if who.scope.dry_run {
+                ("pending".to_string(), format!("dry-run mode: not applied; an admin can run agentkernel genome approve {id}"))
+            } else {
+                match self.apply_plan(who.agent, "genome-auto-apply", &genome, &plan, who.scope).await {
+                    Ok(report) => {
+                        let (text, by) = (genome.to_toml(), who.agent.to_string());
+                        self.blocking(move |s| s.genome_record(&text, &by)).await?;
+                        ("applied".to_string(), format!("auto-applied: {}", report.summary()))
+                    }
+                    Err(Ec2Failure::Denied(d)) => (
+                        "pending".to_string(),
+                        format!("not auto-applied (policy rule `{}`: {}); waiting for an admin", d.rule, d.message),
+                    ),
+                    Err(e) => ("failed".to_string(), format!("auto-apply failed: {e}")),
+                }
+            };
+            let (st, msg) = (status.clone(), message.clone());
+            self.blocking(move |s| s.proposal_set_status(id, &st, &msg)).await?;
+            Ok(ProposalOutcome { id, status, plan, message })
+        };
+        self.audited(&who, "propose-genome", &region, params, op, |p| (false, format!("proposal {} {}", p.id, p.status)))
+            .await
+    }
+
+    /// Admin: applies a pending proposal within its owner's policy.
+    pub async fn approve_proposal(&self, id: i64, owner_scope: impl FnOnce(&str) -> Option<AwsEc2Scope>) -> Result<(StoredProposal, Plan, ApplyReport), Ec2Failure> {
+        let p = self
+            .blocking(move |s| s.proposal_get(id))
+            .await?
+            .ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
+        if p.status != "pending" {
+            return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
+        }
+        let genome = Genome::parse(&p.toml).map_err(|e| Ec2Failure::InvalidParameter(e.to_string()))?;
+        let scope = owner_scope(&genome.owner)
+            .ok_or_else(|| Ec2Failure::Denied(Denial { rule: Rule::Action, message: format!("genome owner `{}` has no aws_ec2 grant", genome.owner) }))?;
+        let plan = self.plan(&genome, None).await?;
+        let result = self.apply_plan("admin", "genome-approve", &genome, &plan, &scope).await;
+        let (status, message) = match &result {
+            Ok(r) => ("applied", format!("approved by admin: {}", r.summary())),
+            Err(e) => ("failed", format!("approval failed: {e}")),
+        };
+        let (st, msg) = (status.to_string(), message);
+        self.blocking(move |s| s.proposal_set_status(id, &st, &msg)).await?;
+        let report = result?;
+        let text = genome.to_toml();
+        self.blocking(move |s| s.genome_record(&text, "admin")).await?;
+        let p = self.blocking(move |s| s.proposal_get(id)).await?.unwrap_or(p);
+        Ok((p, plan, report))
+    }
+
+    /// Admin: marks a pending proposal rejected.
+    pub async fn reject_proposal(&self, id: i64, why: &str) -> Result<(), Ec2Failure> {
+        let p = self.blocking(move |s| s.proposal_get(id)).await?.ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
+        if p.status != "pending" {
+            return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
+        }
+        let msg = format!("rejected by admin: {why}");
+        self.blocking(move |s| s.proposal_set_status(id, "rejected", &msg)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        id = "shop"
+        owner = "infrastructure-architect"
+        region = "us-east-1"
+        [[group]]
+        name = "web"
+        count = 2
+        instance_type = "t3.micro"
+        ami = "ami-12345678"
+        tags = { role = "web" }
+    "#;
+
+    #[test]
+    fn genome_parses_and_round_trips_through_toml_and_wit() {
+        let g = Genome::parse(EXAMPLE).unwrap();
+        assert_eq!(g.groups[0].count, 2);
+        assert_eq!(Genome::parse(&g.to_toml()).unwrap(), g);
+        assert_eq!(Genome::from_wit(g.to_wit("us-east-1")), g);
+    }
+
+    #[test]
+    fn malformed_genomes_are_clear_errors() {
+        let e = Genome::parse("id = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("owner"), "{e}");
+        let dup = format!("{EXAMPLE}\n[[group]]\nname = \"web\"\ncount = 1\ninstance_type = \"t3.micro\"\nami = \"ami-1\"\n");
+        assert!(Genome::parse(&dup).unwrap_err().to_string().contains("named twice"));
+        let reserved = EXAMPLE.replace("role = \"web\"", "\"agentkernel:owner\" = \"someone\"");
+        assert!(Genome::parse(&reserved).unwrap_err().to_string().contains("reserved"));
+        assert!(Genome::parse(&EXAMPLE.replace("count = 2", "count = 100000")).is_err());
+    }
+}

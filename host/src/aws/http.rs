@@ -1,0 +1,118 @@
+//! Admin HTTP endpoints for the genome and the EC2 audit log: what
+//! `agentkernel genome proposals/approve/reject` and `agentkernel audit`
+//! do, for operators who are not on the host's shell.
+//!
+//! - `GET /v1/admin/genome`: the current genome (TOML and version)
+//! - `GET /v1/admin/genome/proposals?status=pending`
+//! - `POST /v1/admin/genome/proposals/{id}/approve`: apply within the owner's policy
+//! - `POST /v1/admin/genome/proposals/{id}/reject`
+//! - `GET /v1/admin/audit?agent=A&limit=N`
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ec2Failure;
+use crate::api::ErrorBody;
+use crate::registry::Registry;
+
+pub fn admin_routes() -> Router<Arc<Registry>> {
+    Router::new()
+        .route("/v1/admin/genome", get(current))
+        .route("/v1/admin/genome/proposals", get(proposals))
+        .route("/v1/admin/genome/proposals/{id}/approve", post(approve))
+        .route("/v1/admin/genome/proposals/{id}/reject", post(reject))
+        .route("/v1/admin/audit", get(audit))
+}
+
+fn failure(e: &Ec2Failure) -> Response {
+    let status = match e {
+        Ec2Failure::Denied(_) | Ec2Failure::NotOwned(_) => StatusCode::FORBIDDEN,
+        Ec2Failure::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Ec2Failure::Throttled(_) | Ec2Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Ec2Failure::Aws(_) => StatusCode::BAD_GATEWAY,
+    };
+    let code = match e {
+        Ec2Failure::Denied(d) => format!("denied:{}", d.rule),
+        other => other.code().to_string(),
+    };
+    (status, Json(ErrorBody::new(&code, e.to_string()))).into_response()
+}
+
+fn storage_error(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody::new("storage", e.to_string()))).into_response()
+}
+
+/// Runs a store read on the blocking pool.
+async fn read<T: Send + 'static>(
+    reg: &Registry,
+    op: impl FnOnce(&dyn crate::storage::aws::AwsStore) -> Result<T, crate::storage::StorageError> + Send + 'static,
+) -> Result<T, Response> {
+    let store = reg.runtime().aws().store().clone();
+    match tokio::task::spawn_blocking(move || op(&*store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(storage_error(e)),
+        Err(e) => Err(storage_error(e)),
+    }
+}
+
+async fn current(State(reg): State<Arc<Registry>>) -> Response {
+    match read(&reg, |s| s.genome_current()).await {
+        Ok(g) => Json(json!({ "genome": g })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct ProposalQuery {
+    status: Option<String>,
+}
+
+async fn proposals(State(reg): State<Arc<Registry>>, Query(q): Query<ProposalQuery>) -> Response {
+    match read(&reg, move |s| s.proposal_list(q.status.as_deref(), 100)).await {
+        Ok(rows) => Json(json!({ "proposals": rows })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn approve(State(reg): State<Arc<Registry>>, Path(id): Path<i64>) -> Response {
+    let runtime = reg.runtime();
+    let config = runtime.config();
+    match runtime.aws().approve_proposal(id, |owner| config.policy_for(owner).aws_ec2.scope()).await {
+        Ok((proposal, plan, applied)) => Json(json!({ "proposal": proposal, "plan": plan, "applied": applied })).into_response(),
+        Err(e) => failure(&e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RejectBody {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn reject(State(reg): State<Arc<Registry>>, Path(id): Path<i64>, body: Option<Json<RejectBody>>) -> Response {
+    let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
+    match reg.runtime().aws().reject_proposal(id, &reason).await {
+        Ok(()) => Json(json!({ "id": id, "status": "rejected" })).into_response(),
+        Err(e) => failure(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    agent: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn audit(State(reg): State<Arc<Registry>>, Query(q): Query<AuditQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    match read(&reg, move |s| s.audit_list(q.agent.as_deref(), limit)).await {
+        Ok(rows) => Json(json!({ "audit": rows })).into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,181 @@
+//! `agentkernel genome ...` and `agentkernel audit`: the operator's side of
+//! the `aws-ec2` capability. Works on the data dir's database and EC2
+//! directly; no agents are loaded.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use agentkernel::aws::Ec2Service;
+use agentkernel::aws::genome::{ApplyReport, Genome, Plan};
+use agentkernel::aws::policy::AwsEc2Scope;
+use agentkernel::config::HostConfig;
+use agentkernel::host::Host;
+use agentkernel::storage::aws::AwsStore;
+use agentkernel::storage::sqlite::SqliteStorage;
+
+#[derive(Subcommand)]
+pub enum GenomeCommand {
+    /// Compare a genome file with EC2 and print the changes and their cost.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make EC2 match a genome file, within its owner's policy. Without
+    /// --approve only prints the plan.
+    Apply {
+        file: PathBuf,
+        /// Make the changes (and record the file as the current genome).
+        #[arg(long)]
+        approve: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Terminate the owner's genome instances the genome no longer names.
+    /// Without --approve only prints what would be terminated.
+    Cleanup {
+        /// Genome file (default: the current genome, as last applied).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        approve: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the current genome (as last applied).
+    Show,
+    /// List agents' genome proposals.
+    Proposals {
+        /// Only `pending`, `applied`, `rejected` or `failed`.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a pending proposal (within its owner's policy).
+    Approve { id: i64 },
+    /// Reject a pending proposal.
+    Reject {
+        id: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+fn service(config: &HostConfig) -> anyhow::Result<(Ec2Service, Arc<SqliteStorage>)> {
+    let store = Arc::new(SqliteStorage::open(&Host::database_path(config))?);
+    Ok((Ec2Service::new(config.aws.clone(), store.clone()), store))
+}
+
+fn owner_scope(config: &HostConfig, owner: &str) -> anyhow::Result<AwsEc2Scope> {
+    match config.policy_for(owner).aws_ec2.scope() {
+        Some(s) => Ok(s),
+        None => bail!(
+            "genome owner `{owner}` has no aws_ec2 grant; its policy bounds the genome: add to agentkernel.toml\n    [agents.{owner}]\n    aws_ec2 = {{ regions = [...], instance_types = [...], amis = [...], max_running_instances = N, max_hourly_usd = X }}"
+        ),
+    }
+}
+
+fn read_genome(path: &Path) -> anyhow::Result<Genome> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Genome::parse(&text).with_context(|| path.display().to_string())
+}
+
+fn print_outcome(plan: &Plan, report: Option<&ApplyReport>, json: bool, hint: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "applied": report}))?);
+        return Ok(());
+    }
+    print!("{}", plan.render());
+    match report {
+        Some(r) => println!("applied: {}", r.summary()),
+        None if !plan.is_empty() => println!("{hint}"),
+        None => {}
+    }
+    Ok(())
+}
+
+pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<ExitCode> {
+    let (svc, store) = service(&config)?;
+    match cmd {
+        GenomeCommand::Plan { file, json } => {
+            let genome = read_genome(&file)?;
+            let plan = svc.plan(&genome, None).await?;
+            print_outcome(&plan, None, json, "not applied: run `agentkernel genome apply FILE --approve`")?;
+        }
+        GenomeCommand::Apply { file, approve, json } => {
+            let genome = read_genome(&file)?;
+            let scope = owner_scope(&config, &genome.owner)?;
+            let (plan, report) = svc.apply_genome("admin", &genome, &scope, approve).await?;
+            print_outcome(&plan, report.as_ref(), json, "not applied: run again with --approve to make these changes")?;
+        }
+        GenomeCommand::Cleanup { file, approve, json } => {
+            let genome = match file {
+                Some(f) => read_genome(&f)?,
+                None => svc.current_genome().await?.context("no genome has been applied yet; pass --file")?,
+            };
+            let scope = owner_scope(&config, &genome.owner)?;
+            let (plan, report) = svc.cleanup("admin", &genome, &scope, approve).await?;
+            print_outcome(&plan, report.as_ref(), json, "not terminated: run again with --approve")?;
+        }
+        GenomeCommand::Show => match store.genome_current()? {
+            Some(g) => print!("# version {} applied by {}\n{}", g.version, g.applied_by, g.toml),
+            None => println!("no genome has been applied"),
+        },
+        GenomeCommand::Proposals { status, json } => {
+            let rows = store.proposal_list(status.as_deref(), 100)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no proposals");
+            }
+            if !json {
+                for p in rows {
+                    println!("#{} [{}] from {}: {}\n  {}", p.id, p.status, p.agent, p.reason, p.message);
+                }
+            }
+        }
+        GenomeCommand::Approve { id } => {
+            let (p, plan, report) = svc.approve_proposal(id, |owner| config.policy_for(owner).aws_ec2.scope()).await?;
+            print!("{}", plan.render());
+            println!("proposal #{} {}: {}", p.id, p.status, report.summary());
+        }
+        GenomeCommand::Reject { id, reason } => {
+            svc.reject_proposal(id, &reason).await?;
+            println!("proposal #{id} rejected");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit(config: HostConfig, agent: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
+    let store = SqliteStorage::open(&Host::database_path(&config))?;
+    let rows = store.audit_list(agent, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no EC2 calls recorded");
+        return Ok(());
+    }
+    println!("{:<6} {:<20} {:<24} {:<22} {:<10} {:<8} {:<22} detail", "id", "time (UTC)", "agent", "action", "region", "outcome", "rule");
+    for r in rows.iter().rev() {
+        println!(
+            "{:<6} {:<20} {:<24} {:<22} {:<10} {:<8} {:<22} {}",
+            r.id,
+            crate::format_unix(r.at),
+            r.agent,
+            r.action,
+            r.region,
+            r.outcome,
+            r.rule.as_deref().unwrap_or("-"),
+            r.detail
+        );
+        println!("       params: {}", r.params);
+    }
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! The `aws-ec2` capability and the infrastructure genome against a real
+//! EC2 API on loopback: `moto_server` (one per test), through the real
+//! aws-sdk-ec2 client with fake credentials.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use agentkernel::aws::policy::{AwsEc2Scope, Rule};
+use agentkernel::aws::{AwsConfig, Ec2Failure, Ec2Service, Principal};
+use agentkernel::bindings::agentkernel::agent::aws_ec2::{RunSpec, Tag};
+use agentkernel::storage::aws::AwsStore;
+use agentkernel::storage::sqlite::SqliteStorage;
+use sandbox_tests::moto::{MOTO_AMI, MOTO_AMI_2, Moto, Throttler, fake_aws_env};
+use sandbox_tests::{TestHost, request};
+use serde_json::{Value, json};
+
+const PRICES: &str = "[aws.prices]\n\"t3.micro\" = 0.0104\n\"t3.small\" = 0.0208\n\"m5.large\" = 0.096\n";
+
+fn aws_config(endpoint: &str) -> AwsConfig {
+    let text = format!("[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n{PRICES}");
+    agentkernel::config::HostConfig::parse(&text).unwrap().aws
+}
+
+fn service(endpoint: &str) -> (Arc<Ec2Service>, Arc<SqliteStorage>) {
+    let store = Arc::new(SqliteStorage::in_memory().unwrap());
+    (Arc::new(Ec2Service::new(aws_config(endpoint), store.clone())), store)
+}
+
+/// A scope that allows launching up to 3 small instances, for real.
+fn launcher() -> AwsEc2Scope {
+    AwsEc2Scope {
+        actions: vec!["*".into()],
+        instance_types: vec!["t3.micro".into(), "t3.small".into()],
+        amis: vec![MOTO_AMI.into()],
+        max_running_instances: 3,
+        max_hourly_usd: 0.05,
+        dry_run: false,
+        ..AwsEc2Scope::default()
+    }
+}
+
+fn who<'a>(agent: &'a str, scope: &'a AwsEc2Scope) -> Principal<'a> {
+    Principal { agent, scope, deadline: None }
+}
+
+fn spec(instance_type: &str, count: u32) -> RunSpec {
+    RunSpec {
+        image_id: MOTO_AMI.into(),
+        instance_type: instance_type.into(),
+        count,
+        subnet_id: None,
+        security_group_ids: vec![],
+        tags: vec![Tag { key: "role".into(), value: "web".into() }],
+    }
+}
+
+/// Every instance EC2 has, as (id → (state, tags)), read with an unscoped client.
+async fn ec2_instances(svc: &Ec2Service) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let client = svc.admin_client(None).await;
+    let out = client.describe_instances().send().await.expect("admin describe");
+    let mut all = BTreeMap::new();
+    for r in out.reservations() {
+        for i in r.instances() {
+            let tags = i.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect();
+            let state = i.state().unwrap().name().unwrap().as_str().to_string();
+            all.insert(i.instance_id().unwrap().to_string(), (state, tags));
+        }
+    }
+    all
+}
+
+fn live(all: &BTreeMap<String, (String, BTreeMap<String, String>)>) -> Vec<String> {
+    all.iter().filter(|(_, (s, _))| s == "pending" || s == "running").map(|(id, _)| id.clone()).collect()
+}
+
+/// Launches an instance with no agentkernel tags, as someone outside the host would.
+async fn launch_untagged(svc: &Ec2Service) -> String {
+    let client = svc.admin_client(None).await;
+    let out = client
+        .run_instances()
+        .image_id(MOTO_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+fn rule_of(e: &Ec2Failure) -> Option<Rule> {
+    match e {
+        Ec2Failure::Denied(d) => Some(d.rule),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_within_policy_is_tagged_costed_and_audited() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = launcher();
+    let r = svc.run_instances(who("builder", &scope), None, spec("t3.micro", 2)).await.expect("launch within policy");
+    assert!(!r.dry_run);
+    assert_eq!(r.instance_ids.len(), 2);
+    assert!((r.hourly_cost_after.unwrap() - 0.0208).abs() < 1e-9, "{r:?}");
+
+    let all = ec2_instances(&svc).await;
+    for id in &r.instance_ids {
+        let (state, tags) = &all[id];
+        assert!(state == "pending" || state == "running", "{state}");
+        assert_eq!(tags.get("agentkernel:owner").map(String::as_str), Some("builder"));
+        assert_eq!(tags.get("role").map(String::as_str), Some("web"), "the agent's own tags are kept");
+    }
+    let seen = svc.describe_instances(who("builder", &scope), None, vec![]).await.unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|i| i.instance_type == "t3.micro" && i.region == "us-east-1"));
+
+    let audit = store.audit_list(Some("builder"), 10).unwrap();
+    let launch = audit.iter().find(|a| a.action == "run-instances").expect("launch audited");
+    assert_eq!((launch.outcome.as_str(), launch.rule.as_deref()), ("ok", None));
+    assert_eq!(launch.params["instance_type"], "t3.micro");
+    assert_eq!(launch.params["count"], 2);
+    for id in &r.instance_ids {
+        assert!(launch.detail.contains(id.as_str()), "{}", launch.detail);
+    }
+    assert!(audit.iter().any(|a| a.action == "describe-instances" && a.outcome == "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_policy_rule_refuses_with_its_name_and_launches_nothing() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let base = launcher();
+    let read_only = AwsEc2Scope { dry_run: false, ..AwsEc2Scope::default() };
+    let cases: Vec<(&str, AwsEc2Scope, Option<&str>, RunSpec, Rule)> = vec![
+        ("action", read_only, None, spec("t3.micro", 1), Rule::Action),
+        ("region", base.clone(), Some("eu-west-1"), spec("t3.micro", 1), Rule::Region),
+        ("type", base.clone(), None, spec("m5.large", 1), Rule::InstanceType),
+        ("ami", base.clone(), None, RunSpec { image_id: MOTO_AMI_2.into(), ..spec("t3.micro", 1) }, Rule::Image),
+        ("count", base.clone(), None, spec("t3.micro", 4), Rule::MaxRunningInstances),
+        ("cost", AwsEc2Scope { max_hourly_usd: 0.03, ..base.clone() }, None, spec("t3.small", 2), Rule::MaxHourlyCost),
+        (
+            "unpriced",
+            AwsEc2Scope { instance_types: vec!["t3.*".into()], ..base.clone() },
+            None,
+            spec("t3.nano", 1),
+            Rule::MaxHourlyCost,
+        ),
+        (
+            "reserved tag",
+            base.clone(),
+            None,
+            RunSpec { tags: vec![Tag { key: "agentkernel:owner".into(), value: "someone-else".into() }], ..spec("t3.micro", 1) },
+            Rule::ReservedTag,
+        ),
+        ("size", AwsEc2Scope { max_running_instances: 1000, max_hourly_usd: 100.0, ..base.clone() }, None, spec("t3.micro", 101), Rule::RequestSize),
+    ];
+    for (name, scope, region, run, expected) in cases {
+        let e = svc.run_instances(who(name, &scope), region.map(String::from), run).await.unwrap_err();
+        assert_eq!(rule_of(&e), Some(expected), "{name}: {e}");
+        let rows = store.audit_list(Some(name), 10).unwrap();
+        assert_eq!(rows.len(), 1, "{name}: one audit row");
+        assert_eq!((rows[0].outcome.as_str(), rows[0].rule.as_deref()), ("denied", Some(expected.name())), "{name}");
+        assert!(!rows[0].detail.is_empty(), "{name}: the audit says why");
+    }
+    // The count rule counts what is already running: 2 now + 2 more > 3.
+    svc.run_instances(who("count2", &base), None, spec("t3.micro", 2)).await.unwrap();
+    let e = svc.run_instances(who("count2", &base), None, spec("t3.micro", 2)).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::MaxRunningInstances), "{e}");
+    assert!(e.to_string().contains("max_running_instances = 3"), "{e}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2, "only the one allowed launch happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_cannot_touch_instances_they_do_not_own() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = launcher();
+    let mine = svc.run_instances(who("alice", &scope), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    let untagged = launch_untagged(&svc).await;
+
+    for (victim, what) in [(mine[0].clone(), "another agent's"), (untagged.clone(), "an untagged")] {
+        let e = svc.terminate_instances(who("mallory", &scope), None, vec![victim.clone()]).await.unwrap_err();
+        assert!(matches!(e, Ec2Failure::NotOwned(_)), "terminate {what}: {e}");
+        let e = svc.stop_instances(who("mallory", &scope), None, vec![victim.clone()]).await.unwrap_err();
+        assert!(matches!(e, Ec2Failure::NotOwned(_)), "stop {what}: {e}");
+        let steal = vec![Tag { key: "team".into(), value: "mallory".into() }];
+        let e = svc.create_tags(who("mallory", &scope), None, vec![victim.clone()], steal).await.unwrap_err();
+        assert!(matches!(e, Ec2Failure::NotOwned(_)), "tag {what}: {e}");
+    }
+    // Taking ownership by tag is refused even on one's own instance.
+    let take = vec![Tag { key: "agentkernel:owner".into(), value: "mallory".into() }];
+    let e = svc.create_tags(who("alice", &scope), None, mine.clone(), take).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::ReservedTag), "{e}");
+    // A mix of owned and unowned ids changes nothing.
+    let e = svc.terminate_instances(who("alice", &scope), None, vec![mine[0].clone(), untagged.clone()]).await.unwrap_err();
+    assert!(matches!(e, Ec2Failure::NotOwned(ref m) if m.contains(&untagged)), "{e}");
+
+    let all = ec2_instances(&svc).await;
+    assert_eq!(live(&all).len(), 2, "both instances still run");
+    assert_eq!(all[&mine[0]].1.get("agentkernel:owner").map(String::as_str), Some("alice"));
+    assert!(svc.describe_instances(who("mallory", &scope), None, vec![]).await.unwrap().is_empty(), "others' instances are invisible");
+
+    // The owner can.
+    svc.terminate_instances(who("alice", &scope), None, mine.clone()).await.unwrap();
+    assert!(!live(&ec2_instances(&svc).await).contains(&mine[0]));
+    let denied = store.audit_list(Some("mallory"), 20).unwrap();
+    assert!(denied.iter().filter(|r| r.rule.as_deref() == Some("not-owned")).count() >= 6, "{denied:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_answers_and_changes_nothing() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let real = launcher();
+    let dry = AwsEc2Scope { dry_run: true, ..launcher() };
+    let r = svc.run_instances(who("planner", &dry), None, spec("t3.micro", 2)).await.expect("dry run within policy");
+    assert!(r.dry_run && r.instance_ids.is_empty(), "{r:?}");
+    assert!(r.summary.contains("would launch 2"), "{}", r.summary);
+    assert!(ec2_instances(&svc).await.is_empty(), "nothing launched");
+    // Policy still applies in dry-run mode.
+    let e = svc.run_instances(who("planner", &dry), None, spec("m5.large", 1)).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::InstanceType));
+    // Dry-run terminate of an owned instance leaves it running.
+    let ids = svc.run_instances(who("planner", &real), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    let r = svc.terminate_instances(who("planner", &dry), None, ids.clone()).await.unwrap();
+    assert!(r.dry_run && r.summary.contains("would terminate"), "{r:?}");
+    assert_eq!(live(&ec2_instances(&svc).await), ids);
+    let rows = store.audit_list(Some("planner"), 10).unwrap();
+    assert!(rows.iter().any(|r| r.action == "terminate-instances" && r.outcome == "dry-run"), "{rows:?}");
+    assert!(rows.iter().any(|r| r.action == "run-instances" && r.outcome == "dry-run"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_errors_become_typed_errors_and_the_host_keeps_serving() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = AwsEc2Scope { amis: vec!["ami-*".into()], ..launcher() };
+    let e = svc
+        .run_instances(who("a", &scope), None, RunSpec { image_id: "ami-00000000".into(), ..spec("t3.micro", 1) })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Ec2Failure::InvalidParameter(ref m) if m.contains("InvalidAMIID")), "{e}");
+    let rows = store.audit_list(Some("a"), 1).unwrap();
+    assert_eq!(rows[0].outcome, "error");
+
+    // Throttling: every request answered 503 RequestLimitExceeded; the SDK retries, then a typed error.
+    let throttler = Throttler::start().await;
+    let (throttled, _) = service(&throttler.endpoint());
+    let e = throttled.describe_subnets(who("a", &scope), None, vec![]).await.unwrap_err();
+    assert!(matches!(e, Ec2Failure::Throttled(ref m) if m.contains("RequestLimitExceeded")), "{e}");
+    assert_eq!(throttler.requests.load(std::sync::atomic::Ordering::SeqCst), 3, "max_attempts = 3 (default)");
+    let e = throttled.run_instances(who("a", &scope), None, spec("t3.micro", 1)).await.unwrap_err();
+    assert!(matches!(e, Ec2Failure::Throttled(_)), "{e}");
+
+    // Nothing listening: unavailable.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (gone, _) = service(&format!("http://127.0.0.1:{port}"));
+    let e = gone.describe_images(who("a", &scope), None, vec![]).await.unwrap_err();
+    assert!(matches!(e, Ec2Failure::Unavailable(_)), "{e}");
+
+    // And the working endpoint still works.
+    svc.run_instances(who("a", &scope), None, spec("t3.micro", 1)).await.unwrap();
+}
+
+fn agentkernel(dir: &Path, args: &[&str]) -> Output {
+    fake_aws_env();
+    Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .args(args)
+        .current_dir(dir)
+        .env("AGENTKERNEL_CONFIG", dir.join("agentkernel.toml"))
+        .env("AGENTKERNEL_DATA_DIR", dir.join("data"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "stdout: {out}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+const GENOME: &str = r#"
+id = "shop"
+owner = "architect"
+region = "us-east-1"
+
+[[group]]
+name = "web"
+count = 2
+instance_type = "t3.micro"
+ami = "ami-03cf127a"
+tags = { role = "web" }
+
+[[group]]
+name = "worker"
+count = 1
+instance_type = "t3.small"
+ami = "ami-03cf127a"
+"#;
+
+fn host_config(endpoint: &str, architect_scope: &str) -> String {
+    format!("[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n{PRICES}\n[agents.architect]\naws_ec2 = {architect_scope}\n")
+}
+
+const ARCHITECT_SCOPE: &str = r#"{ instance_types = ["t3.micro", "t3.small"], amis = ["ami-03cf127a"], max_running_instances = 5, max_hourly_usd = 0.1 }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genome_plan_apply_reapply_and_cleanup_through_the_cli() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("agentkernel.toml"), host_config(&moto.endpoint(), ARCHITECT_SCOPE)).unwrap();
+    std::fs::write(dir.path().join("genome.toml"), GENOME).unwrap();
+    let (svc, _) = service(&moto.endpoint());
+
+    let plan = ok(&agentkernel(dir.path(), &["genome", "plan", "genome.toml"]));
+    assert!(plan.contains("+ launch 2 x t3.micro") && plan.contains("+ launch 1 x t3.small"), "{plan}");
+    assert!(plan.contains("$0.0000/h -> $0.0416/h"), "cost before and after: {plan}");
+
+    let unapproved = ok(&agentkernel(dir.path(), &["genome", "apply", "genome.toml"]));
+    assert!(unapproved.contains("not applied"), "{unapproved}");
+    assert!(ec2_instances(&svc).await.is_empty(), "apply without --approve changes nothing");
+
+    let applied = ok(&agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]));
+    assert!(applied.contains("applied: launched 3"), "{applied}");
+    let all = ec2_instances(&svc).await;
+    assert_eq!(live(&all).len(), 3);
+    let web: Vec<_> = all.values().filter(|(_, t)| t.get("agentkernel:group").map(String::as_str) == Some("web")).collect();
+    assert_eq!(web.len(), 2);
+    for (_, tags) in &web {
+        assert_eq!(tags["agentkernel:owner"], "architect");
+        assert_eq!(tags["agentkernel:genome"], "shop");
+        assert_eq!(tags["role"], "web");
+    }
+
+    let again = ok(&agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]));
+    assert!(again.contains("no changes"), "a second apply changes nothing: {again}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 3);
+    let shown = ok(&agentkernel(dir.path(), &["genome", "show"]));
+    assert!(shown.contains("id = \"shop\""), "{shown}");
+
+    // Scale web down to 1 and drop the worker group.
+    let smaller = GENOME.replace("count = 2", "count = 1");
+    let smaller = &smaller[..smaller.find("[[group]]\nname = \"worker\"").unwrap()];
+    std::fs::write(dir.path().join("genome.toml"), smaller).unwrap();
+    let plan = ok(&agentkernel(dir.path(), &["genome", "plan", "genome.toml"]));
+    assert!(plan.contains("- terminate") && plan.contains("more instances than the genome's count"), "{plan}");
+    assert!(!plan.contains("worker"), "plan/apply only reconcile named groups: {plan}");
+    ok(&agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]));
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2, "web 1 + the now-unnamed worker");
+
+    let cleanup = ok(&agentkernel(dir.path(), &["genome", "cleanup"]));
+    assert!(cleanup.contains("group `worker` is no longer in genome `shop`") && cleanup.contains("not terminated"), "{cleanup}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2, "cleanup without --approve changes nothing");
+    let cleaned = ok(&agentkernel(dir.path(), &["genome", "cleanup", "--approve"]));
+    assert!(cleaned.contains("terminated 1"), "{cleaned}");
+    let all = ec2_instances(&svc).await;
+    let left = live(&all);
+    assert_eq!(left.len(), 1);
+    assert_eq!(all[&left[0]].1["agentkernel:group"], "web");
+    let nothing = ok(&agentkernel(dir.path(), &["genome", "cleanup", "--approve"]));
+    assert!(nothing.contains("no changes"), "{nothing}");
+
+    let audit = ok(&agentkernel(dir.path(), &["audit"]));
+    assert!(audit.contains("genome-apply") && audit.contains("genome-cleanup"), "{audit}");
+    let rows: Vec<Value> = serde_json::from_str(&ok(&agentkernel(dir.path(), &["audit", "--json", "--limit", "2"]))).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["action"], "genome-cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genome_apply_stays_within_the_owner_policy() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tight = r#"{ instance_types = ["t3.micro", "t3.small"], amis = ["ami-03cf127a"], max_running_instances = 2, max_hourly_usd = 0.1 }"#;
+    std::fs::write(dir.path().join("agentkernel.toml"), host_config(&moto.endpoint(), tight)).unwrap();
+    std::fs::write(dir.path().join("genome.toml"), GENOME).unwrap();
+    let (svc, _) = service(&moto.endpoint());
+    let o = agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("max-running-instances"), "the error names the rule: {err}");
+    assert!(ec2_instances(&svc).await.is_empty());
+    let audit = ok(&agentkernel(dir.path(), &["audit", "--agent", "admin"]));
+    assert!(audit.contains("denied") && audit.contains("max-running-instances"), "{audit}");
+
+    // An owner without a grant cannot be the owner of a genome.
+    std::fs::write(dir.path().join("genome.toml"), GENOME.replace("owner = \"architect\"", "owner = \"nobody\"")).unwrap();
+    let o = agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has no aws_ec2 grant"), "{}", String::from_utf8_lossy(&o.stderr));
+    // A malformed genome is a clear error.
+    std::fs::write(dir.path().join("genome.toml"), "id = \"x\"\n[[group]]\nname = 3\n").unwrap();
+    let o = agentkernel(dir.path(), &["genome", "plan", "genome.toml"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("genome.toml"));
+}
+
+// ---- through a guest: the capability boundary end to end ----
+
+async fn probe(h: &TestHost, ctx: Value) -> Value {
+    let agent = h.load("ec2-probe").await.expect("ec2-probe loads");
+    let mut req = request("s", "probe");
+    req.context = Some(ctx.to_string());
+    let out = agent.call(&req).await.expect("the call itself succeeds");
+    serde_json::from_str(out.response.data.as_deref().unwrap()).unwrap()
+}
+
+fn probe_config(endpoint: &str, scope: &str) -> String {
+    format!(
+        "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n{PRICES}\n[agents.ec2-probe]\naws_ec2 = {scope}\nlimits = {{ deadline_ms = 30000 }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_launches_within_policy_and_gets_typed_denials() {
+    let moto = Moto::start();
+    let scope = r#"{ actions = ["describe-*", "run-instances", "terminate-instances"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 2, max_hourly_usd = 1.0, dry_run = false }"#;
+    let h = TestHost::new(&probe_config(&moto.endpoint(), scope));
+    let svc = h.host.runtime.aws().clone();
+
+    let r = probe(&h, json!({"op": "run", "image": MOTO_AMI, "type": "t3.micro", "count": 1, "tags": {"role": "api"}})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let id = r["ids"][0].as_str().unwrap().to_string();
+    let all = ec2_instances(&svc).await;
+    assert_eq!(all[&id].1["agentkernel:owner"], "ec2-probe");
+
+    let r = probe(&h, json!({"op": "run", "image": MOTO_AMI, "type": "m5.large", "count": 1})).await;
+    assert_eq!((r["error"].as_str(), r["rule"].as_str()), (Some("denied:instance-type"), Some("instance-type")), "{r}");
+    let r = probe(&h, json!({"op": "run", "image": MOTO_AMI, "type": "t3.micro", "count": 5})).await;
+    assert_eq!(r["rule"], "max-running-instances", "{r}");
+    let r = probe(&h, json!({"op": "run", "image": MOTO_AMI, "type": "t3.micro", "region": "ap-south-1"})).await;
+    assert_eq!(r["rule"], "region", "{r}");
+    let r = probe(&h, json!({"op": "stop", "ids": [id]})).await;
+    assert_eq!(r["rule"], "action", "stop is not granted: {r}");
+    let untagged = launch_untagged(&svc).await;
+    let r = probe(&h, json!({"op": "terminate", "ids": [untagged]})).await;
+    assert_eq!(r["error"], "not-owned", "{r}");
+    let r = probe(&h, json!({"op": "describe"})).await;
+    assert_eq!(r["ids"], json!([id]), "the guest sees only its own instance: {r}");
+    let r = probe(&h, json!({"op": "terminate", "ids": [id]})).await;
+    assert_eq!(r["ok"], true, "{r}");
+
+    let rows = h.host.runtime.aws().store().audit_list(Some("ec2-probe"), 50).unwrap();
+    assert!(rows.iter().any(|r| r.action == "run-instances" && r.outcome == "ok"));
+    for rule in ["instance-type", "max-running-instances", "region", "action", "not-owned"] {
+        assert!(rows.iter().any(|r| r.outcome == "denied" && r.rule.as_deref() == Some(rule)), "no denied row for {rule}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_without_the_grant_are_refused_at_load() {
+    let h = TestHost::new("");
+    let e = h.load("ec2-probe").await.err().expect("refused");
+    let msg = e.to_string();
+    assert!(msg.contains("`aws-ec2`") && msg.contains("aws_ec2 = true"), "{msg}");
+    let e = h.load("infrastructure-architect").await.err().expect("refused");
+    assert!(e.to_string().contains("aws-ec2") || e.to_string().contains("llm"), "{e}");
+}
+
+fn architect_config(endpoint: &str, scope: &str) -> String {
+    format!(
+        "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n{PRICES}\n[agents.infrastructure-architect]\naws_ec2 = {scope}\nllm = true\nlimits = {{ deadline_ms = 30000 }}\n"
+    )
+}
+
+async fn ask(h: &TestHost, text: &str, ctx: Option<Value>) -> (String, Value) {
+    let agent = h.load("infrastructure-architect").await.expect("architect loads");
+    let mut req = request("chat", text);
+    req.context = ctx.map(|c| c.to_string());
+    let out = agent.call(&req).await.expect("the call succeeds");
+    let data = out.response.data.as_deref().map(|d| serde_json::from_str(d).unwrap()).unwrap_or(Value::Null);
+    (out.response.text, data)
+}
+
+const ARCHITECT_GENOME: &str = r#"
+id = "shop"
+owner = "infrastructure-architect"
+region = "us-east-1"
+[[group]]
+name = "web"
+count = 1
+instance_type = "t3.micro"
+ami = "ami-03cf127a"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_architect_proposes_and_an_admin_approves() {
+    let moto = Moto::start();
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
+    let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
+    let svc = h.host.runtime.aws().clone();
+    let owner_scope: AwsEc2Scope = toml::from_str(&format!("x = {scope}")).map(|t: toml::Table| t["x"].clone().try_into().unwrap()).unwrap();
+    let genome = agentkernel::aws::genome::Genome::parse(ARCHITECT_GENOME).unwrap();
+    svc.apply_genome("admin", &genome, &owner_scope, true).await.unwrap();
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 1);
+
+    let (text, data) = ask(&h, "We need 3 more t3.micro web servers for the sale", None).await;
+    assert_eq!(data["status"], "pending", "{text}");
+    assert_eq!(data["method"], "rules", "no model configured: {text}");
+    assert!(text.contains("group `web`: 1 -> 4 x t3.micro"), "{text}");
+    assert!(text.contains("launch 3 x t3.micro"), "{text}");
+    assert!(text.contains("$0.0104/h -> $0.0416/h"), "{text}");
+    assert!(text.contains("agentkernel genome approve"), "{text}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 1, "a proposal changes nothing by itself");
+
+    let id = data["proposal"].as_i64().unwrap();
+    let (p, _, report) = svc.approve_proposal(id, |_| Some(owner_scope.clone())).await.unwrap();
+    assert_eq!((p.status.as_str(), report.launched.len()), ("applied", 3));
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
+    assert_eq!(svc.current_genome().await.unwrap().unwrap().groups[0].count, 4);
+
+    // Beyond policy: the plan is refused when approved, naming the rule.
+    let (text, data) = ask(&h, "add 5 more web servers", None).await;
+    assert_eq!(data["status"], "pending", "{text}");
+    let id = data["proposal"].as_i64().unwrap();
+    let e = svc.approve_proposal(id, |_| Some(owner_scope.clone())).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::MaxRunningInstances), "{e}");
+    assert_eq!(svc.store().proposal_get(id).unwrap().unwrap().status, "failed");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_apply_within_limits_applies_and_beyond_limits_waits() {
+    let moto = Moto::start();
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 3, max_hourly_usd = 0.1, dry_run = false, auto_apply = true }"#;
+    let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
+    let svc = h.host.runtime.aws().clone();
+
+    let (text, data) = ask(&h, "2 web servers please", Some(json!({"ami": MOTO_AMI}))).await;
+    assert_eq!(data["status"], "applied", "{text}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+    assert_eq!(svc.current_genome().await.unwrap().unwrap().owner, "infrastructure-architect");
+
+    let (text, data) = ask(&h, "3 more web servers", None).await;
+    assert_eq!(data["status"], "pending", "{text}");
+    assert!(text.contains("max-running-instances"), "{text}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_architect_uses_the_model_when_one_answers() {
+    use sandbox_tests::llm_server::{Scripted, ScriptedLlm};
+    let moto = Moto::start();
+    let llm = ScriptedLlm::start(vec![Scripted::reply(r#"{"group": "api", "instance_type": "t3.micro", "add": 2, "remove": null, "set": null}"#)]).await;
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
+    let h = TestHost::new(&format!("{}{}", llm.config(), architect_config(&moto.endpoint(), scope)));
+    let (text, data) = ask(&h, "the API tier is struggling, double it from nothing to a pair", Some(json!({"ami": MOTO_AMI}))).await;
+    assert_eq!(data["method"], "model", "{text}");
+    assert!(text.contains("group `api`: 0 -> 2 x t3.micro"), "{text}");
+    let pending = h.host.runtime.aws().store().proposal_list(Some("pending"), 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].toml.contains("name = \"api\""), "{}", pending[0].toml);
+}

@@ -1,0 +1,146 @@
+//! A real EC2 API on loopback for tests: `moto_server` (PyPI `moto[server]`,
+//! installed by `scripts/deps/moto.sh`, which exports
+//! `AGENTKERNEL_MOTO_SERVER`), one server per test so tests never see each
+//! other's instances. Plus a loopback endpoint that always throttles.
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// An AMI that moto ships in every region.
+pub const MOTO_AMI: &str = "ami-03cf127a";
+/// Another of moto's built-in AMIs.
+pub const MOTO_AMI_2: &str = "ami-12c6146b";
+
+/// Fake credentials and no instance-metadata lookups, for the standard
+/// AWS chain in this process (and child processes inherit them). Set once,
+/// before any test starts an AWS client.
+pub fn fake_aws_env() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // SAFETY: called through a Once before any test in this binary
+        // creates an AWS client or reads these variables.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::remove_var("AWS_SESSION_TOKEN");
+            std::env::remove_var("AWS_PROFILE");
+            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+            std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/agentkernel-test-aws-config");
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/agentkernel-test-aws-credentials");
+        }
+    });
+}
+
+/// A running `moto_server`, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free loopback port (AMI ids validated, so
+    /// an unknown AMI is an error as on AWS) and waits until it accepts.
+    pub fn start() -> Moto {
+        fake_aws_env();
+        let exe = std::env::var("AGENTKERNEL_MOTO_SERVER").unwrap_or_else(|_| {
+            panic!("AGENTKERNEL_MOTO_SERVER is not set: run ./scripts/test (scripts/deps/moto.sh installs moto_server)")
+        });
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ENABLE_AMI_VALIDATION", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let moto = Moto { child, addr };
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen on {addr} within 60s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback "EC2 endpoint" that answers every request with 503
+/// `RequestLimitExceeded`, as EC2 does when throttling. Counts requests.
+pub struct Throttler {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Throttler {
+    pub async fn start() -> Throttler {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // Read one request (headers, then Content-Length bytes of body).
+                        let Some(end) = find(&buf, b"\r\n\r\n") else {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + len {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + 4 + len);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttler</RequestID></Response>";
+                        let resp = format!(
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Throttler { addr, requests }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
