@@ -255,6 +255,13 @@ async fn aws_errors_become_typed_errors_and_the_host_keeps_serving() {
     let e = throttled.run_instances(who("a", &scope), None, spec("t3.micro", 1)).await.unwrap_err();
     assert!(matches!(e, Ec2Failure::Throttled(_)), "{e}");
 
+    // Throttled twice, then answered: the SDK's retries make the call succeed.
+    let flaky = Throttler::start_then_forward(2, Some(moto.addr)).await;
+    let (retried, _) = service(&flaky.endpoint());
+    let subnets = retried.describe_subnets(who("a", &scope), None, vec![]).await.expect("succeeds on the third attempt");
+    assert!(!subnets.is_empty(), "moto's default VPC has subnets");
+    assert_eq!(flaky.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+
     // Nothing listening: unavailable.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (gone, _) = service(&format!("http://127.0.0.1:{port}"));
@@ -552,4 +559,57 @@ async fn the_architect_uses_the_model_when_one_answers() {
     let pending = h.host.runtime.aws().store().proposal_list(Some("pending"), 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].toml.contains("name = \"api\""), "{}", pending[0].toml);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_review_proposals_over_http_and_the_cli() {
+    let moto = Moto::start();
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
+    let config = architect_config(&moto.endpoint(), scope);
+    let h = TestHost::new(&config);
+    let svc = h.host.runtime.aws().clone();
+    let (text, first) = ask(&h, "2 web servers", Some(json!({"ami": MOTO_AMI}))).await;
+    assert_eq!(first["status"], "pending", "{text}");
+
+    // The CLI sees the same database (`agentkernel` points --data-dir at the host's).
+    std::fs::write(h.dir.path().join("agentkernel.toml"), &config).unwrap();
+    let listed = ok(&agentkernel(h.dir.path(), &["genome", "proposals", "--status", "pending"]));
+    assert!(listed.contains("#1 [pending] from infrastructure-architect: 2 web servers"), "{listed}");
+    ok(&agentkernel(h.dir.path(), &["genome", "reject", "1", "--reason", "not during the freeze"]));
+    assert_eq!(svc.store().proposal_get(1).unwrap().unwrap().status, "rejected");
+
+    let (_, second) = ask(&h, "2 web servers", Some(json!({"ami": MOTO_AMI}))).await;
+    let id = second["proposal"].as_i64().unwrap();
+    let addr = h.serve().await;
+    let http = reqwest::Client::new();
+    let pending: Value = http
+        .get(format!("http://{addr}/v1/admin/genome/proposals?status=pending"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["proposals"].as_array().unwrap().len(), 1, "{pending}");
+    let url = format!("http://{addr}/v1/admin/genome/proposals/{id}/approve");
+    let resp = http.post(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["proposal"]["status"], "applied", "{body}");
+    assert_eq!(body["applied"]["launched"].as_array().unwrap().len(), 2);
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+    let again = http.post(&url).send().await.unwrap();
+    assert_eq!(again.status(), 422, "a proposal is applied once");
+    let genome: Value = http.get(format!("http://{addr}/v1/admin/genome")).send().await.unwrap().json().await.unwrap();
+    assert!(genome["genome"]["toml"].as_str().unwrap().contains("name = \"web\""), "{genome}");
+    let audit: Value = http
+        .get(format!("http://{addr}/v1/admin/audit?agent=infrastructure-architect&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = audit["audit"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["action"] == "propose-genome" && r["outcome"] == "ok"), "{audit}");
 }

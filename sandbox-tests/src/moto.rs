@@ -77,15 +77,23 @@ impl Drop for Moto {
     }
 }
 
-/// A loopback "EC2 endpoint" that answers every request with 503
-/// `RequestLimitExceeded`, as EC2 does when throttling. Counts requests.
+/// A loopback "EC2 endpoint" that answers requests with 503
+/// `RequestLimitExceeded`, as EC2 does when throttling, and (optionally)
+/// forwards the requests after the first `throttled` ones to moto.
+/// Counts requests.
 pub struct Throttler {
     pub addr: SocketAddr,
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Throttler {
+    /// Throttles every request.
     pub async fn start() -> Throttler {
+        Self::start_then_forward(usize::MAX, None).await
+    }
+
+    /// Throttles the first `throttled` requests, then passes requests to `upstream`.
+    pub async fn start_then_forward(throttled: usize, upstream: Option<SocketAddr>) -> Throttler {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -119,8 +127,25 @@ impl Throttler {
                                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                             }
                         }
-                        buf.drain(..end + 4 + len);
-                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let request: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if let (true, Some(up)) = (n >= throttled, upstream) {
+                            // One request per upstream connection: ask it to close, relay until EOF.
+                            let head = String::from_utf8_lossy(&request[..end]).to_string();
+                            let mut head: Vec<&str> =
+                                head.split("\r\n").filter(|l| !l.to_lowercase().starts_with("connection:")).collect();
+                            head.push("connection: close");
+                            let mut out = head.join("\r\n").into_bytes();
+                            out.extend_from_slice(b"\r\n\r\n");
+                            out.extend_from_slice(&request[end + 4..]);
+                            let Ok(mut upstream) = tokio::net::TcpStream::connect(up).await else { return };
+                            let mut reply = Vec::new();
+                            if upstream.write_all(&out).await.is_err() || upstream.read_to_end(&mut reply).await.is_err() {
+                                return;
+                            }
+                            let _ = sock.write_all(&reply).await;
+                            return;
+                        }
                         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttler</RequestID></Response>";
                         let resp = format!(
                             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{body}",
