@@ -211,6 +211,37 @@ async fn agents_cannot_touch_instances_they_do_not_own() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_stop_start_and_retag_their_instances_within_limits() {
+    let moto = Moto::start();
+    let (svc, _) = service(&moto.endpoint());
+    let scope = AwsEc2Scope { max_running_instances: 1, ..launcher() };
+    let ops = || who("ops", &scope);
+    let ids = svc.run_instances(ops(), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    svc.stop_instances(ops(), None, ids.clone()).await.unwrap();
+    let state = ec2_instances(&svc).await[&ids[0]].0.clone();
+    assert!(state == "stopped" || state == "stopping", "{state}");
+    // A stopped instance does not count as running, so another fits...
+    let other = svc.run_instances(ops(), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    // ...and starting the stopped one would make two.
+    let e = svc.start_instances(ops(), None, ids.clone()).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::MaxRunningInstances), "{e}");
+    svc.terminate_instances(ops(), None, other).await.unwrap();
+    let r = svc.start_instances(ops(), None, ids.clone()).await.unwrap();
+    assert!((r.hourly_cost_after.unwrap() - 0.0104).abs() < 1e-9, "{r:?}");
+    assert!(live(&ec2_instances(&svc).await).contains(&ids[0]));
+
+    let env = |v: &str| vec![Tag { key: "env".into(), value: v.into() }];
+    svc.create_tags(ops(), None, ids.clone(), env("prod")).await.unwrap();
+    assert_eq!(ec2_instances(&svc).await[&ids[0]].1.get("env").map(String::as_str), Some("prod"));
+    svc.delete_tags(ops(), None, ids.clone(), env("")).await.unwrap();
+    assert_eq!(ec2_instances(&svc).await[&ids[0]].1.get("env"), None);
+    let owner_tag = vec![Tag { key: "agentkernel:owner".into(), value: String::new() }];
+    let e = svc.delete_tags(ops(), None, ids.clone(), owner_tag).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::ReservedTag), "{e}");
+    assert_eq!(ec2_instances(&svc).await[&ids[0]].1["agentkernel:owner"], "ops", "ownership cannot be given away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_answers_and_changes_nothing() {
     let moto = Moto::start();
     let (svc, store) = service(&moto.endpoint());

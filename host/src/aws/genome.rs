@@ -485,8 +485,8 @@ impl Ec2Service {
     }
 
     /// Makes the plan's changes (never in dry-run mode: approval happened).
-    async fn execute(&self, genome: &Genome, plan: &Plan) -> Result<ApplyReport, Ec2Failure> {
-        let ec2 = self.client(&plan.region, None).await;
+    async fn execute(&self, genome: &Genome, plan: &Plan, deadline: Option<Instant>) -> Result<ApplyReport, Ec2Failure> {
+        let ec2 = self.client(&plan.region, deadline).await;
         let mut report = ApplyReport::default();
         let terminate: Vec<String> =
             plan.changes.iter().filter(|c| c.kind == ChangeKind::Terminate).flat_map(|c| c.instance_ids.clone()).collect();
@@ -516,6 +516,8 @@ impl Ec2Service {
 
     /// Checks `plan` against the owner's policy and makes it, under the
     /// owner's lock; `by` (`admin` or the agent) is what the audit log shows.
+    /// `deadline` is the calling guest's, for auto-apply: past it the
+    /// remaining changes are not made (a later apply finishes the job).
     pub async fn apply_plan(
         &self,
         by: &str,
@@ -523,11 +525,12 @@ impl Ec2Service {
         genome: &Genome,
         plan: &Plan,
         owner_scope: &AwsEc2Scope,
+        deadline: Option<Instant>,
     ) -> Result<ApplyReport, Ec2Failure> {
         let lock = self.owner_lock(&genome.owner);
         let _held = lock.lock().await;
-        let result = match self.check_plan(plan, owner_scope, None).await {
-            Ok(()) => self.execute(genome, plan).await,
+        let result = match self.check_plan(plan, owner_scope, deadline).await {
+            Ok(()) => self.execute(genome, plan, deadline).await,
             Err(e) => Err(e),
         };
         let (outcome, rule, detail) = match &result {
@@ -558,7 +561,7 @@ impl Ec2Service {
             self.check_plan(&plan, owner_scope, None).await?;
             return Ok((plan, None));
         }
-        let report = self.apply_plan(by, "genome-apply", genome, &plan, owner_scope).await?;
+        let report = self.apply_plan(by, "genome-apply", genome, &plan, owner_scope, None).await?;
         let text = genome.to_toml();
         let by = by.to_string();
         self.blocking(move |s| s.genome_record(&text, &by)).await?;
@@ -571,7 +574,7 @@ impl Ec2Service {
         if !approve || plan.is_empty() {
             return Ok((plan, None));
         }
-        let report = self.apply_plan(by, "genome-cleanup", genome, &plan, owner_scope).await?;
+        let report = self.apply_plan(by, "genome-cleanup", genome, &plan, owner_scope, None).await?;
         Ok((plan, Some(report)))
     }
 
@@ -624,7 +627,7 @@ impl Ec2Service {
             } else if who.scope.dry_run {
                 ("pending".to_string(), format!("dry-run mode: not applied; an admin can run agentkernel genome approve {id}"))
             } else {
-                match self.apply_plan(who.agent, "genome-auto-apply", &genome, &plan, who.scope).await {
+                match self.apply_plan(who.agent, "genome-auto-apply", &genome, &plan, who.scope, who.deadline).await {
                     Ok(report) => {
                         let (text, by) = (genome.to_toml(), who.agent.to_string());
                         self.blocking(move |s| s.genome_record(&text, &by)).await?;
@@ -658,7 +661,7 @@ impl Ec2Service {
         let scope = owner_scope(&genome.owner)
             .ok_or_else(|| Ec2Failure::Denied(Denial { rule: Rule::Action, message: format!("genome owner `{}` has no aws_ec2 grant", genome.owner) }))?;
         let plan = self.plan(&genome, None).await?;
-        let result = self.apply_plan("admin", "genome-approve", &genome, &plan, &scope).await;
+        let result = self.apply_plan("admin", "genome-approve", &genome, &plan, &scope, None).await;
         let (status, message) = match &result {
             Ok(r) => ("applied", format!("approved by admin: {}", r.summary())),
             Err(e) => ("failed", format!("approval failed: {e}")),

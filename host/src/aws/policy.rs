@@ -38,14 +38,16 @@ pub const ACTIONS: &[&str] = &[
     "propose-genome",
 ];
 
-/// Scope of an `aws_ec2` grant. Lists accept exact names, `*`, or a
-/// trailing-`*` prefix (`t3.*`, `describe-*`).
+/// Scope of an `aws_ec2` grant. `actions`, `instance_types` and `amis`
+/// accept exact names, `*`, or a trailing-`*` prefix (`t3.*`, `describe-*`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsEc2Scope {
     /// Actions the agent may call (default: `describe-*` and `current-genome`).
     pub actions: Vec<String>,
     /// Regions the agent may use (default: only the host's `[aws] region`).
+    /// Exact names only: the running-instance and cost limits count every
+    /// listed region, so the list must be enumerable.
     pub regions: Vec<String>,
     /// Instance types the agent may launch (default: none).
     pub instance_types: Vec<String>,
@@ -152,6 +154,11 @@ impl AwsEc2Scope {
                 return Err(format!("aws_ec2.actions: unknown action `{a}` (known: {})", ACTIONS.join(", ")));
             }
         }
+        if let Some(r) = self.regions.iter().find(|r| r.contains('*') || r.is_empty()) {
+            return Err(format!(
+                "aws_ec2.regions: `{r}` is not a region name (patterns are not allowed: limits are counted per listed region)"
+            ));
+        }
         if !self.max_hourly_usd.is_finite() || self.max_hourly_usd < 0.0 {
             return Err("aws_ec2.max_hourly_usd must be a non-negative number".into());
         }
@@ -167,7 +174,7 @@ impl AwsEc2Scope {
 
     /// `default_region` is the host's region, which an empty `regions` list means.
     pub fn check_region(&self, region: &str, default_region: &str) -> Result<(), Denial> {
-        let ok = if self.regions.is_empty() { region == default_region } else { listed(&self.regions, region) };
+        let ok = if self.regions.is_empty() { region == default_region } else { self.regions.iter().any(|r| r == region) };
         if ok {
             return Ok(());
         }
@@ -177,15 +184,7 @@ impl AwsEc2Scope {
 
     /// The regions this scope allows.
     pub fn allowed_regions(&self, default_region: &str) -> Vec<String> {
-        if self.regions.is_empty() {
-            return vec![default_region.to_string()];
-        }
-        // Wildcards cannot be enumerated; running totals count the named regions and the host's.
-        let mut regions: Vec<String> = self.regions.iter().filter(|r| !r.ends_with('*')).cloned().collect();
-        if !regions.iter().any(|r| r == default_region) && listed(&self.regions, default_region) {
-            regions.push(default_region.to_string());
-        }
-        regions
+        if self.regions.is_empty() { vec![default_region.to_string()] } else { self.regions.clone() }
     }
 
     pub fn check_instance_type(&self, instance_type: &str) -> Result<(), Denial> {
@@ -267,7 +266,7 @@ mod tests {
     fn scope() -> AwsEc2Scope {
         AwsEc2Scope {
             actions: vec!["describe-*".into(), "run-instances".into()],
-            regions: vec!["us-east-1".into(), "eu-*".into()],
+            regions: vec!["us-east-1".into(), "eu-west-1".into()],
             instance_types: vec!["t3.*".into()],
             amis: vec!["ami-12345678".into()],
             max_running_instances: 3,
@@ -297,7 +296,8 @@ mod tests {
         assert!(d.message.contains("m5.large") && d.message.contains("t3.*"), "{}", d.message);
         assert!(s.check_image("ami-12345678").is_ok());
         assert_eq!(s.check_image("ami-99999999").unwrap_err().rule, Rule::Image);
-        assert_eq!(s.allowed_regions("us-east-1"), vec!["us-east-1".to_string()]);
+        assert_eq!(s.check_region("eu-central-1", "us-east-1").unwrap_err().rule, Rule::Region);
+        assert_eq!(s.allowed_regions("us-east-1"), vec!["us-east-1".to_string(), "eu-west-1".to_string()]);
     }
 
     #[test]
@@ -318,6 +318,8 @@ mod tests {
         assert!(check_tag_keys(["role"]).is_ok());
         let bad = AwsEc2Scope { actions: vec!["run-instance".into()], ..AwsEc2Scope::default() };
         assert!(bad.validate().unwrap_err().contains("run-instance"));
+        let pattern = AwsEc2Scope { regions: vec!["eu-*".into()], ..AwsEc2Scope::default() };
+        assert!(pattern.validate().unwrap_err().contains("eu-*"));
         assert!(scope().validate().is_ok());
     }
 }
