@@ -644,3 +644,31 @@ async fn admins_review_proposals_over_http_and_the_cli() {
     let rows = audit["audit"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["action"] == "propose-genome" && r["outcome"] == "ok"), "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_and_audited_in_bounded_rows() {
+    fake_aws_env();
+    // Refused before any EC2 call, so no endpoint is needed.
+    let (svc, store) = service("http://127.0.0.1:9");
+    let scope = launcher();
+    let filters: Vec<_> = (0..60)
+        .map(|i| agentkernel::bindings::agentkernel::agent::aws_ec2::Filter { name: format!("tag:k{i}"), values: vec!["v".repeat(4096)] })
+        .collect();
+    let e = svc.describe_instances(who("big", &scope), None, filters).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::RequestSize), "{e}");
+    let ids: Vec<String> = (0..500).map(|i| format!("i-{i:017}")).collect();
+    let e = svc.terminate_instances(who("big", &scope), None, ids).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::RequestSize), "{e}");
+    let e = svc.describe_images(who("big", &scope), Some("r".repeat(100_000)), vec![]).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::Region), "{e}");
+    let rows = store.audit_list(Some("big"), 10).unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r.outcome, "denied");
+        let sizes = (r.params.to_string().len(), r.region.len(), r.detail.len());
+        assert!(sizes.0 <= 16 * 1024 && sizes.1 <= 64 && sizes.2 <= 2048, "{}: {sizes:?}", r.action);
+    }
+    // 60 filters of 4 KiB: the row keeps a 1 KiB start and the size.
+    assert_eq!(rows[2].params["truncated"], true);
+    assert!(rows[2].params.to_string().len() < 2048);
+}

@@ -156,6 +156,17 @@ const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 
 const ACTIVE_STATES: [&str; 2] = ["pending", "running"];
+/// Largest parameters (JSON) and detail one audit row keeps in full.
+const MAX_AUDIT_PARAMS: usize = 16 * 1024;
+
+/// `s` cut to at most `max` bytes on a char boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 pub struct Ec2Service {
     config: AwsConfig,
@@ -291,7 +302,16 @@ impl Ec2Service {
     /// Writes one audit row (on the blocking pool; a failure is logged, not
     /// returned, so an audit problem never turns into a guest-visible error
     /// after EC2 already acted).
-    pub async fn audit(&self, record: AuditRecord) {
+    pub async fn audit(&self, mut record: AuditRecord) {
+        // A guest chooses the parameters: bound what one row may hold.
+        let params = record.params.to_string();
+        if params.len() > MAX_AUDIT_PARAMS {
+            record.params = json!({"truncated": true, "bytes": params.len(), "start": clip(&params, 1024)});
+        }
+        if record.detail.len() > MAX_AUDIT_PARAMS {
+            record.detail = format!("{}... ({} bytes)", clip(&record.detail, 1024), record.detail.len());
+        }
+        record.region = clip(&record.region, 64).to_string();
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || store.audit_append(&record)).await;
         match result {
@@ -343,6 +363,9 @@ impl Ec2Service {
     /// Action and region checks every call starts with.
     async fn admit(&self, who: &Principal<'_>, action: &str, region: &str) -> Result<(), Denial> {
         who.scope.check_action(action)?;
+        if region.len() > 64 {
+            return Err(Denial { rule: Rule::Region, message: format!("region name of {} bytes is not a region", region.len()) });
+        }
         who.scope.check_region(region, &self.default_region().await)
     }
 
