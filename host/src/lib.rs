@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bindings;
 pub mod capabilities;
+pub mod chat;
 pub mod config;
 pub mod host;
 pub mod limits;
@@ -16,3 +17,4 @@ pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod storage;
+pub mod trace;
