@@ -5,6 +5,7 @@
 //! wasm32-wasip2 --release` of `agents/*` and `sandbox-tests/guests/*`),
 //! which exports `AGENTKERNEL_WASM_DIR`.
 pub mod llm_server;
+pub mod load;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
@@ -95,7 +96,8 @@ impl TestHost {
         self.host.registry.scan().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(agentkernel::server::serve(listener, self.host.registry.clone(), std::future::pending()));
+        let app = agentkernel::server::App::new(&self.host).expect("API tokens resolve");
+        tokio::spawn(async move { axum::serve(listener, agentkernel::server::router(app)).await });
         addr
     }
 

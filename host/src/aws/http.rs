@@ -19,9 +19,10 @@ use serde_json::json;
 
 use super::Ec2Failure;
 use crate::api::ErrorBody;
-use crate::registry::Registry;
+use crate::server::App;
 
-pub fn admin_routes() -> Router<Arc<Registry>> {
+/// Mounted on the server's `admin`-scoped router.
+pub fn admin_routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/admin/genome", get(current))
         .route("/v1/admin/genome/proposals", get(proposals))
@@ -50,10 +51,10 @@ fn storage_error(e: impl std::fmt::Display) -> Response {
 
 /// Runs a store read on the blocking pool.
 async fn read<T: Send + 'static>(
-    reg: &Registry,
+    app: &App,
     op: impl FnOnce(&dyn crate::storage::aws::AwsStore) -> Result<T, crate::storage::StorageError> + Send + 'static,
 ) -> Result<T, Response> {
-    let store = reg.runtime().aws().store().clone();
+    let store = app.registry.runtime().aws().store().clone();
     match tokio::task::spawn_blocking(move || op(&*store)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(storage_error(e)),
@@ -61,8 +62,8 @@ async fn read<T: Send + 'static>(
     }
 }
 
-async fn current(State(reg): State<Arc<Registry>>) -> Response {
-    match read(&reg, |s| s.genome_current()).await {
+async fn current(State(app): State<Arc<App>>) -> Response {
+    match read(&app, |s| s.genome_current()).await {
         Ok(g) => Json(json!({ "genome": g })).into_response(),
         Err(r) => r,
     }
@@ -73,15 +74,15 @@ struct ProposalQuery {
     status: Option<String>,
 }
 
-async fn proposals(State(reg): State<Arc<Registry>>, Query(q): Query<ProposalQuery>) -> Response {
-    match read(&reg, move |s| s.proposal_list(q.status.as_deref(), 100)).await {
+async fn proposals(State(app): State<Arc<App>>, Query(q): Query<ProposalQuery>) -> Response {
+    match read(&app, move |s| s.proposal_list(q.status.as_deref(), 100)).await {
         Ok(rows) => Json(json!({ "proposals": rows })).into_response(),
         Err(r) => r,
     }
 }
 
-async fn approve(State(reg): State<Arc<Registry>>, Path(id): Path<i64>) -> Response {
-    let runtime = reg.runtime();
+async fn approve(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Response {
+    let runtime = app.registry.runtime();
     let config = runtime.config();
     match runtime.aws().approve_proposal(id, |owner| config.policy_for(owner).aws_ec2.scope()).await {
         Ok((proposal, plan, applied)) => Json(json!({ "proposal": proposal, "plan": plan, "applied": applied })).into_response(),
@@ -95,9 +96,9 @@ struct RejectBody {
     reason: String,
 }
 
-async fn reject(State(reg): State<Arc<Registry>>, Path(id): Path<i64>, body: Option<Json<RejectBody>>) -> Response {
+async fn reject(State(app): State<Arc<App>>, Path(id): Path<i64>, body: Option<Json<RejectBody>>) -> Response {
     let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
-    match reg.runtime().aws().reject_proposal(id, &reason).await {
+    match app.registry.runtime().aws().reject_proposal(id, &reason).await {
         Ok(()) => Json(json!({ "id": id, "status": "rejected" })).into_response(),
         Err(e) => failure(&e),
     }
@@ -109,9 +110,9 @@ struct AuditQuery {
     limit: Option<u32>,
 }
 
-async fn audit(State(reg): State<Arc<Registry>>, Query(q): Query<AuditQuery>) -> Response {
+async fn audit(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    match read(&reg, move |s| s.audit_list(q.agent.as_deref(), limit)).await {
+    match read(&app, move |s| s.audit_list(q.agent.as_deref(), limit)).await {
         Ok(rows) => Json(json!({ "audit": rows })).into_response(),
         Err(r) => r,
     }
