@@ -139,12 +139,12 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
             }
         }
         GenomeCommand::Approve { id } => {
-            let (p, plan, report) = svc.approve_proposal(id, |owner| config.policy_for(owner).aws_ec2.scope()).await?;
+            let (p, plan, report) = svc.approve_proposal(id, "admin", |owner| config.policy_for(owner).aws_ec2.scope()).await?;
             print!("{}", plan.render());
             println!("proposal #{} {}: {}", p.id, p.status, report.summary());
         }
         GenomeCommand::Reject { id, reason } => {
-            svc.reject_proposal(id, &reason).await?;
+            svc.reject_proposal(id, "admin", &reason).await?;
             println!("proposal #{id} rejected");
         }
     }

@@ -544,7 +544,7 @@ async fn the_architect_proposes_and_an_admin_approves() {
     assert_eq!(live(&ec2_instances(&svc).await).len(), 1, "a proposal changes nothing by itself");
 
     let id = data["proposal"].as_i64().unwrap();
-    let (p, _, report) = svc.approve_proposal(id, |_| Some(owner_scope.clone())).await.unwrap();
+    let (p, _, report) = svc.approve_proposal(id, "admin", |_| Some(owner_scope.clone())).await.unwrap();
     assert_eq!((p.status.as_str(), report.launched.len()), ("applied", 3));
     assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
     assert_eq!(svc.current_genome().await.unwrap().unwrap().groups[0].count, 4);
@@ -553,7 +553,7 @@ async fn the_architect_proposes_and_an_admin_approves() {
     let (text, data) = ask(&h, "add 5 more web servers", None).await;
     assert_eq!(data["status"], "pending", "{text}");
     let id = data["proposal"].as_i64().unwrap();
-    let e = svc.approve_proposal(id, |_| Some(owner_scope.clone())).await.unwrap_err();
+    let e = svc.approve_proposal(id, "admin", |_| Some(owner_scope.clone())).await.unwrap_err();
     assert_eq!(rule_of(&e), Some(Rule::MaxRunningInstances), "{e}");
     assert_eq!(svc.store().proposal_get(id).unwrap().unwrap().status, "failed");
     assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
@@ -596,7 +596,9 @@ async fn the_architect_uses_the_model_when_one_answers() {
 async fn admins_review_proposals_over_http_and_the_cli() {
     let moto = Moto::start();
     let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
-    let config = architect_config(&moto.endpoint(), scope);
+    let tokens = "[[host.tokens]]\nname = \"alice\"\ntoken = \"alice-secret-0123456789\"\nscopes = [\"chat\"]\n\
+                  [[host.tokens]]\nname = \"ops\"\ntoken = \"ops-secret-0123456789ab\"\nscopes = [\"admin\"]\n";
+    let config = format!("{tokens}{}", architect_config(&moto.endpoint(), scope));
     let h = TestHost::new(&config);
     let svc = h.host.runtime.aws().clone();
     let (text, first) = ask(&h, "2 web servers", Some(json!({"ami": MOTO_AMI}))).await;
@@ -613,6 +615,20 @@ async fn admins_review_proposals_over_http_and_the_cli() {
     let id = second["proposal"].as_i64().unwrap();
     let addr = h.serve().await;
     let http = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/admin/genome/proposals/{id}/approve");
+    // Chat-scoped callers cannot review infrastructure.
+    let refused = http.post(&url).bearer_auth("alice-secret-0123456789").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let refused = http.get(format!("http://{addr}/v1/admin/audit")).bearer_auth("alice-secret-0123456789").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 401, "no token at all");
+    assert!(ec2_instances(&svc).await.is_empty());
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(reqwest::header::AUTHORIZATION, "Bearer ops-secret-0123456789ab".parse().unwrap())].into_iter().collect(),
+        )
+        .build()
+        .unwrap();
     let pending: Value = http
         .get(format!("http://{addr}/v1/admin/genome/proposals?status=pending"))
         .send()
@@ -622,7 +638,6 @@ async fn admins_review_proposals_over_http_and_the_cli() {
         .await
         .unwrap();
     assert_eq!(pending["proposals"].as_array().unwrap().len(), 1, "{pending}");
-    let url = format!("http://{addr}/v1/admin/genome/proposals/{id}/approve");
     let resp = http.post(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
@@ -643,6 +658,8 @@ async fn admins_review_proposals_over_http_and_the_cli() {
         .unwrap();
     let rows = audit["audit"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["action"] == "propose-genome" && r["outcome"] == "ok"), "{audit}");
+    let approvals = svc.store().audit_list(Some("admin:ops"), 5).unwrap();
+    assert_eq!((approvals[0].action.as_str(), approvals[0].outcome.as_str()), ("genome-approve", "ok"), "the audit names the admin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -648,8 +648,14 @@ impl Ec2Service {
             .await
     }
 
-    /// Admin: applies a pending proposal within its owner's policy.
-    pub async fn approve_proposal(&self, id: i64, owner_scope: impl FnOnce(&str) -> Option<AwsEc2Scope>) -> Result<(StoredProposal, Plan, ApplyReport), Ec2Failure> {
+    /// Admin: applies a pending proposal within its owner's policy. `by`
+    /// names the admin in the audit log and the proposal's message.
+    pub async fn approve_proposal(
+        &self,
+        id: i64,
+        by: &str,
+        owner_scope: impl FnOnce(&str) -> Option<AwsEc2Scope>,
+    ) -> Result<(StoredProposal, Plan, ApplyReport), Ec2Failure> {
         let p = self
             .blocking(move |s| s.proposal_get(id))
             .await?
@@ -661,27 +667,27 @@ impl Ec2Service {
         let scope = owner_scope(&genome.owner)
             .ok_or_else(|| Ec2Failure::Denied(Denial { rule: Rule::Action, message: format!("genome owner `{}` has no aws_ec2 grant", genome.owner) }))?;
         let plan = self.plan(&genome, None).await?;
-        let result = self.apply_plan("admin", "genome-approve", &genome, &plan, &scope, None).await;
+        let result = self.apply_plan(by, "genome-approve", &genome, &plan, &scope, None).await;
         let (status, message) = match &result {
-            Ok(r) => ("applied", format!("approved by admin: {}", r.summary())),
+            Ok(r) => ("applied", format!("approved by {by}: {}", r.summary())),
             Err(e) => ("failed", format!("approval failed: {e}")),
         };
         let (st, msg) = (status.to_string(), message);
         self.blocking(move |s| s.proposal_set_status(id, &st, &msg)).await?;
         let report = result?;
-        let text = genome.to_toml();
-        self.blocking(move |s| s.genome_record(&text, "admin")).await?;
+        let (text, by) = (genome.to_toml(), by.to_string());
+        self.blocking(move |s| s.genome_record(&text, &by)).await?;
         let p = self.blocking(move |s| s.proposal_get(id)).await?.unwrap_or(p);
         Ok((p, plan, report))
     }
 
     /// Admin: marks a pending proposal rejected.
-    pub async fn reject_proposal(&self, id: i64, why: &str) -> Result<(), Ec2Failure> {
+    pub async fn reject_proposal(&self, id: i64, by: &str, why: &str) -> Result<(), Ec2Failure> {
         let p = self.blocking(move |s| s.proposal_get(id)).await?.ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
         if p.status != "pending" {
             return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
         }
-        let msg = format!("rejected by admin: {why}");
+        let msg = format!("rejected by {by}: {why}");
         self.blocking(move |s| s.proposal_set_status(id, "rejected", &msg)).await
     }
 }

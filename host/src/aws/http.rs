@@ -9,6 +9,7 @@
 //! - `GET /v1/admin/audit?agent=A&limit=N`
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,7 @@ use serde_json::json;
 use super::Ec2Failure;
 use crate::api::ErrorBody;
 use crate::server::App;
+use crate::server::auth::Caller;
 
 /// Mounted on the server's `admin`-scoped router.
 pub fn admin_routes() -> Router<Arc<App>> {
@@ -81,10 +83,11 @@ async fn proposals(State(app): State<Arc<App>>, Query(q): Query<ProposalQuery>) 
     }
 }
 
-async fn approve(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Response {
+async fn approve(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> Response {
     let runtime = app.registry.runtime();
     let config = runtime.config();
-    match runtime.aws().approve_proposal(id, |owner| config.policy_for(owner).aws_ec2.scope()).await {
+    let by = format!("admin:{}", caller.name);
+    match runtime.aws().approve_proposal(id, &by, |owner| config.policy_for(owner).aws_ec2.scope()).await {
         Ok((proposal, plan, applied)) => Json(json!({ "proposal": proposal, "plan": plan, "applied": applied })).into_response(),
         Err(e) => failure(&e),
     }
@@ -96,9 +99,15 @@ struct RejectBody {
     reason: String,
 }
 
-async fn reject(State(app): State<Arc<App>>, Path(id): Path<i64>, body: Option<Json<RejectBody>>) -> Response {
+async fn reject(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: Option<Json<RejectBody>>,
+) -> Response {
     let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
-    match app.registry.runtime().aws().reject_proposal(id, &reason).await {
+    let by = format!("admin:{}", caller.name);
+    match app.registry.runtime().aws().reject_proposal(id, &by, &reason).await {
         Ok(()) => Json(json!({ "id": id, "status": "rejected" })).into_response(),
         Err(e) => failure(&e),
     }
