@@ -109,8 +109,17 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
         GenomeCommand::Apply { file, approve, json } => {
             let genome = read_genome(&file)?;
             let scope = owner_scope(&config, &genome.owner)?;
-            let (plan, report) = svc.apply_genome("admin", &genome, &scope, approve).await?;
-            print_outcome(&plan, report.as_ref(), json, "not applied: run again with --approve to make these changes")?;
+            if !approve {
+                // Show the plan, then whether the owner's policy would allow it.
+                let plan = svc.plan(&genome, None).await?;
+                print_outcome(&plan, None, json, "not applied: run again with --approve to make these changes")?;
+                if let Err(e) = svc.check_plan(&plan, &scope, None).await {
+                    bail!("applying would be refused: {e}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (plan, report) = svc.apply_genome("admin", &genome, &scope, true).await?;
+            print_outcome(&plan, report.as_ref(), json, "")?;
         }
         GenomeCommand::Cleanup { file, approve, json } => {
             let genome = match file {

@@ -417,6 +417,10 @@ async fn genome_apply_stays_within_the_owner_policy() {
     std::fs::write(dir.path().join("agentkernel.toml"), host_config(&moto.endpoint(), tight)).unwrap();
     std::fs::write(dir.path().join("genome.toml"), GENOME).unwrap();
     let (svc, _) = service(&moto.endpoint());
+    let o = agentkernel(dir.path(), &["genome", "apply", "genome.toml"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("+ launch 2 x t3.micro"), "the plan is shown");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would be refused"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = agentkernel(dir.path(), &["genome", "apply", "genome.toml", "--approve"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
