@@ -2,7 +2,7 @@
 //! agents, synthesis, agent-to-agent collaboration in the trace, per-request
 //! budgets, sessions, streaming, auth and rate limits.
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sandbox_tests::TestHost;
 use sandbox_tests::llm_server::{Scripted, ScriptedLlm};
