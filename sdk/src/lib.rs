@@ -430,11 +430,13 @@ pub mod http {
 
 /// AWS EC2 within policy (needs `aws-ec2` granted).
 ///
-/// Every function takes a region (`None`: the host's). Policy may refuse a
+/// Every EC2 call takes a region (`None`: the host's). Policy may refuse a
 /// call with [`Ec2Error::Denied`], whose [`Denial::rule`] names the rule; in
 /// dry-run mode (the default) changing calls return a [`ChangeResult`] with
 /// `dry_run` set and change nothing. An agent sees and changes only the
-/// instances tagged `agentkernel:owner=<its name>`.
+/// instances tagged `agentkernel:owner=<its name>`. [`current_genome`] and
+/// [`propose_genome`] read the infrastructure genome and submit a changed
+/// one (applied by an admin, or at once when the grant allows `auto_apply`).
 pub mod aws_ec2 {
     pub use crate::bindings::agentkernel::agent::aws_ec2::*;
     use crate::AgentError;
