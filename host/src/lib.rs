@@ -5,6 +5,7 @@ pub mod api;
 pub mod bindings;
 pub mod capabilities;
 pub mod config;
+pub mod evolution;
 pub mod host;
 pub mod limits;
 pub mod llm;

@@ -5,6 +5,7 @@
 //! Every method is synchronous and may block; async callers go through
 //! [`crate::capabilities::memory`], which runs them on the blocking pool
 //! under a timeout, so a slow backend never stalls a guest's executor thread.
+pub mod evolution;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
