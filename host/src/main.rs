@@ -14,6 +14,8 @@ use agentkernel::host::Host;
 use agentkernel::limits::Fuel;
 use agentkernel::scaffold;
 
+mod evolve_cmd;
+
 #[derive(Parser)]
 #[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
 struct Cli {
@@ -86,6 +88,23 @@ enum Command {
     },
     /// Check the configuration and whether the LLM endpoint answers.
     Doctor,
+    /// Evolve an agent: generate candidates, build them sandboxed, benchmark, swap the winner in.
+    Evolve(evolve_cmd::EvolveArgs),
+    /// Reinstall an earlier version of an agent (default: the one before the current).
+    Rollback {
+        agent: String,
+        /// A version hash (or unique prefix) from `agentkernel versions AGENT`.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        agents: Option<PathBuf>,
+    },
+    /// An agent's recorded versions (lineage) and installs.
+    Versions {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
     Build {
         /// The crate (default: current directory).
@@ -166,6 +185,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => tokio_runtime()?.block_on(doctor(config, &cli.config)),
+        Command::Evolve(args) => tokio_runtime()?.block_on(evolve_cmd::evolve(config, args)),
+        Command::Rollback { agent, to, agents } => {
+            tokio_runtime()?.block_on(evolve_cmd::rollback(config, &agent, to.as_deref(), agents))
+        }
+        Command::Versions { agent, json } => evolve_cmd::versions(config, &agent, json),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
             let dest = scaffold::build_agent(&path, &agents_dir)?;
