@@ -379,7 +379,9 @@ impl Engine {
                 let bytes = std::fs::read(&path).map_err(|e| EvolveError::Incumbent(format!("{}: {e}", path.display())))?;
                 let hash = crate::runtime::content_hash(&bytes);
                 let source = match self.store.version(&hash)? {
-                    Some(v) => serde_json::from_str(&v.source).map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
+                    Some(v) => CandidateSource {
+                        files: serde_json::from_str(&v.source).map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
+                    },
                     None => crate_source()?,
                 };
                 (bytes, hash, "installed".to_string(), source, true)
@@ -747,8 +749,12 @@ impl Engine {
                     return Ok((report, None));
                 }
                 Err(BuildError::Compile { log }) => {
+                    if *build_count == 0 {
+                        timings.build_cold_ms = Some(took);
+                    } else {
+                        timings.build_warm_ms.push(took);
+                    }
                     *build_count += 1;
-                    timings.build_warm_ms.push(took);
                     let errors = sandbox_build::error_lines(&log);
                     let errors = if errors.is_empty() { vec![log.clone()] } else { errors };
                     progress(&format!("  does not build ({} error(s))", errors.len()));
