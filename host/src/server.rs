@@ -5,6 +5,7 @@
 //! - `POST /v1/agents/{name}/call`: the request record as JSON in, a
 //!   response or a typed error as JSON out.
 //! - `GET /metrics`: Prometheus text.
+//! - evolution (admin): see [`crate::evolution::http`].
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -29,6 +30,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
         .route("/v1/agents/{name}/call", post(call_agent))
+        .merge(crate::evolution::http::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(registry.clone(), record_request))

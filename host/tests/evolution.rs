@@ -450,3 +450,59 @@ fn without_bwrap_candidates_are_not_built_unsandboxed() {
     assert!(err.contains("bwrap") && err.contains("sandbox = \\\"none\\\"") || err.contains("sandbox = \"none\""), "{err}");
     assert!(o.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_starts_an_evolution_lists_it_and_serves_its_report() {
+    let t = TestHost::new(&config(""));
+    t.install("primes", "primes.wasm");
+    let addr = t.serve().await;
+    let naive = t.host.registry.get("primes").unwrap().hash.clone();
+    let cands = tempfile::tempdir().unwrap();
+    std::fs::copy(candidates_dir().join("trial-division.rs"), cands.path().join("trial-division.rs")).unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+
+    let r = http
+        .post(format!("{base}/v1/agents/primes/evolve"))
+        .json(&serde_json::json!({"generator": format!("dir:{}", cands.path().display())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let started: serde_json::Value = r.json().await.unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started["agent"], "primes");
+    assert_eq!(started["report"], format!("/v1/evolutions/{id}/report.html"));
+    let again = http.post(format!("{base}/v1/agents/primes/evolve")).json(&serde_json::json!({"generator": "dir:/nowhere"})).send().await.unwrap();
+    assert_eq!(again.status(), 409, "one evolution per agent at a time");
+
+    let row = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let list: serde_json::Value = http.get(format!("{base}/v1/evolutions")).send().await.unwrap().json().await.unwrap();
+        let row = list["evolutions"].as_array().unwrap().iter().find(|e| e["id"] == id.as_str()).cloned().unwrap();
+        if row["status"] != "running" {
+            break row;
+        }
+    };
+    // Exactly the shape the web page reads.
+    let mut keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["agent", "decision", "finished_at", "id", "started_at", "status"]);
+    assert_eq!((row["status"].as_str(), row["decision"].as_str()), (Some("finished"), Some("swapped")), "{row}");
+    assert!(row["finished_at"].as_i64().unwrap() >= row["started_at"].as_i64().unwrap());
+
+    let one: serde_json::Value = http.get(format!("{base}/v1/evolutions/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(one["outcome"]["incumbent_version"], naive.as_str());
+    assert_eq!(one["report"]["winner"]["label"], "trial-division");
+    assert_ne!(t.host.registry.get("primes").unwrap().hash, naive, "the server swapped the winner in");
+    let html = http.get(format!("{base}{}", started["report"].as_str().unwrap())).send().await.unwrap();
+    assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.text().await.unwrap().contains("trial-division"));
+
+    assert_eq!(http.get(format!("{base}/v1/evolutions/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(http.get(format!("{base}/v1/evolutions/..%2Fx/report.html")).send().await.unwrap().status(), 404);
+    let r = http.post(format!("{base}/v1/agents/echo/evolve")).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 404, "echo has no evolve.toml");
+    let r = http.post(format!("{base}/v1/agents/primes/evolve")).body("{").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}

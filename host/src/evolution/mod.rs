@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod doubles;
 pub mod generate;
+pub mod http;
 pub mod report;
 pub mod sandbox_build;
 pub mod select;
@@ -256,7 +257,7 @@ struct Checkpoint {
     timings: Timings,
 }
 
-fn new_id(agent: &str) -> String {
+pub(crate) fn new_id(agent: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{agent}-{}-{:05x}", now_unix(), (nanos ^ std::process::id()) & 0xfffff)
 }
@@ -291,6 +292,12 @@ pub fn locate_source(cfg: &EvolutionConfig, agent: &str, explicit: Option<&Path>
 impl Engine {
     /// Runs one evolution to a decision. `progress` gets one line per step.
     pub async fn evolve(&self, opts: EvolveOptions, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, EvolveError> {
+        let id = opts.resume.clone().unwrap_or_else(|| new_id(&opts.agent));
+        self.evolve_with_id(opts, id, progress).await
+    }
+
+    /// [`evolve`](Self::evolve) under a chosen id (ignored when resuming).
+    pub async fn evolve_with_id(&self, opts: EvolveOptions, new: String, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, EvolveError> {
         let (id, started_at, checkpoint) = match &opts.resume {
             Some(id) => {
                 let rec = self.store.evolution(id)?.ok_or_else(|| EvolveError::Config(format!("no evolution {id}")))?;
@@ -309,7 +316,7 @@ impl Engine {
                 };
                 (id.clone(), rec.started_at, cp)
             }
-            None => (new_id(&opts.agent), now_unix(), None),
+            None => (new, now_unix(), None),
         };
         let mut record = EvolutionRecord {
             id: id.clone(),
