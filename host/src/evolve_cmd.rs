@@ -62,6 +62,7 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
         swap: !args.no_swap,
         source: args.source,
         resume: args.resume,
+        create: None,
     };
     let show = std::io::stderr().is_terminal();
     let progress = move |line: &str| {
@@ -137,4 +138,54 @@ pub fn versions(config: HostConfig, agent: &str, json: bool) -> anyhow::Result<E
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The new agent's name (a-z, 0-9, '-').
+    pub name: String,
+    /// What the agent should do (given to the generator).
+    #[arg(long)]
+    pub spec: String,
+    /// Its cases, in the evolve.toml format; it is registered only if it passes all.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// `llm` or `dir:PATH`.
+    #[arg(long, default_value = "llm")]
+    pub generator: GeneratorSpec,
+    #[arg(long, default_value_t = 1)]
+    pub generations: u32,
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Agents directory (overrides config).
+    #[arg(long)]
+    pub agents: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn create(mut config: HostConfig, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(a) = args.agents {
+        config.host.agents_dir = a;
+    }
+    let host = Host::open(config)?;
+    host.registry.scan().await;
+    let store = Arc::new(SqliteStorage::open(&Host::database_path(&host.config))?);
+    let engine = Engine { config: host.config.clone(), store, registry: Some(host.registry.clone()), llm: host.runtime.llm().clone() };
+    let mut opts = EvolveOptions::new(&args.name, args.generator);
+    opts.generations = args.generations;
+    opts.candidates = args.candidates;
+    opts.create = Some(evolution::CreateSpec { spec: args.spec, cases: args.cases });
+    let show = std::io::stderr().is_terminal();
+    let outcome = engine.evolve(opts, &move |line: &str| if show { eprintln!("{line}") }).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else if outcome.decision == "swapped" {
+        println!("created `{}` ({}): {}", outcome.agent, short(outcome.winner_version.as_deref().unwrap_or("")), outcome.reason);
+        println!("report {}", outcome.report_html.display());
+    } else {
+        println!("not created: {}\nreport {}", outcome.reason, outcome.report_html.display());
+    }
+    // A run that ends without an agent is still a decision, but `create` promised one.
+    Ok(if outcome.decision == "swapped" { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

@@ -90,6 +90,8 @@ enum Command {
     Doctor,
     /// Evolve an agent: generate candidates, build them sandboxed, benchmark, swap the winner in.
     Evolve(evolve_cmd::EvolveArgs),
+    /// Write a new agent from a description; registered only if it passes its cases.
+    Create(evolve_cmd::CreateArgs),
     /// Reinstall an earlier version of an agent (default: the one before the current).
     Rollback {
         agent: String,
@@ -186,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor => tokio_runtime()?.block_on(doctor(config, &cli.config)),
         Command::Evolve(args) => tokio_runtime()?.block_on(evolve_cmd::evolve(config, args)),
+        Command::Create(args) => tokio_runtime()?.block_on(evolve_cmd::create(config, args)),
         Command::Rollback { agent, to, agents } => {
             tokio_runtime()?.block_on(evolve_cmd::rollback(config, &agent, to.as_deref(), agents))
         }

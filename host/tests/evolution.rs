@@ -54,6 +54,7 @@ fn options(generator: GeneratorSpec) -> EvolveOptions {
         swap: true,
         source: None,
         resume: None,
+        create: None,
     }
 }
 
@@ -505,4 +506,60 @@ async fn http_starts_an_evolution_lists_it_and_serves_its_report() {
     assert_eq!(r.status(), 404, "echo has no evolve.toml");
     let r = http.post(format!("{base}/v1/agents/primes/evolve")).body("{").header("content-type", "application/json").send().await.unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_writes_a_new_agent_registered_only_if_it_passes_its_cases() {
+    let agent = |body: &str| {
+        format!(
+            "```rust src/lib.rs\nuse agentkernel_sdk::prelude::*;\npub struct Shout;\nimpl Agent for Shout {{\n    fn describe() -> Manifest {{ Manifest::new(\"shout\", \"0.1.0\", \"Shouts.\") }}\n    fn handle(req: Request) -> Result<Response, AgentError> {{ Ok(Response::text({body})) }}\n}}\nexport_agent!(Shout);\n```\n"
+        )
+    };
+    let llm = ScriptedLlm::start(vec![Scripted::reply(&agent("req.text.to_lowercase()")), Scripted::reply(&agent("req.text.to_uppercase()"))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    cli_setup(dir.path(), &format!("llm_profile = \"fast\"\n{}", llm.config_with("")));
+    let cases = dir.path().join("shout.toml");
+    std::fs::write(
+        &cases,
+        "[[case]]\nname='hi'\nrequest='hi there'\nexpect={equals='HI THERE'}\n[[case]]\nname='held'\nrequest='Ok'\nheld_out=true\nexpect={equals='OK'}\n",
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let c = cases.clone();
+    let o = tokio::task::spawn_blocking(move || {
+        let args = ["create", "shout", "--spec", "Answer with the request in capitals", "--cases", c.to_str().unwrap(), "--candidates", "2", "--json"];
+        cli(&d, &args, None)
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["decision"], "swapped");
+    let installed = std::fs::read(dir.path().join("agents.d/shout.wasm")).unwrap();
+    assert_eq!(v["winner_version"], agentkernel::runtime::content_hash(&installed).as_str());
+    let prompt = llm.requests()[0]["messages"][1]["content"].as_str().unwrap().to_string();
+    assert!(prompt.contains("Answer with the request in capitals") && !prompt.contains("'Ok'") && !prompt.contains("\"Ok\""), "{prompt}");
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(v["report_json"].as_str().unwrap()).unwrap()).unwrap();
+    let verdicts: Vec<bool> = report.generations[0].candidates.iter().map(|c| c.verdict.as_ref().unwrap().wins).collect();
+    assert_eq!(verdicts, [false, true], "the lower-casing one fails its cases");
+
+    // A name that exists is refused; a run where nothing passes registers nothing.
+    let d = dir.path().to_path_buf();
+    let c = cases.clone();
+    let o = tokio::task::spawn_blocking(move || {
+        cli(&d, &["create", "primes", "--spec", "x", "--cases", c.to_str().unwrap(), "--generator", "dir:/tmp"], None)
+    })
+    .await
+    .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    let cands = tempfile::tempdir().unwrap();
+    std::fs::write(cands.path().join("wrong.rs"), agent("req.text.clone()").lines().skip(1).take_while(|l| *l != "```").collect::<Vec<_>>().join("\n").replace("shout", "echoer")).unwrap();
+    let d = dir.path().to_path_buf();
+    let generator = format!("dir:{}", cands.path().display());
+    let o = tokio::task::spawn_blocking(move || cli(&d, &["create", "echoer", "--spec", "x", "--cases", cases.to_str().unwrap(), "--generator", &generator], None))
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("agents.d/echoer.wasm").exists());
 }

@@ -31,6 +31,8 @@ pub struct Context<'a> {
     /// Lines such as `case small: passed, fuel 1234` for the parent and
     /// last round's candidates (visible cases only).
     pub feedback: Vec<String>,
+    /// For a new agent (`create`): what it should do.
+    pub spec: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -216,7 +218,10 @@ impl LlmGenerator {
     }
 
     fn user_prompt(ctx: &Context<'_>) -> String {
-        let mut p = format!("Agent `{}`, generation {}. Current source:\n", ctx.agent, ctx.generation);
+        let mut p = match ctx.spec {
+            Some(spec) => format!("Write a new agent named `{}` that does this:\n{spec}\n\nStart from this template:\n", ctx.agent),
+            None => format!("Agent `{}`, generation {}. Current source:\n", ctx.agent, ctx.generation),
+        };
         for (path, text) in &ctx.parent.files {
             p.push_str(&format!("```rust src/{path}\n{text}\n```\n"));
         }

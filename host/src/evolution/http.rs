@@ -101,6 +101,7 @@ async fn start(State(reg): State<Arc<Registry>>, Path(name): Path<String>, body:
         swap: body.swap.unwrap_or(true),
         source: None,
         resume: body.resume.clone(),
+        create: None,
     };
     let engine = Engine { config: config.clone(), store: store.clone(), registry: Some(reg.clone()), llm: reg.runtime().llm().clone() };
     let task_id = id.clone();

@@ -203,7 +203,52 @@ pub struct EvolveOptions {
     pub source: Option<PathBuf>,
     /// Continue this interrupted evolution from its last finished generation.
     pub resume: Option<String>,
+    /// Write a new agent instead (`agentkernel create`): no incumbent; a
+    /// candidate must pass every case to be registered.
+    pub create: Option<CreateSpec>,
 }
+
+impl EvolveOptions {
+    pub fn new(agent: &str, generator: GeneratorSpec) -> Self {
+        EvolveOptions {
+            agent: agent.into(),
+            generator,
+            generations: 1,
+            candidates: None,
+            threshold: None,
+            swap: true,
+            source: None,
+            resume: None,
+            create: None,
+        }
+    }
+}
+
+/// A new agent: what it should do and the cases it must pass.
+#[derive(Debug, Clone)]
+pub struct CreateSpec {
+    pub spec: String,
+    /// A suite file (the `evolve.toml` format).
+    pub cases: PathBuf,
+}
+
+/// Where a created agent starts (what an LLM generator edits).
+const CREATE_TEMPLATE: &str = r#"use agentkernel_sdk::prelude::*;
+
+pub struct NewAgent;
+
+impl Agent for NewAgent {
+    fn describe() -> Manifest {
+        Manifest::new("{name}", "0.1.0", "{description}")
+    }
+
+    fn handle(req: Request) -> Result<Response, AgentError> {
+        Err(AgentError::Failed(format!("not written yet: {}", req.text)))
+    }
+}
+
+export_agent!(NewAgent);
+"#;
 
 /// What `agentkernel evolve --json` prints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,8 +407,14 @@ impl Engine {
         let cfg = &self.config.evolution;
         let data_dir = self.config.host.data_dir.clone();
         let agents_dir = self.config.host.agents_dir.clone();
-        let source_dir = locate_source(cfg, agent, opts.source.as_deref())?;
-        let mut suite = Suite::load(&source_dir.join("evolve.toml"))?;
+        let (suite_path, source_dir) = match &opts.create {
+            Some(c) => (c.cases.clone(), c.cases.parent().map(Path::to_path_buf).unwrap_or_default()),
+            None => {
+                let d = locate_source(cfg, agent, opts.source.as_deref())?;
+                (d.join("evolve.toml"), d)
+            }
+        };
+        let mut suite = Suite::load(&suite_path)?;
         if let Some(t) = opts.threshold {
             if !(0.0..1.0).contains(&t) {
                 return Err(EvolveError::Config(format!("--threshold must be in [0, 1), not {t}")));
@@ -374,70 +425,79 @@ impl Engine {
         let dir = run_dir(&data_dir, id);
         std::fs::create_dir_all(&dir).map_err(|e| EvolveError::Io(format!("{}: {e}", dir.display())))?;
         let mut timings = checkpoint.as_ref().map(|c| c.timings.clone()).unwrap_or_default();
-        progress(&format!("evolution {id}: agent `{agent}`, suite {} ({} cases)", source_dir.join("evolve.toml").display(), suite.cases.len()));
+        progress(&format!("evolution {id}: agent `{agent}`, suite {} ({} cases)", suite_path.display(), suite.cases.len()));
 
         // The incumbent: what the agents directory serves, else the source crate built.
         let mut build_count = 0usize;
-        let served = self.registry.as_ref().and_then(|r| r.get(agent)).filter(|a| a.source.is_some());
-        let crate_source = || CandidateSource::read_dir(&source_dir.join("src")).map_err(EvolveError::Incumbent);
-        let (inc_bytes, inc_hash, inc_origin, inc_source, inc_installed) = match served {
-            Some(a) => {
-                let path = a.source.clone().unwrap_or_default();
-                let bytes = std::fs::read(&path).map_err(|e| EvolveError::Incumbent(format!("{}: {e}", path.display())))?;
-                let hash = crate::runtime::content_hash(&bytes);
-                let source = match self.store.version(&hash)? {
-                    Some(v) => CandidateSource {
-                        files: serde_json::from_str(&v.source).map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
-                    },
-                    None => crate_source()?,
-                };
-                (bytes, hash, "installed".to_string(), source, true)
-            }
-            None => {
-                progress("building the incumbent from its source crate");
-                let source = crate_source()?;
-                let started = Instant::now();
-                let built = sandbox_build::build(&settings, &source, &dir.join("incumbent"), &format!("incumbent-{agent}"))
-                    .await
-                    .map_err(|e| match e {
-                        e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_)) => EvolveError::Build(e),
-                        e => EvolveError::Incumbent(format!("the source crate does not build: {e}")),
-                    })?;
-                timings.build_cold_ms.get_or_insert(ms(started));
-                build_count += 1;
-                let hash = crate::runtime::content_hash(&built.component);
-                (built.component, hash, "source".to_string(), source, false)
-            }
-        };
-        self.store.record_version(&AgentVersion {
-            hash: inc_hash.clone(),
-            agent: agent.into(),
-            parent: None,
-            origin: inc_origin.clone(),
-            source: serde_json::to_string(&inc_source.files).unwrap_or_default(),
-            evolution: Some(id.into()),
-            created: now_unix(),
-        })?;
-        swap::keep_component(&data_dir, &inc_hash, &inc_bytes)?;
-        if inc_installed && self.store.installs(agent)?.last().map(|i| i.hash.as_str()) != Some(inc_hash.as_str()) {
-            // Installed by other means: recorded so rollback can return to it.
-            self.store.record_install(&InstallRecord { agent: agent.into(), hash: inc_hash.clone(), reason: "found installed".into(), at: now_unix() })?;
+        let served = self.registry.as_ref().and_then(|r| r.get(agent));
+        if opts.create.is_some() && served.is_some() {
+            return Err(EvolveError::Config(format!("agent `{agent}` already exists; evolve it instead")));
         }
-
+        let served = served.filter(|a| a.source.is_some());
+        let crate_source = || CandidateSource::read_dir(&source_dir.join("src")).map_err(EvolveError::Incumbent);
         let bench = Bench::new(&self.config, agent, &suite.limits).await?;
         let repeats = if suite.objective.metric == Metric::WallTime { suite.objective.repeats } else { 1 };
-        let started = Instant::now();
-        let inc_loaded = bench.load(&inc_bytes).await.map_err(|e| EvolveError::Incumbent(format!("cannot load: {e}")))?;
-        let inc_bench = bench.run(&inc_loaded, &suite.cases, repeats).await;
-        timings.benchmark_ms += ms(started);
-        progress(&format!(
-            "incumbent {}: {}/{} cases, {} fuel",
-            &inc_hash[..12],
-            inc_bench.passed,
-            inc_bench.cases.len(),
-            inc_bench.total_fuel
-        ));
+        let (inc_hash, inc_origin, inc_source, inc_bench) = if let Some(create) = &opts.create {
+            let template = CREATE_TEMPLATE.replace("{name}", agent).replace("{description}", &create.spec.replace(['"', '\\', '\n'], " "));
+            (String::new(), "none (new agent)".to_string(), CandidateSource::single(&template), no_incumbent(&suite))
+        } else {
+            let (inc_bytes, inc_hash, inc_origin, inc_source, inc_installed) = match served {
+                Some(a) => {
+                    let path = a.source.clone().unwrap_or_default();
+                    let bytes = std::fs::read(&path).map_err(|e| EvolveError::Incumbent(format!("{}: {e}", path.display())))?;
+                    let hash = crate::runtime::content_hash(&bytes);
+                    let source = match self.store.version(&hash)? {
+                        Some(v) => CandidateSource {
+                            files: serde_json::from_str(&v.source).map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
+                        },
+                        None => crate_source()?,
+                    };
+                    (bytes, hash, "installed".to_string(), source, true)
+                }
+                None => {
+                    progress("building the incumbent from its source crate");
+                    let source = crate_source()?;
+                    let started = Instant::now();
+                    let built = sandbox_build::build(&settings, &source, &dir.join("incumbent"), &format!("incumbent-{agent}"))
+                        .await
+                        .map_err(|e| match e {
+                            e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_)) => EvolveError::Build(e),
+                            e => EvolveError::Incumbent(format!("the source crate does not build: {e}")),
+                        })?;
+                    timings.build_cold_ms.get_or_insert(ms(started));
+                    build_count += 1;
+                    let hash = crate::runtime::content_hash(&built.component);
+                    (built.component, hash, "source".to_string(), source, false)
+                }
+            };
+            self.store.record_version(&AgentVersion {
+                hash: inc_hash.clone(),
+                agent: agent.into(),
+                parent: None,
+                origin: inc_origin.clone(),
+                source: serde_json::to_string(&inc_source.files).unwrap_or_default(),
+                evolution: Some(id.into()),
+                created: now_unix(),
+            })?;
+            swap::keep_component(&data_dir, &inc_hash, &inc_bytes)?;
+            if inc_installed && self.store.installs(agent)?.last().map(|i| i.hash.as_str()) != Some(inc_hash.as_str()) {
+                // Installed by other means: recorded so rollback can return to it.
+                self.store.record_install(&InstallRecord { agent: agent.into(), hash: inc_hash.clone(), reason: "found installed".into(), at: now_unix() })?;
+            }
 
+                let started = Instant::now();
+            let inc_loaded = bench.load(&inc_bytes).await.map_err(|e| EvolveError::Incumbent(format!("cannot load: {e}")))?;
+            let inc_bench = bench.run(&inc_loaded, &suite.cases, repeats).await;
+            timings.benchmark_ms += ms(started);
+            progress(&format!(
+                "incumbent {}: {}/{} cases, {} fuel",
+                &inc_hash[..12],
+                inc_bench.passed,
+                inc_bench.cases.len(),
+                inc_bench.total_fuel
+            ));
+            (inc_hash, inc_origin, inc_source, inc_bench)
+        };
         let mut generator = match &opts.generator {
             GeneratorSpec::Dir(p) => Generator::Dir(DirGenerator::open(p).map_err(EvolveError::Generator)?),
             GeneratorSpec::Llm => {
@@ -490,6 +550,7 @@ impl Engine {
                 count: per_generation,
                 parent: &state.parent_source,
                 visible_cases: visible.clone(),
+                spec: opts.create.as_ref().map(|c| c.spec.as_str()),
                 feedback: feedback.clone(),
             };
             let started = Instant::now();
@@ -531,7 +592,10 @@ impl Engine {
                     match bench.load(&bytes).await {
                         Ok(loaded) => {
                             let b = bench.run(&loaded, &suite.cases, repeats).await;
-                            let verdict = select::judge(&inc_bench, &b, &suite.objective);
+                            let verdict = match &opts.create {
+                                None => select::judge(&inc_bench, &b, &suite.objective),
+                                Some(_) => select::judge_new(&b),
+                            };
                             progress(&format!(
                                 "  {}/{} cases, {} fuel: {} ({})",
                                 b.passed,
@@ -616,7 +680,7 @@ impl Engine {
                     &agents_dir,
                     agent,
                     &best.version,
-                    &format!("evolution {id}"),
+                    &if opts.create.is_some() { format!("create {id}") } else { format!("evolution {id}") },
                     &*self.store,
                     self.registry.as_deref(),
                 )
@@ -784,6 +848,32 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// The incumbent's results when there is none: every case unanswered.
+fn no_incumbent(suite: &Suite) -> BenchResult {
+    BenchResult {
+        cases: suite
+            .cases
+            .iter()
+            .map(|c| bench::CaseResult {
+                name: c.name.clone(),
+                held_out: c.held_out,
+                passed: false,
+                failures: vec!["no incumbent".into()],
+                fuel: None,
+                wall_ms: vec![],
+                error: Some("none".into()),
+                error_message: None,
+                text: String::new(),
+                llm_calls: 0,
+            })
+            .collect(),
+        passed: 0,
+        total_fuel: 0,
+        total_wall_ms: vec![],
+        duration_ms: 0.0,
     }
 }
 

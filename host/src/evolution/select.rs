@@ -86,6 +86,16 @@ pub fn judge(incumbent: &BenchResult, candidate: &BenchResult, objective: &Objec
     }
 }
 
+/// A new agent (`create`) is registered only if it passes every case.
+pub fn judge_new(candidate: &BenchResult) -> Verdict {
+    let total = candidate.cases.len();
+    if candidate.passed == total {
+        Verdict { wins: true, reason: format!("passes all {total} cases"), improvement: None }
+    } else {
+        lose(format!("passes {} of {total} cases; a new agent must pass all", candidate.passed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
