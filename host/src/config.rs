@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// The LLM endpoint, model profiles and prices.
     #[serde(default)]
     pub llm: crate::llm::LlmConfig,
+    /// Routing and per-request limits of the chat service.
+    #[serde(default)]
+    pub chat: crate::chat::ChatConfig,
     /// Grants every agent gets unless its own section overrides them.
     #[serde(default)]
     pub defaults: AgentPolicy,
@@ -84,6 +87,14 @@ pub struct HostSection {
     /// between instances. Cover the pages agents touch per call.
     #[serde(default = "default_keep_resident")]
     pub keep_resident_bytes: u64,
+    /// API tokens (`[[host.tokens]]`). With none, the API is open: allowed
+    /// only on a loopback address.
+    #[serde(default)]
+    pub tokens: Vec<crate::server::auth::TokenConfig>,
+    /// Requests per minute for tokens that set no limit of their own (and
+    /// per client address when no tokens are configured); 0 = unlimited.
+    #[serde(default)]
+    pub requests_per_minute: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -118,6 +129,8 @@ impl Default for HostSection {
             memory_ceiling_bytes: default_max_memory_ceiling(),
             table_ceiling_elements: default_table_ceiling(),
             keep_resident_bytes: default_keep_resident(),
+            tokens: Vec::new(),
+            requests_per_minute: 0,
         }
     }
 }
@@ -176,6 +189,14 @@ impl HostConfig {
         check("[limits]", &self.limits)?;
         for (name, section) in &self.agents {
             check(&format!("[agents.{name}]"), &section.limits)?;
+        }
+        crate::server::auth::validate_tokens(&self.host.tokens).map_err(ConfigError::Invalid)?;
+        if self.host.tokens.is_empty() && !self.host.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "host.listen = {} is not a loopback address, and no [[host.tokens]] are configured: \
+                 an open API must stay on 127.0.0.1",
+                self.host.listen
+            )));
         }
         if self.host.max_instances == 0 {
             return Err(ConfigError::Invalid("host.max_instances must be > 0".into()));

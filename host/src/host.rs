@@ -2,16 +2,19 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::chat::ChatService;
 use crate::config::HostConfig;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::storage::Storage;
+use crate::storage::sessions::SessionStore;
 use crate::storage::sqlite::SqliteStorage;
 
 pub struct Host {
     pub config: Arc<HostConfig>,
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
+    pub chat: Arc<ChatService>,
 }
 
 impl Host {
@@ -23,15 +26,20 @@ impl Host {
     /// Opens storage in the data dir and a registry of the agents dir
     /// (nothing is loaded until [`Registry::scan`]).
     pub fn open(config: HostConfig) -> anyhow::Result<Host> {
-        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&Self::database_path(&config))?);
-        Self::with_storage(config, storage)
+        let storage = Arc::new(SqliteStorage::open(&Self::database_path(&config))?);
+        Self::with_backend(config, storage)
     }
 
-    pub fn with_storage(config: HostConfig, storage: Arc<dyn Storage>) -> anyhow::Result<Host> {
+    /// A host on `backend`, which keeps agent memory, the LLM ledger and
+    /// chat sessions.
+    pub fn with_backend<B: Storage + SessionStore>(config: HostConfig, backend: Arc<B>) -> anyhow::Result<Host> {
+        let storage: Arc<dyn Storage> = backend.clone();
+        let sessions: Arc<dyn SessionStore> = backend;
         let config = Arc::new(config);
         let runtime = Runtime::new(config.clone(), storage, RuntimeOptions::from_config(&config))?;
         let registry = Registry::for_dir(runtime.clone(), &config.host.agents_dir)
             .map_err(|e| anyhow::anyhow!("agents directory {}: {e}", config.host.agents_dir.display()))?;
-        Ok(Host { config, runtime, registry })
+        let chat = Arc::new(ChatService::new(registry.clone(), sessions, config.chat.clone()));
+        Ok(Host { config, runtime, registry, chat })
     }
 }

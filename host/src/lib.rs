@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bindings;
 pub mod capabilities;
+pub mod chat;
 pub mod config;
 pub mod evolution;
 pub mod host;
@@ -17,3 +18,4 @@ pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod storage;
+pub mod trace;

@@ -27,6 +27,7 @@ use crate::bindings::agentkernel::agent::llm::{
     ChatMessage, ChatOptions, ChatReply, LlmError, ResponseFormat, ToolCall, Usage,
 };
 pub use crate::capabilities::llm::LlmScope;
+use crate::trace::RequestScope;
 use crate::storage::{LlmUsageRecord, Storage};
 
 /// `[llm]` in `agentkernel.toml`.
@@ -119,6 +120,9 @@ pub struct LlmCaller<'a> {
     pub scope: &'a LlmScope,
     /// The calling instance's deadline: the model call gives up before it.
     pub deadline: Instant,
+    /// The chat request this call is part of and the caller's span in it:
+    /// tokens are charged to the request's budget and shown in its trace.
+    pub request: Option<(&'a RequestScope, u32)>,
 }
 
 pub fn now_unix() -> i64 {
@@ -199,6 +203,11 @@ impl LlmService {
                 Err(e) => error_code(e).to_string(),
             },
         };
+        if let Some((scope, span)) = caller.request {
+            let tokens = record.prompt_tokens + record.completion_tokens;
+            scope.budget.charge_tokens(tokens);
+            scope.trace.add_llm_usage(span, tokens, record.cost_usd.unwrap_or(0.0));
+        }
         if let Some(m) = &self.metrics {
             m.llm_call(&record.agent, &record.outcome, record.prompt_tokens, record.completion_tokens, record.cost_usd);
         }
@@ -256,6 +265,16 @@ impl LlmService {
             (Some(r), Some(c)) => Some(r.min(c)),
             (r, c) => r.or(c),
         };
+        if let Some((request, _)) = caller.request {
+            if let Some(left) = request.budget.tokens_left() {
+                if left == 0 {
+                    let limit = request.budget.limits().tokens.unwrap_or(0);
+                    return Err(LlmError::BudgetExceeded(crate::trace::BudgetError::Tokens(limit).to_string()));
+                }
+                let left = u32::try_from(left).unwrap_or(u32::MAX);
+                max = Some(max.map_or(left, |m| m.min(left)));
+            }
+        }
         if scope.tokens_per_day.is_none() && scope.usd_per_day.is_none() {
             return Ok(max);
         }

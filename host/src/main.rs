@@ -218,7 +218,7 @@ async fn serve(config: HostConfig) -> anyhow::Result<()> {
     );
     // Tests and scripts read the bound address (useful with port 0).
     println!("listening on http://{addr}");
-    agentkernel::server::serve(listener, host.registry.clone(), shutdown_signal()).await?;
+    agentkernel::server::serve(listener, &host, shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -27,6 +27,7 @@ use crate::limits::{CallLimiter, Fuel, LimitHit, Limits};
 use crate::output::CapturedOutput;
 use crate::policy::{self, Capability, Grants, ImportError, ImportSet};
 use crate::storage::Storage;
+use crate::trace::RequestScope;
 
 /// Epoch tick. Deadlines are checked (and long-running guests yield to the
 /// executor) once per tick.
@@ -83,6 +84,8 @@ pub enum CallError {
     Capacity { message: String },
     #[error("could not instantiate agent: {message}")]
     Instantiate { message: String },
+    #[error("{message}")]
+    BudgetExceeded { message: String },
 }
 
 impl CallError {
@@ -100,6 +103,7 @@ impl CallError {
             CallError::NotFound { .. } => "not-found",
             CallError::Capacity { .. } => "capacity",
             CallError::Instantiate { .. } => "instantiate-failed",
+            CallError::BudgetExceeded { .. } => "budget-exceeded",
         }
     }
 }
@@ -125,20 +129,38 @@ pub enum LoadError {
     Io { path: PathBuf, message: String },
 }
 
-/// Where a call sits in a chain of agent-to-agent calls.
-#[derive(Debug, Clone, Default)]
+/// Where a call sits in a chain of agent-to-agent calls, and the request
+/// it serves.
+#[derive(Debug, Clone)]
 pub struct CallContext {
     /// Agents from the first caller to the one being called, inclusive.
     pub chain: Arc<[Arc<str>]>,
     /// The first caller's deadline, which no callee may outlive.
     pub deadline: Option<Instant>,
+    /// The chat request's budget and trace, when the call is part of one.
+    pub scope: Option<Arc<RequestScope>>,
+    /// The caller's span in `scope`'s trace (`None` for the host's own calls).
+    pub span: Option<u32>,
+    /// Why the call is made, for the trace: `agent`, `router`, `synthesizer`, `callee`.
+    pub role: &'static str,
+}
+
+impl Default for CallContext {
+    fn default() -> Self {
+        CallContext { chain: Arc::new([]), deadline: None, scope: None, span: None, role: "agent" }
+    }
 }
 
 impl CallContext {
+    /// A top-level call made by the host for a chat request.
+    pub fn for_request(scope: Arc<RequestScope>, role: &'static str) -> CallContext {
+        CallContext { deadline: Some(scope.budget.deadline()), scope: Some(scope), role, ..CallContext::default() }
+    }
+
     /// The context for a call from the end of this chain to `callee`.
     pub fn extended(&self, callee: &str) -> CallContext {
         let chain: Vec<Arc<str>> = self.chain.iter().cloned().chain([Arc::from(callee)]).collect();
-        CallContext { chain: chain.into(), deadline: self.deadline }
+        CallContext { chain: chain.into(), role: "callee", ..self.clone() }
     }
 }
 
@@ -266,12 +288,57 @@ impl LoadedAgent {
     /// Fuel can only be changed for metered agents.
     pub async fn call_with_limits(&self, req: &Request, limits: &Limits, context: &CallContext) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
-        let result = self.run_call(req, limits, context, start).await;
+        let result = match &context.scope {
+            None => self.run_call(req, limits, context, start).await,
+            Some(scope) => self.run_scoped_call(req, limits, context, scope, start).await,
+        };
         let (outcome, fuel) = match &result {
             Ok(o) => ("ok", o.fuel_used),
             Err(e) => (e.code(), None),
         };
         self.metrics.agent_call(&self.name, outcome, start.elapsed(), fuel);
+        result
+    }
+
+    /// A call that is part of a chat request: charged to the request's
+    /// budget (its fuel cap may lower this call's), recorded as a span.
+    async fn run_scoped_call(
+        &self,
+        req: &Request,
+        limits: &Limits,
+        context: &CallContext,
+        scope: &Arc<RequestScope>,
+        start: Instant,
+    ) -> Result<CallOutcome, CallError> {
+        scope.budget.start_call().map_err(|e| CallError::BudgetExceeded { message: e.to_string() })?;
+        let mut limits = limits.clone();
+        let mut capped_by_request = false;
+        if let (true, Fuel::Limit(own), Some(left)) = (self.metered(), limits.fuel, scope.budget.fuel_left()) {
+            if left < own {
+                limits.fuel = Fuel::Limit(left);
+                capped_by_request = true;
+            }
+        }
+        let span = scope.trace.open(context.span, &self.name, context.role);
+        let inner = CallContext { span: Some(span), ..context.clone() };
+        let mut result = self.run_call(req, &limits, &inner, start).await;
+        let fuel = match &result {
+            Ok(o) => o.fuel_used,
+            // Exhaustion burns the whole allotment.
+            Err(CallError::FuelExhausted { limit }) => Some(*limit),
+            Err(_) => None,
+        };
+        if let Some(f) = fuel {
+            scope.budget.charge_fuel(f);
+        }
+        if capped_by_request && matches!(result, Err(CallError::FuelExhausted { .. })) {
+            let limit = scope.budget.limits().fuel.unwrap_or(0);
+            result = Err(CallError::BudgetExceeded { message: crate::trace::BudgetError::Fuel(limit).to_string() });
+        }
+        match &result {
+            Ok(o) => scope.trace.close(span, "ok", start.elapsed(), fuel, &o.response.text),
+            Err(e) => scope.trace.close(span, e.code(), start.elapsed(), fuel, &e.to_string()),
+        }
         result
     }
 
@@ -361,7 +428,14 @@ impl LimitedStore {
         // spinning guest never monopolises a worker thread.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            // tokio's `yield_now` puts the task at the back of the run queue;
+            // a plain self-wake (`Yield`) lands in the worker's LIFO slot and
+            // is polled again at once, starving the tasks queued behind it.
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
         });
         LimitedStore { store, output, limits: limits.clone(), metered }
     }

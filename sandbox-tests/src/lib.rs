@@ -94,7 +94,8 @@ impl TestHost {
         self.host.registry.scan().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(agentkernel::server::serve(listener, self.host.registry.clone(), std::future::pending()));
+        let app = agentkernel::server::App::new(&self.host).expect("API tokens resolve");
+        tokio::spawn(async move { axum::serve(listener, agentkernel::server::router(app)).await });
         addr
     }
 

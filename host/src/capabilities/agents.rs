@@ -64,7 +64,7 @@ impl Prepared {
     pub fn state(&self, call: &super::CallInfo<'_>) -> AgentsState {
         // A call from outside starts a chain; a call from an agent extends it.
         let chain = if call.context.chain.is_empty() { Arc::from([call.agent.clone()]) } else { call.context.chain.clone() };
-        let context = CallContext { chain, deadline: Some(call.deadline) };
+        let context = CallContext { chain, deadline: Some(call.deadline), ..call.context.clone() };
         AgentsState::new(self.directory.clone(), self.scope.clone(), context)
     }
 }
@@ -91,7 +91,11 @@ impl wit::Host for AgentsState {
             let path: Vec<&str> = chain.iter().map(|c| &**c).chain([agent.as_str()]).collect();
             return Ok(Err(WitCallError::DepthExceeded(format!("cycle: {}", path.join(" → ")))));
         }
-        let max_depth = self.scope.max_depth.unwrap_or(AgentsScope::DEFAULT_MAX_DEPTH) as usize;
+        let mut max_depth = self.scope.max_depth.unwrap_or(AgentsScope::DEFAULT_MAX_DEPTH) as usize;
+        // A chat request may set a lower limit for its whole call tree.
+        if let Some(scope) = &self.context.scope {
+            max_depth = max_depth.min(scope.budget.limits().max_depth as usize);
+        }
         if chain.len() + 1 > max_depth {
             return Ok(Err(WitCallError::DepthExceeded(format!("a chain of {} agents exceeds max_depth {max_depth}", chain.len() + 1))));
         }
@@ -107,6 +111,7 @@ impl wit::Host for AgentsState {
         let outcome = tokio::spawn(async move { callee.call_in(&req, &context).await }).await;
         Ok(match outcome {
             Ok(Ok(out)) => Ok(out.response),
+            Ok(Err(e @ crate::runtime::CallError::BudgetExceeded { .. })) => Err(WitCallError::BudgetExceeded(e.to_string())),
             Ok(Err(e)) => Err(WitCallError::Failed(format!("{} ({})", e, e.code()))),
             Err(join) => Err(WitCallError::Failed(format!("callee task failed: {join}"))),
         })

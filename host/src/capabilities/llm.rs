@@ -13,6 +13,7 @@ use wasmtime::component::{HasData, Linker};
 use crate::bindings::agentkernel::agent::llm::{self as wit, ChatMessage, ChatOptions, ChatReply, LlmError};
 use crate::llm::{LlmCaller, LlmService};
 use crate::runtime::InstanceState;
+use crate::trace::RequestScope;
 
 /// Scope of an `llm` grant: `[agents.NAME] llm = { profiles = ["fast"], tokens_per_day = 100000 }`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -35,11 +36,13 @@ pub struct LlmState {
     session: String,
     scope: Arc<LlmScope>,
     deadline: Instant,
+    /// The chat request this call serves and the caller's span, if any.
+    request: Option<(Arc<RequestScope>, u32)>,
 }
 
 impl LlmState {
     pub fn new(service: Arc<LlmService>, agent: Arc<str>, session: String, scope: Arc<LlmScope>, deadline: Instant) -> Self {
-        LlmState { service, agent, session, scope, deadline }
+        LlmState { service, agent, session, scope, deadline, request: None }
     }
 }
 
@@ -51,7 +54,9 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn state(&self, call: &super::CallInfo<'_>) -> LlmState {
-        LlmState::new(self.service.clone(), call.agent.clone(), call.session.to_string(), self.scope.clone(), call.deadline)
+        let mut state = LlmState::new(self.service.clone(), call.agent.clone(), call.session.to_string(), self.scope.clone(), call.deadline);
+        state.request = call.context.scope.clone().zip(call.context.span);
+        state
     }
 }
 
@@ -68,7 +73,13 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
 
 impl wit::Host for LlmState {
     async fn chat(&mut self, messages: Vec<ChatMessage>, options: ChatOptions) -> wasmtime::Result<Result<ChatReply, LlmError>> {
-        let caller = LlmCaller { agent: &self.agent, session: &self.session, scope: &self.scope, deadline: self.deadline };
+        let caller = LlmCaller {
+            agent: &self.agent,
+            session: &self.session,
+            scope: &self.scope,
+            deadline: self.deadline,
+            request: self.request.as_ref().map(|(scope, span)| (&**scope, *span)),
+        };
         let result = self.service.chat(&caller, messages, options).await;
         match &result {
             // Expected on hosts without a model; agents degrade.

@@ -183,6 +183,7 @@ impl LlmGenerator {
             session: "evolve",
             scope: &scope,
             deadline: std::time::Instant::now() + std::time::Duration::from_secs(300),
+            request: None,
         };
         let options = ChatOptions {
             profile: self.settings.profile.clone(),

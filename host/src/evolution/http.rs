@@ -26,13 +26,14 @@ use super::{Engine, EvolveOptions, GeneratorSpec, run_dir};
 use crate::api::ErrorBody;
 use crate::host::Host;
 use crate::registry::Registry;
+use crate::server::App;
 use crate::storage::evolution::EvolutionStore;
 use crate::storage::sqlite::SqliteStorage;
 
 /// Agents with an evolution running in this process (one at a time each).
 static RUNNING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-pub fn routes() -> Router<Arc<Registry>> {
+pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/agents/{name}/evolve", post(start))
         .route("/v1/evolutions", get(list))
@@ -68,7 +69,8 @@ struct EvolveBody {
     resume: Option<String>,
 }
 
-async fn start(State(reg): State<Arc<Registry>>, Path(name): Path<String>, body: Result<Json<EvolveBody>, JsonRejection>) -> Response {
+async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Result<Json<EvolveBody>, JsonRejection>) -> Response {
+    let reg = app.registry.clone();
     let Json(body) = match body {
         Ok(b) => b,
         Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
@@ -140,7 +142,8 @@ async fn start(State(reg): State<Arc<Registry>>, Path(name): Path<String>, body:
         .into_response()
 }
 
-async fn list(State(reg): State<Arc<Registry>>) -> Response {
+async fn list(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
     let store = match store(&reg) {
         Ok(s) => s,
         Err(r) => return r,
@@ -155,7 +158,8 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-async fn show(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
+async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let reg = &app.registry;
     let store = match store(&reg) {
         Ok(s) => s,
         Err(r) => return r,
@@ -174,7 +178,8 @@ async fn show(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn report_html(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
+async fn report_html(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let reg = &app.registry;
     if !valid_id(&id) {
         return error(StatusCode::NOT_FOUND, "not-found", format!("no evolution {id}"));
     }

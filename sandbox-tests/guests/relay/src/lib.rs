@@ -20,8 +20,13 @@ impl Agent for Relay {
             let names: Vec<String> = agents::list_agents().into_iter().map(|m| m.name).collect();
             return Ok(Response::text(names.join(",")).with_data(&names));
         }
-        let to = ctx["to"].as_str().unwrap_or("relay").to_string();
-        let mut inner = Request::new(&req.session_id, ctx["text"].as_str().unwrap_or(&req.text));
+        // Without a context (e.g. from chat), `@agent text` names the callee.
+        let (default_to, default_text) = match req.text.strip_prefix('@').and_then(|t| t.split_once(' ')) {
+            Some((to, text)) => (to, text),
+            None => ("relay", req.text.as_str()),
+        };
+        let to = ctx["to"].as_str().unwrap_or(default_to).to_string();
+        let mut inner = Request::new(&req.session_id, ctx["text"].as_str().unwrap_or(default_text));
         // Pass the rest of the instructions down the chain.
         inner.context = ctx.get("next").map(|n| n.to_string());
         Ok(match agents::call(&to, &inner) {

@@ -1,40 +1,87 @@
-//! The HTTP server (axum): the low-level endpoints the chat service builds on.
+//! The HTTP server (axum).
 //!
-//! - `GET /healthz`
-//! - `GET /v1/agents`, `GET /v1/agents/{name}`
-//! - `POST /v1/agents/{name}/call`: the request record as JSON in, a
-//!   response or a typed error as JSON out.
-//! - `GET /metrics`: Prometheus text.
-//! - evolution (admin): see [`crate::evolution::http`].
+//! Public: `GET /` (the chat page), `GET /healthz`, `GET /openapi.json`.
+//! `chat` scope: `POST /v1/chat` (JSON or server-sent events),
+//! `GET /v1/sessions/{id}`, the OpenAI-compatible `POST /v1/chat/completions`
+//! and `GET /v1/models`, `GET /v1/agents[/{name}]`,
+//! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, the
+//! evolution endpoints ([`crate::evolution::http`]).
+//! Every error is `{"error": {"code", "message"}}` with a stable code.
+pub mod auth;
+mod chat;
+mod openai;
+
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
+use crate::chat::ChatService;
+use crate::host::Host;
 use crate::registry::Registry;
 use crate::runtime::CallError;
+
+/// What every handler shares.
+pub struct App {
+    pub registry: Arc<Registry>,
+    pub chat: Arc<ChatService>,
+    pub auth: auth::Auth,
+}
+
+impl App {
+    pub fn new(host: &Host) -> Result<Arc<App>, auth::MissingTokenEnv> {
+        Ok(Arc::new(App {
+            registry: host.registry.clone(),
+            chat: host.chat.clone(),
+            auth: auth::Auth::new(&host.config.host)?,
+        }))
+    }
+}
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+pub fn router(app: Arc<App>) -> Router {
+    let chat = Router::new()
+        .route("/v1/chat", post(chat::chat))
+        .route("/v1/sessions/{id}", get(chat::session))
+        .route("/v1/chat/completions", post(openai::completions))
+        .route("/v1/models", get(openai::models))
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
-        .route("/v1/agents/{name}/call", post(call_agent))
+        .route("/v1/agents/{name}/call", post(call_agent));
+    let admin = Router::new()
+        .route("/metrics", get(metrics))
         .merge(crate::evolution::http::routes())
+        .route_layer(axum::middleware::from_fn(auth::require_admin));
+    let api = chat.merge(admin).route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate));
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(registry.clone(), record_request))
-        .with_state(registry)
+        .layer(axum::middleware::from_fn_with_state(app.registry.clone(), record_request))
+        .with_state(app)
+}
+
+/// The chat page: one self-contained file, no build step.
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}
+
+/// The OpenAPI document (`server/openapi.json`; a test checks it lists every route).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], OPENAPI).into_response()
 }
 
 /// Counts and times every request by its route template (not its raw path,
@@ -55,7 +102,8 @@ async fn record_request(
     response
 }
 
-async fn metrics(State(reg): State<Arc<Registry>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
     let gauges = crate::metrics::Gauges {
         agents_loaded: reg.list().len(),
         files_failed: reg.files().iter().filter(|f| f.error.is_some()).count(),
@@ -63,7 +111,7 @@ async fn metrics(State(reg): State<Arc<Registry>>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], reg.runtime().metrics().render(&gauges)).into_response()
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
@@ -74,23 +122,27 @@ fn call_error_status(e: &CallError) -> StatusCode {
         CallError::Agent { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         CallError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         CallError::Capacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-async fn healthz(State(reg): State<Arc<Registry>>) -> Response {
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
     let failed = reg.files().iter().filter(|f| f.error.is_some()).count();
     Json(json!({"status": "ok", "agents": reg.list().len(), "failed_files": failed})).into_response()
 }
 
-async fn list_agents(State(reg): State<Arc<Registry>>) -> Response {
+async fn list_agents(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
     let files = reg.files();
     let agents: Vec<AgentInfo> = reg.list().iter().map(|a| AgentInfo::new(a, &files)).collect();
     let failed: Vec<_> = files.iter().filter(|f| f.error.is_some()).collect();
     Json(json!({"agents": agents, "failed_files": failed})).into_response()
 }
 
-async fn get_agent(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+async fn get_agent(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    let reg = &app.registry;
     match reg.get(&name) {
         Some(a) => Json(AgentInfo::new(&a, &reg.files())).into_response(),
         None => error(StatusCode::NOT_FOUND, "not-found", format!("no agent named `{name}` is loaded")),
@@ -98,7 +150,7 @@ async fn get_agent(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -
 }
 
 async fn call_agent(
-    State(reg): State<Arc<Registry>>,
+    State(app): State<Arc<App>>,
     Path(name): Path<String>,
     body: Result<Json<CallRequest>, JsonRejection>,
 ) -> Response {
@@ -106,7 +158,7 @@ async fn call_agent(
         Ok(b) => b,
         Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
     };
-    let Some(agent) = reg.get(&name) else {
+    let Some(agent) = app.registry.get(&name) else {
         return error(StatusCode::NOT_FOUND, "not-found", format!("no agent named `{name}` is loaded"));
     };
     match agent.call(&req.to_wit()).await {
@@ -118,11 +170,13 @@ async fn call_agent(
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves the API of `host` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    registry: Arc<Registry>,
+    host: &Host,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(registry)).with_graceful_shutdown(shutdown).await
+) -> anyhow::Result<()> {
+    let app = App::new(host)?;
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
 }

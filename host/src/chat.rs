@@ -1,0 +1,584 @@
+//! The chat service: one message in, one answer out, from agents working
+//! together.
+//!
+//! A request is (1) routed to the agents whose skills fit — by the `router`
+//! agent (LLM-assisted when it may use one, a keyword matcher otherwise) or
+//! by the agents the client named; (2) the chosen agents run in parallel,
+//! each in its own instance, and may call each other through the `agents`
+//! capability; (3) their answers are combined — by the `synthesizer` agent
+//! when more than one answered, else passed through. Router and synthesizer
+//! are ordinary components, so they can be replaced or evolved like any
+//! other agent; without them the host names the agents itself or merges
+//! answers deterministically.
+//!
+//! Every call of a request shares one [`RequestScope`]: a budget (calls,
+//! depth, fuel, tokens, time) and a trace of who called whom, which the
+//! response carries and streaming clients see as it happens.
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::bindings::{Request, Role, Turn};
+use crate::registry::Registry;
+use crate::runtime::{CallContext, CallError, LoadedAgent};
+use crate::storage::sessions::{SessionStore, TranscriptEntry};
+use crate::trace::{BudgetLimits, BudgetUsage, Event, RequestScope, Span};
+
+/// `[chat]`: how requests are routed and the limits each one runs under.
+/// A request may lower these limits for itself, never raise them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Agent that chooses agents for a message; `""` disables routing (the
+    /// client must name agents).
+    pub router: String,
+    /// Agent that combines several answers; `""` merges them in the host.
+    pub synthesizer: String,
+    /// Most agents one message is routed to.
+    pub max_agents: u32,
+    /// Most agent invocations per request, nested calls included.
+    pub max_calls: u32,
+    /// Longest chain of agent-to-agent calls.
+    pub max_depth: u32,
+    /// Most chosen agents running at once.
+    pub max_parallel: u32,
+    /// Wall time per request.
+    pub timeout_ms: u64,
+    /// Total fuel per request across metered agents (unset: per-agent limits only).
+    pub fuel: Option<u64>,
+    /// Total LLM tokens per request (unset: per-agent budgets only).
+    pub tokens: Option<u64>,
+    /// Earlier turns of the session given to agents as history.
+    pub history_turns: u32,
+    /// Longest message accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            router: "router".into(),
+            synthesizer: "synthesizer".into(),
+            max_agents: 3,
+            max_calls: 16,
+            max_depth: 4,
+            max_parallel: 4,
+            timeout_ms: 30_000,
+            fuel: None,
+            tokens: None,
+            history_turns: 20,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `POST /v1/chat` body.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    pub message: String,
+    /// Continues this session (its transcript is the agents' history);
+    /// a new one is created when absent.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Ask these agents instead of routing.
+    #[serde(default)]
+    pub agents: Option<Vec<String>>,
+    /// Answer with server-sent events (`POST /v1/chat` only).
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub limits: RequestLimits,
+}
+
+/// Per-request limits; each is capped by `[chat]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLimits {
+    pub max_agents: Option<u32>,
+    /// Most agent invocations, nested calls included (also accepted as `max_turns`).
+    #[serde(alias = "max_turns")]
+    pub max_calls: Option<u32>,
+    pub max_depth: Option<u32>,
+    pub max_parallel: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    pub tokens: Option<u64>,
+}
+
+/// The effective limits of one request.
+#[derive(Debug, Clone)]
+struct Effective {
+    max_agents: usize,
+    max_parallel: usize,
+    budget: BudgetLimits,
+}
+
+fn lower<T: Ord + Copy>(configured: T, requested: Option<T>) -> T {
+    requested.map_or(configured, |r| r.min(configured))
+}
+
+fn lower_opt<T: Ord + Copy>(configured: Option<T>, requested: Option<T>) -> Option<T> {
+    match (configured, requested) {
+        (Some(c), Some(r)) => Some(c.min(r)),
+        (c, r) => c.or(r),
+    }
+}
+
+impl ChatConfig {
+    fn effective(&self, r: &RequestLimits) -> Effective {
+        Effective {
+            max_agents: lower(self.max_agents, r.max_agents).max(1) as usize,
+            max_parallel: lower(self.max_parallel, r.max_parallel).max(1) as usize,
+            budget: BudgetLimits {
+                max_calls: lower(self.max_calls, r.max_calls),
+                max_depth: lower(self.max_depth, r.max_depth).max(1),
+                fuel: lower_opt(self.fuel, r.fuel),
+                tokens: lower_opt(self.tokens, r.tokens),
+                timeout: Duration::from_millis(lower(self.timeout_ms, r.timeout_ms).max(1)),
+            },
+        }
+    }
+}
+
+/// What `POST /v1/chat` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatResponse {
+    pub session: String,
+    pub answer: String,
+    /// `ok` (every chosen agent answered), `partial`, `failed`, or
+    /// `no-match` (no agent fits; the answer lists what is available).
+    pub status: String,
+    /// The agents whose answers make up `answer`.
+    pub agents: Vec<String>,
+    pub route: RouteInfo,
+    /// Each chosen agent's own answer or error, in routing order.
+    pub results: Vec<AgentResult>,
+    /// Every agent call the request caused, nested ones included.
+    pub trace: Vec<Span>,
+    pub usage: ChatUsage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// `request` (named by the client), the router agent's name, or `none`.
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentResult {
+    pub agent: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::api::ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ChatUsage {
+    pub calls: u32,
+    pub fuel: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub elapsed_ms: f64,
+}
+
+/// Why a chat request got no answer at all (a failed agent is not one of
+/// these: it shows in `results` and the answer comes from the others).
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("no agent named `{0}` is loaded")]
+    UnknownAgent(String),
+    #[error("no router agent is loaded (`[chat] router = \"{0}\"`): name agents in the request's `agents`")]
+    NoRouter(String),
+    #[error("the router agent failed: {0}")]
+    RouterFailed(String),
+    #[error("session storage failed: {0}")]
+    Storage(String),
+}
+
+impl ChatError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::InvalidRequest(_) => "invalid-request",
+            ChatError::UnknownAgent(_) => "not-found",
+            ChatError::NoRouter(_) => "no-router",
+            ChatError::RouterFailed(_) => "router-failed",
+            ChatError::Storage(_) => "storage",
+        }
+    }
+}
+
+/// The conversation a request arrives with: a stored session, or (OpenAI
+/// facade) the history the client sent.
+pub enum Conversation {
+    Session { owner: String, id: Option<String> },
+    Stateless { history: Vec<Turn> },
+}
+
+pub struct ChatService {
+    registry: Arc<Registry>,
+    sessions: Arc<dyn SessionStore>,
+    config: ChatConfig,
+}
+
+impl ChatService {
+    pub fn new(registry: Arc<Registry>, sessions: Arc<dyn SessionStore>, config: ChatConfig) -> Self {
+        ChatService { registry, sessions, config }
+    }
+
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The transcript of `session` as `owner` sees it.
+    pub async fn transcript(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, ChatError> {
+        let (store, owner, session) = (self.sessions.clone(), owner.to_string(), session.to_string());
+        tokio::task::spawn_blocking(move || store.session_tail(&owner, &session, limit))
+            .await
+            .map_err(|e| ChatError::Storage(e.to_string()))?
+            .map_err(|e| ChatError::Storage(e.to_string()))
+    }
+
+    /// Handles one message. `events`, when given, receives the route and
+    /// every span as it starts and ends.
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        conversation: Conversation,
+        events: Option<UnboundedSender<Event>>,
+    ) -> Result<ChatResponse, ChatError> {
+        if req.message.trim().is_empty() {
+            return Err(ChatError::InvalidRequest("`message` is empty".into()));
+        }
+        if req.message.len() > self.config.max_message_bytes {
+            return Err(ChatError::InvalidRequest(format!(
+                "`message` is {} bytes; the limit is {}",
+                req.message.len(),
+                self.config.max_message_bytes
+            )));
+        }
+        let limits = self.config.effective(&req.limits);
+        let (owner, session, history) = match conversation {
+            Conversation::Session { owner, id } => {
+                let session = match id {
+                    Some(id) => validate_session_id(&id)?,
+                    None => new_session_id(),
+                };
+                let past = self.transcript(&owner, &session, self.config.history_turns).await?;
+                let history = past.iter().map(|t| Turn { role: role_of(&t.role), content: t.text.clone() }).collect();
+                (Some(owner), session, history)
+            }
+            Conversation::Stateless { history } => (None, new_session_id(), history),
+        };
+        let scope = Arc::new(RequestScope::new(limits.budget.clone(), events));
+        let request = Request { session_id: session.clone(), text: req.message.clone(), history, context: None };
+
+        let (chosen, route) = self.route(req, &request, &scope, limits.max_agents).await?;
+        scope.trace.emit(Event::Route { agents: chosen.iter().map(|a| a.name().to_string()).collect(), by: route.by.clone(), reason: route.reason.clone() });
+
+        let results = run_all(&chosen, &request, &scope, limits.max_parallel).await;
+        let (answer, status, agents) = self.synthesize(&request, &results, &scope).await;
+
+        let usage = usage_of(scope.budget.usage(), &scope);
+        let response = ChatResponse {
+            session: session.clone(),
+            answer,
+            status,
+            agents,
+            route,
+            results,
+            trace: scope.trace.snapshot(),
+            usage,
+        };
+        if let Some(owner) = owner {
+            self.record(&owner, &session, &req.message, &response).await?;
+        }
+        Ok(response)
+    }
+
+    /// Agents for this request: the ones named, or the router's choice.
+    async fn route(
+        &self,
+        req: &ChatRequest,
+        request: &Request,
+        scope: &Arc<RequestScope>,
+        max_agents: usize,
+    ) -> Result<(Vec<Arc<LoadedAgent>>, RouteInfo), ChatError> {
+        if let Some(names) = &req.agents {
+            if names.is_empty() {
+                return Err(ChatError::InvalidRequest("`agents` is empty: omit it to let the router choose".into()));
+            }
+            let mut seen = BTreeSet::new();
+            let mut chosen = Vec::new();
+            for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+                chosen.push(self.registry.get(name).ok_or_else(|| ChatError::UnknownAgent(name.clone()))?);
+            }
+            if chosen.len() > max_agents {
+                return Err(ChatError::InvalidRequest(format!("{} agents named; the limit is {max_agents}", chosen.len())));
+            }
+            return Ok((chosen, RouteInfo { by: "request".into(), reason: "named in the request".into() }));
+        }
+        let Some(router) = (!self.config.router.is_empty()).then(|| self.registry.get(&self.config.router)).flatten() else {
+            return Err(ChatError::NoRouter(self.config.router.clone()));
+        };
+        let candidates: Vec<_> = self
+            .registry
+            .list()
+            .iter()
+            .filter(|a| !self.is_internal(a.name()))
+            .map(|a| serde_json::to_value(&a.manifest).unwrap_or_default())
+            .collect();
+        let mut routing = request.clone();
+        routing.context = Some(json!({"agents": candidates, "max_agents": max_agents}).to_string());
+        let outcome = router
+            .call_in(&routing, &CallContext::for_request(scope.clone(), "router"))
+            .await
+            .map_err(|e| ChatError::RouterFailed(format!("{e} ({})", e.code())))?;
+        let choice: RouterChoice = outcome
+            .response
+            .data
+            .as_deref()
+            .ok_or_else(|| ChatError::RouterFailed("its response has no `data`".into()))
+            .and_then(|d| serde_json::from_str(d).map_err(|e| ChatError::RouterFailed(format!("its `data` is not a routing choice: {e}"))))?;
+        // The router is guest code: trust nothing it names without checking.
+        let mut seen = BTreeSet::new();
+        let chosen: Vec<_> = choice
+            .agents
+            .iter()
+            .filter(|n| !self.is_internal(n) && seen.insert(n.as_str()))
+            .filter_map(|n| self.registry.get(n))
+            .take(max_agents)
+            .collect();
+        let reason = crate::trace::preview(&choice.reason).to_string();
+        Ok((chosen, RouteInfo { by: router.name().to_string(), reason }))
+    }
+
+    fn is_internal(&self, name: &str) -> bool {
+        name == self.config.router || name == self.config.synthesizer
+    }
+
+    /// One answer from the chosen agents' results.
+    async fn synthesize(&self, request: &Request, results: &[AgentResult], scope: &Arc<RequestScope>) -> (String, String, Vec<String>) {
+        let answered: Vec<&AgentResult> = results.iter().filter(|r| r.ok).collect();
+        let agents: Vec<String> = answered.iter().map(|r| r.agent.clone()).collect();
+        let status = match (results.len(), answered.len()) {
+            (0, _) => "no-match",
+            (n, a) if a == n => "ok",
+            (_, 0) => "failed",
+            _ => "partial",
+        }
+        .to_string();
+        let answer = match answered.as_slice() {
+            [] if results.is_empty() => self.no_match_answer(),
+            [] => {
+                let reasons: Vec<String> = results
+                    .iter()
+                    .filter_map(|r| r.error.as_ref().map(|e| format!("{} ({}: {})", r.agent, e.code, e.message)))
+                    .collect();
+                format!("No agent could answer: {}", reasons.join("; "))
+            }
+            [one] => one.text.clone().unwrap_or_default(),
+            many => match self.synthesizer_answer(request, many, scope).await {
+                Some(text) => text,
+                None => merge(many),
+            },
+        };
+        (answer, status, agents)
+    }
+
+    async fn synthesizer_answer(&self, request: &Request, answers: &[&AgentResult], scope: &Arc<RequestScope>) -> Option<String> {
+        let synth = (!self.config.synthesizer.is_empty()).then(|| self.registry.get(&self.config.synthesizer)).flatten()?;
+        let answers: Vec<_> = answers.iter().map(|r| json!({"agent": r.agent, "text": r.text})).collect();
+        let mut req = request.clone();
+        req.context = Some(json!({"question": request.text, "answers": answers}).to_string());
+        match synth.call_in(&req, &CallContext::for_request(scope.clone(), "synthesizer")).await {
+            Ok(out) if !out.response.text.trim().is_empty() => Some(out.response.text),
+            // A failed synthesizer costs the answer nothing: the host merges.
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "synthesizer failed, merging in the host: {e}");
+                None
+            }
+        }
+    }
+
+    fn no_match_answer(&self) -> String {
+        let mut lines = vec!["No agent's skills match that message. Agents you can ask:".to_string()];
+        for a in self.registry.list().iter().filter(|a| !self.is_internal(a.name())) {
+            let skills: Vec<&str> = a.manifest.skills.iter().map(|s| s.name.as_str()).collect();
+            lines.push(format!("- {}: {} ({})", a.name(), a.manifest.description, skills.join(", ")));
+        }
+        lines.join("\n")
+    }
+
+    async fn record(&self, owner: &str, session: &str, message: &str, response: &ChatResponse) -> Result<(), ChatError> {
+        let now = now_ms();
+        let detail = json!({"status": response.status, "route": response.route, "trace": response.trace, "usage": response.usage});
+        let turns = [
+            TranscriptEntry { at_ms: now, role: "user".into(), text: message.to_string(), agents: vec![], detail: None },
+            TranscriptEntry {
+                at_ms: now,
+                role: "assistant".into(),
+                text: response.answer.clone(),
+                agents: response.agents.clone(),
+                detail: Some(detail),
+            },
+        ];
+        let (store, owner, session) = (self.sessions.clone(), owner.to_string(), session.to_string());
+        tokio::task::spawn_blocking(move || store.session_append(&owner, &session, &turns))
+            .await
+            .map_err(|e| ChatError::Storage(e.to_string()))?
+            .map_err(|e| ChatError::Storage(e.to_string()))
+    }
+}
+
+/// What the router agent returns in `data`.
+#[derive(Debug, Deserialize)]
+struct RouterChoice {
+    agents: Vec<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Runs the chosen agents, at most `parallel` at once, results in order.
+async fn run_all(chosen: &[Arc<LoadedAgent>], request: &Request, scope: &Arc<RequestScope>, parallel: usize) -> Vec<AgentResult> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let tasks: Vec<_> = chosen
+        .iter()
+        .map(|agent| {
+            let (agent, request, scope, permits) = (agent.clone(), request.clone(), scope.clone(), permits.clone());
+            // Each agent is its own task: one that loops or blows up is
+            // stopped by its limits without holding the others back.
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = agent.call_in(&request, &CallContext::for_request(scope, "agent")).await;
+                to_result(agent.name(), outcome)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for (task, agent) in tasks.into_iter().zip(chosen) {
+        results.push(task.await.unwrap_or_else(|e| AgentResult {
+            agent: agent.name().to_string(),
+            ok: false,
+            text: None,
+            data: None,
+            error: Some(crate::api::ErrorDetail { code: "host-error".into(), message: format!("agent task failed: {e}") }),
+        }));
+    }
+    results
+}
+
+fn to_result(agent: &str, outcome: Result<crate::runtime::CallOutcome, CallError>) -> AgentResult {
+    match outcome {
+        Ok(o) => AgentResult {
+            agent: agent.to_string(),
+            ok: true,
+            data: o.response.data.map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
+            text: Some(o.response.text),
+            error: None,
+        },
+        Err(e) => AgentResult {
+            agent: agent.to_string(),
+            ok: false,
+            text: None,
+            data: None,
+            error: Some(crate::api::ErrorDetail { code: e.code().to_string(), message: e.to_string() }),
+        },
+    }
+}
+
+/// The host's deterministic merge: each agent's answer under its name.
+fn merge(answers: &[&AgentResult]) -> String {
+    answers
+        .iter()
+        .map(|r| format!("{}: {}", r.agent, r.text.as_deref().unwrap_or_default().trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn usage_of(budget: BudgetUsage, scope: &RequestScope) -> ChatUsage {
+    let spans = scope.trace.snapshot();
+    ChatUsage {
+        calls: budget.calls,
+        fuel: budget.fuel,
+        tokens: budget.tokens,
+        cost_usd: spans.iter().map(|s| s.cost_usd).sum(),
+        elapsed_ms: scope.trace.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+fn role_of(role: &str) -> Role {
+    match role {
+        "user" => Role::User,
+        "system" => Role::System,
+        "agent" => Role::Agent,
+        _ => Role::Assistant,
+    }
+}
+
+/// Session ids are chosen by clients too: keep them short and printable.
+fn validate_session_id(id: &str) -> Result<String, ChatError> {
+    let ok = !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ChatError::InvalidRequest("`session` must be 1-128 characters of A-Z a-z 0-9 - _ . :".into()))
+    }
+}
+
+/// A fresh, unguessable-enough session id (not a secret: sessions are
+/// scoped to their owner's token).
+pub fn new_session_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let digest = Sha256::digest(format!("{nanos}:{n}:{}", std::process::id()));
+    format!("s-{}", &hex::encode(digest)[..20])
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_limits_only_lower_the_configured_ones() {
+        let c = ChatConfig { fuel: Some(1000), ..ChatConfig::default() };
+        let e = c.effective(&RequestLimits { max_calls: Some(100), max_depth: Some(2), fuel: Some(10), tokens: Some(5), ..Default::default() });
+        assert_eq!(e.budget.max_calls, c.max_calls, "cannot raise max_calls");
+        assert_eq!(e.budget.max_depth, 2);
+        assert_eq!(e.budget.fuel, Some(10));
+        assert_eq!(e.budget.tokens, Some(5), "a request may set a budget the config leaves open");
+        let e = c.effective(&RequestLimits { fuel: Some(5000), ..Default::default() });
+        assert_eq!(e.budget.fuel, Some(1000));
+    }
+
+    #[test]
+    fn session_ids_are_checked_and_fresh_ones_differ() {
+        assert!(validate_session_id("abc-1_2.3:4").is_ok());
+        assert!(validate_session_id("").is_err());
+        assert!(validate_session_id("a/b").is_err());
+        assert!(validate_session_id(&"x".repeat(129)).is_err());
+        assert_ne!(new_session_id(), new_session_id());
+    }
+}

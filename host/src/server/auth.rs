@@ -1,0 +1,245 @@
+//! Who is calling the API: bearer tokens from `[[host.tokens]]`, each with
+//! scopes (`chat`, `admin`) and a request rate.
+//!
+//! With no tokens configured the API is open (config validation allows that
+//! only on a loopback address) and every caller is `local` with all scopes.
+//! `admin` includes `chat`.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{App, error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Chat, sessions, agent listings and direct agent calls.
+    Chat,
+    /// Everything, including metrics and (later) evolution and infrastructure.
+    Admin,
+}
+
+/// One `[[host.tokens]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who this token is: sessions and rate limits are kept per name.
+    pub name: String,
+    /// The secret itself (prefer `token_env` outside tests).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Environment variable holding the secret.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    pub scopes: Vec<Scope>,
+    /// Overrides `[host] requests_per_minute` for this token; 0 = unlimited.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+}
+
+/// Checks the token list without reading the environment.
+pub fn validate_tokens(tokens: &[TokenConfig]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for t in tokens {
+        if t.name.is_empty() || !names.insert(t.name.as_str()) {
+            return Err(format!("[[host.tokens]]: names must be present and unique (`{}`)", t.name));
+        }
+        if t.token.is_some() == t.token_env.is_some() {
+            return Err(format!("[[host.tokens]] `{}`: set exactly one of `token` and `token_env`", t.name));
+        }
+        if t.token.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(format!("[[host.tokens]] `{}`: a token must be at least 16 characters", t.name));
+        }
+        if t.scopes.is_empty() {
+            return Err(format!("[[host.tokens]] `{}`: `scopes` is empty (use \"chat\" and/or \"admin\")", t.name));
+        }
+    }
+    Ok(())
+}
+
+/// The authenticated caller, put in each request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    admin: bool,
+}
+
+impl Caller {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.admin || scope == Scope::Chat
+    }
+}
+
+struct Token {
+    /// SHA-256 of the secret: compared in constant time, never logged.
+    digest: [u8; 32],
+    caller: Caller,
+    per_minute: u32,
+}
+
+pub struct Auth {
+    tokens: Vec<Token>,
+    open_per_minute: u32,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("[[host.tokens]] `{name}`: environment variable {var} is not set")]
+pub struct MissingTokenEnv {
+    name: String,
+    var: String,
+}
+
+impl Auth {
+    pub fn new(config: &crate::config::HostSection) -> Result<Auth, MissingTokenEnv> {
+        let mut tokens = Vec::new();
+        for t in &config.tokens {
+            let secret = match (&t.token, &t.token_env) {
+                (Some(s), _) => s.clone(),
+                (None, Some(var)) => std::env::var(var).map_err(|_| MissingTokenEnv { name: t.name.clone(), var: var.clone() })?,
+                (None, None) => unreachable!("validated: one of token/token_env"),
+            };
+            tokens.push(Token {
+                digest: Sha256::digest(secret.as_bytes()).into(),
+                caller: Caller { name: t.name.clone(), admin: t.scopes.contains(&Scope::Admin) },
+                per_minute: t.requests_per_minute.unwrap_or(config.requests_per_minute),
+            });
+        }
+        Ok(Auth { tokens, open_per_minute: config.requests_per_minute, buckets: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    fn identify(&self, header: Option<&HeaderValue>) -> Result<(Caller, u32), &'static str> {
+        if self.is_open() {
+            return Ok((Caller { name: "local".into(), admin: true }, self.open_per_minute));
+        }
+        let value = header.ok_or("missing `Authorization: Bearer <token>` header")?;
+        let secret = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or("the Authorization header must be `Bearer <token>`")?;
+        let digest: [u8; 32] = Sha256::digest(secret.trim().as_bytes()).into();
+        // Compare every token fully so timing does not reveal which matched.
+        let mut found = None;
+        for t in &self.tokens {
+            let same = t.digest.iter().zip(&digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            if same {
+                found = Some(t);
+            }
+        }
+        found.map(|t| (t.caller.clone(), t.per_minute)).ok_or("unknown token")
+    }
+
+    /// Takes one request from `name`'s bucket; `Err(seconds)` to wait when empty.
+    fn admit(&self, name: &str, per_minute: u32) -> Result<(), u64> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = match buckets.get_mut(name) {
+            Some(b) => b,
+            None => buckets.entry(name.to_string()).or_insert_with(|| Bucket::full(per_minute)),
+        };
+        bucket.take(per_minute)
+    }
+}
+
+/// A token bucket: `per_minute` requests of burst, refilled continuously.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(per_minute: u32) -> Self {
+        Bucket { tokens: f64::from(per_minute), at: Instant::now() }
+    }
+
+    fn take(&mut self, per_minute: u32) -> Result<(), u64> {
+        let rate = f64::from(per_minute) / 60.0;
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(f64::from(per_minute));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Authenticates and rate-limits every API request.
+pub async fn authenticate(State(app): State<std::sync::Arc<App>>, mut request: Request, next: Next) -> Response {
+    let (caller, per_minute) = match app.auth.identify(request.headers().get(header::AUTHORIZATION)) {
+        Ok(c) => c,
+        Err(why) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", why);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    };
+    if let Err(wait) = app.auth.admit(&caller.name, per_minute) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("`{}` may make {per_minute} requests per minute; retry in {wait} s", caller.name),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return r;
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Lets only callers with the `admin` scope through.
+pub async fn require_admin(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Caller>() {
+        Some(c) if c.has(Scope::Admin) => next.run(request).await,
+        Some(c) => error(StatusCode::FORBIDDEN, "forbidden", format!("token `{}` lacks the `admin` scope", c.name)),
+        None => error(StatusCode::UNAUTHORIZED, "unauthorized", "not authenticated").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_refuses_with_a_wait() {
+        let mut b = Bucket::full(3);
+        assert!(b.take(3).is_ok());
+        assert!(b.take(3).is_ok());
+        assert!(b.take(3).is_ok());
+        let wait = b.take(3).unwrap_err();
+        assert!((1..=20).contains(&wait), "wait {wait}");
+    }
+
+    #[test]
+    fn token_config_is_validated() {
+        let t = |name: &str, token: Option<&str>, env: Option<&str>, scopes: Vec<Scope>| TokenConfig {
+            name: name.into(),
+            token: token.map(Into::into),
+            token_env: env.map(Into::into),
+            scopes,
+            requests_per_minute: None,
+        };
+        assert!(validate_tokens(&[t("a", Some("0123456789abcdef"), None, vec![Scope::Chat])]).is_ok());
+        assert!(validate_tokens(&[t("a", Some("short"), None, vec![Scope::Chat])]).is_err());
+        assert!(validate_tokens(&[t("a", Some("0123456789abcdef"), Some("X"), vec![Scope::Chat])]).is_err());
+        assert!(validate_tokens(&[t("a", None, Some("X"), vec![])]).is_err());
+        let dup = t("a", None, Some("X"), vec![Scope::Admin]);
+        assert!(validate_tokens(&[dup.clone(), dup]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! `POST /v1/chat` (JSON, or server-sent events with `"stream": true`) and
+//! `GET /v1/sessions/{id}`.
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+
+use super::auth::Caller;
+use super::{App, error};
+use crate::api::ErrorBody;
+use crate::chat::{ChatError, ChatRequest, ChatResponse, Conversation};
+use crate::trace::Event;
+
+pub(super) fn chat_error(e: &ChatError) -> Response {
+    let status = match e {
+        ChatError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        ChatError::UnknownAgent(_) => StatusCode::NOT_FOUND,
+        ChatError::NoRouter(_) => StatusCode::CONFLICT,
+        ChatError::RouterFailed(_) => StatusCode::BAD_GATEWAY,
+        ChatError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.code(), e.to_string())
+}
+
+pub(super) async fn chat(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
+    };
+    let conversation = Conversation::Session { owner: caller.name.clone(), id: req.session.clone() };
+    if !req.stream {
+        return match app.chat.chat(&req, conversation, None).await {
+            Ok(resp) => Json(resp).into_response(),
+            Err(e) => chat_error(&e),
+        };
+    }
+    let (events, task) = spawn_streaming(app, req, conversation);
+    Sse::new(sse_events(events, task)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Runs a chat request in its own task, reporting its events on the
+/// returned channel. The request runs to the end (and is recorded) even if
+/// the client goes away.
+pub(super) fn spawn_streaming(
+    app: Arc<App>,
+    req: ChatRequest,
+    conversation: Conversation,
+) -> (UnboundedReceiver<Event>, JoinHandle<Result<ChatResponse, ChatError>>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move { app.chat.chat(&req, conversation, Some(tx)).await });
+    (rx, task)
+}
+
+/// The SSE stream of `/v1/chat`: one event per trace event (named by its
+/// `type`), then `done` with the whole response or `error`.
+fn sse_events(
+    events: UnboundedReceiver<Event>,
+    task: JoinHandle<Result<ChatResponse, ChatError>>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    stream::unfold((events, Some(task)), |(mut events, task)| async move {
+        // The sender lives in the request's scope: the channel closes when
+        // the request is over, and the result follows.
+        if let Some(event) = events.recv().await {
+            let kind = serde_json::to_value(&event).ok().and_then(|v| v["type"].as_str().map(String::from)).unwrap_or_default();
+            let sse = SseEvent::default().event(kind).json_data(&event).unwrap_or_default();
+            return Some((Ok(sse), (events, task)));
+        }
+        let task = task?;
+        let sse = match task.await {
+            Ok(Ok(resp)) => SseEvent::default().event("done").json_data(&resp),
+            Ok(Err(e)) => SseEvent::default().event("error").json_data(ErrorBody::new(e.code(), e.to_string())),
+            Err(e) => SseEvent::default().event("error").json_data(ErrorBody::new("host-error", e.to_string())),
+        };
+        Some((Ok(sse.unwrap_or_default()), (events, None)))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TranscriptQuery {
+    limit: Option<u32>,
+}
+
+pub(super) async fn session(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<TranscriptQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(200).min(1000);
+    match app.chat.transcript(&caller.name, &id, limit).await {
+        Ok(turns) if turns.is_empty() => error(StatusCode::NOT_FOUND, "not-found", format!("no session `{id}`")),
+        Ok(turns) => Json(json!({"session": id, "turns": turns})).into_response(),
+        Err(e) => chat_error(&e),
+    }
+}

@@ -1,0 +1,117 @@
+//! Chat sessions: the transcript of each conversation with the chat service
+//! (`POST /v1/chat`), read back by `GET /v1/sessions/{id}` and used as the
+//! history of the session's next request.
+//!
+//! A narrow trait of its own, so another backend implements it beside
+//! [`Storage`](super::Storage) without either growing.
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::StorageError;
+use super::sqlite::SqliteStorage;
+
+/// Created with the rest of the schema (`sqlite::SCHEMA` runs it).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chat_turns (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner   TEXT NOT NULL,
+    session TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    role    TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    agents  TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS chat_turns_by_session ON chat_turns (owner, session, id);
+";
+
+/// One turn of a chat session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `user` or `assistant`.
+    pub role: String,
+    pub text: String,
+    /// The agents that produced an assistant turn.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// For assistant turns: the trace and usage of the request, as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Sessions belong to an owner (the API token's name), so one client can
+/// neither read nor extend another's conversation by guessing its id.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Appends `turns` to `session` atomically (a request's question and
+    /// answer are stored together or not at all).
+    fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError>;
+    /// The last `limit` turns of `session`, oldest first.
+    fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError>;
+}
+
+impl SessionStore for SqliteStorage {
+    fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO chat_turns (owner, session, at_ms, role, text, agents, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for t in turns {
+                let agents = serde_json::to_string(&t.agents).map_err(|e| StorageError::Backend(e.to_string()))?;
+                let detail = t.detail.as_ref().map(|d| d.to_string());
+                stmt.execute(params![owner, session, t.at_ms, t.role, t.text, agents, detail])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at_ms, role, text, agents, detail FROM chat_turns WHERE owner = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![owner, session, limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?))
+        })?;
+        let mut turns = Vec::new();
+        for row in rows {
+            let (at_ms, role, text, agents, detail) = row?;
+            let agents = serde_json::from_str(&agents).map_err(|e| StorageError::Corrupt(format!("chat_turns.agents: {e}")))?;
+            let detail = match detail {
+                Some(d) => Some(serde_json::from_str(&d).map_err(|e| StorageError::Corrupt(format!("chat_turns.detail: {e}")))?),
+                None => None,
+            };
+            turns.push(TranscriptEntry { at_ms, role, text, agents, detail });
+        }
+        turns.reverse();
+        Ok(turns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(role: &str, text: &str) -> TranscriptEntry {
+        TranscriptEntry { at_ms: 1, role: role.into(), text: text.into(), agents: vec!["echo".into()], detail: Some(serde_json::json!({"k": 1})) }
+    }
+
+    #[test]
+    fn sessions_are_separate_and_oldest_first() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.session_append("me", "a", &[turn("user", "q1"), turn("assistant", "a1")]).unwrap();
+        s.session_append("me", "b", &[turn("user", "other")]).unwrap();
+        s.session_append("me", "a", &[turn("user", "q2"), turn("assistant", "a2")]).unwrap();
+        s.session_append("you", "a", &[turn("user", "not mine")]).unwrap();
+        let a = s.session_tail("me", "a", 10).unwrap();
+        assert_eq!(a.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["q1", "a1", "q2", "a2"]);
+        assert_eq!(a[1].detail, Some(serde_json::json!({"k": 1})));
+        assert_eq!(s.session_tail("me", "a", 2).unwrap()[0].text, "q2");
+        assert!(s.session_tail("me", "missing", 10).unwrap().is_empty());
+        assert_eq!(s.session_tail("you", "a", 10).unwrap().len(), 1, "owners do not share a session id");
+    }
+}
