@@ -116,7 +116,8 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     assert!(build_dirs.contains(&"cand-1-4-r0".to_string()), "{build_dirs:?}");
     // The looping and the memory-growing ones are stopped by their limits.
     let codes = |label: &str| -> Vec<Option<String>> {
-        candidate(&report, label).bench.as_ref().unwrap().cases.iter().filter(|c| c.name != "not-a-number").map(|c| c.error.clone()).collect()
+        let c = candidate(&report, label);
+        c.bench.as_ref().unwrap_or_else(|| panic!("{label} was not benchmarked: {:?} {:?}", c.build, c.load_error)).cases.iter().filter(|c| c.name != "not-a-number").map(|c| c.error.clone()).collect()
     };
     assert!(codes("spin-forever").iter().all(|c| c.as_deref() == Some("fuel-exhausted")), "{:?}", codes("spin-forever"));
     assert!(codes("memory-bomb").iter().all(|c| c.as_deref() == Some("memory-limit")), "{:?}", codes("memory-bomb"));

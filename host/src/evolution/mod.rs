@@ -458,7 +458,7 @@ impl Engine {
                     progress("building the incumbent from its source crate");
                     let source = crate_source()?;
                     let started = Instant::now();
-                    let built = sandbox_build::build(&settings, &source, &dir.join("incumbent"), &format!("incumbent-{agent}"))
+                    let built = sandbox_build::build(&settings, &source, &dir.join("incumbent"), &package_name(&dir, "incumbent"))
                         .await
                         .map_err(|e| match e {
                             e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_)) => EvolveError::Build(e),
@@ -795,8 +795,8 @@ impl Engine {
                 }
             };
             let started = Instant::now();
-            let package = format!("cand-{generation}-{}-r{repairs}", index + 1);
-            let result = sandbox_build::build(settings, &source, &dir.join(&package), &package).await;
+            let work = format!("cand-{generation}-{}-r{repairs}", index + 1);
+            let result = sandbox_build::build(settings, &source, &dir.join(&work), &package_name(dir, &work)).await;
             let took = ms(started);
             report.build.duration_ms = took;
             match result {
@@ -849,6 +849,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// A crate name unique to this run: builds share one target directory,
+/// where each package's artifact is uplifted to a path named after it.
+fn package_name(run_dir: &Path, work: &str) -> String {
+    let run = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("run");
+    format!("c-{run}-{work}")
 }
 
 /// The incumbent's results when there is none: every case unanswered.
