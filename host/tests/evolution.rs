@@ -564,3 +564,19 @@ async fn create_writes_a_new_agent_registered_only_if_it_passes_its_cases() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!dir.path().join("agents.d/echoer.wasm").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_that_runs_too_long_is_killed_at_its_timeout() {
+    use agentkernel::evolution::sandbox_build::{self, BuildError, BuildSettings};
+    use agentkernel::evolution::source_check::CandidateSource;
+    let t = TestHost::new(&config("build_timeout_secs = 2"));
+    let settings = BuildSettings::resolve(&t.host.config.evolution, &t.host.config.host.data_dir).unwrap();
+    // Compile-time work without end: constant evaluation of a huge loop.
+    let slow = CandidateSource::single(
+        "#![allow(long_running_const_eval)]\nconst N: u64 = { let mut i = 0u64; let mut x = 0u64; while i < u64::MAX { x = x.wrapping_mul(31).wrapping_add(i); i += 1; } x };\npub fn f() -> u64 { N }\n",
+    );
+    let started = std::time::Instant::now();
+    let result = sandbox_build::build(&settings, &slow, &t.dir.path().join("slow"), "slow-const-eval").await;
+    assert!(matches!(result, Err(BuildError::Timeout(_))), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
