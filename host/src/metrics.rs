@@ -111,6 +111,11 @@ impl Metrics {
         })
     }
 
+    /// Fuel consumed by `agent`'s metered calls so far.
+    pub fn agent_fuel_total(&self, agent: &str) -> u64 {
+        self.lock().agents.get(agent).and_then(|s| s.fuel).unwrap_or(0)
+    }
+
     pub fn llm_call(&self, agent: &str, outcome: &str, prompt: u64, completion: u64, cost_usd: Option<f64>) {
         let mut m = self.lock();
         *m.llm_calls.entry((agent.to_string(), outcome.to_string())).or_default() += 1;

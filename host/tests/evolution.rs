@@ -580,3 +580,38 @@ async fn a_build_that_runs_too_long_is_killed_at_its_timeout() {
     assert!(matches!(result, Err(BuildError::Timeout(_))), "{result:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_starts_an_evolution_when_the_live_error_rate_crosses_its_threshold() {
+    use agentkernel::evolution::source_check::CandidateSource;
+    let cands = tempfile::tempdir().unwrap();
+    std::fs::copy(candidates_dir().join("trial-division.rs"), cands.path().join("trial-division.rs")).unwrap();
+    let t = TestHost::new(&config(&format!(
+        "watch_calls = 0\n[evolution.auto]\nenabled = true\nerror_rate = 0.5\nmin_calls = 3\ncheck_ms = 100\ngenerator = \"dir:{}\"\n",
+        cands.path().display()
+    )));
+    // A version of primes that fails every call, installed as the incumbent.
+    let failing = CandidateSource::single(
+        "use agentkernel_sdk::prelude::*;\npub struct P;\nimpl Agent for P {\n    fn describe() -> Manifest { Manifest::new(\"primes\", \"0.0.1\", \"broken\") }\n    fn handle(_r: Request) -> Result<Response, AgentError> { Err(AgentError::Failed(\"broken\".into())) }\n}\nexport_agent!(P);\n",
+    );
+    let settings = agentkernel::evolution::sandbox_build::BuildSettings::resolve(&t.host.config.evolution, &t.host.config.host.data_dir).unwrap();
+    let built = agentkernel::evolution::sandbox_build::build(&settings, &failing, &t.dir.path().join("failing"), "failing-primes-auto").await.unwrap();
+    std::fs::write(t.agents_dir().join("primes.wasm"), &built.component).unwrap();
+    t.host.registry.scan().await;
+    let broken = t.host.registry.get("primes").unwrap().hash.clone();
+    let _auto = agentkernel::evolution::auto::spawn(&t.host.registry).expect("enabled");
+    for _ in 0..3 {
+        assert!(t.host.registry.call("primes", &sandbox_tests::request("s", "10")).await.is_err());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while t.host.registry.get("primes").unwrap().hash == broken {
+        assert!(std::time::Instant::now() < deadline, "no evolution replaced the failing version");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let live = t.host.registry.call("primes", &sandbox_tests::request("s", "1000")).await.unwrap();
+    assert_eq!(live.response.text, "168");
+    let store = SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap();
+    let runs = store.evolutions(10).unwrap();
+    assert_eq!(runs.len(), 1, "one evolution, then the cooldown");
+    assert_eq!(runs[0].decision.as_deref(), Some("swapped"));
+}

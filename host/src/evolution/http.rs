@@ -82,18 +82,6 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
         Ok(g) => g,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid-request", e),
     };
-    let config = Arc::new(reg.runtime().config().clone());
-    if let Err(e) = super::locate_source(&config.evolution, &name, None) {
-        return error(StatusCode::NOT_FOUND, "not-evolvable", e.to_string());
-    }
-    let store = match store(&reg) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !RUNNING.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone()) {
-        return error(StatusCode::CONFLICT, "evolution-running", format!("an evolution of `{name}` is already running"));
-    }
-    let id = body.resume.clone().unwrap_or_else(|| super::new_id(&name));
     let opts = EvolveOptions {
         agent: name.clone(),
         generator,
@@ -105,9 +93,42 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
         resume: body.resume.clone(),
         create: None,
     };
+    match spawn_evolution(reg, opts) {
+        Ok(id) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "agent": name, "status": "running", "report": format!("/v1/evolutions/{id}/report.html")})),
+        )
+            .into_response(),
+        Err(StartError::NotEvolvable(m)) => error(StatusCode::NOT_FOUND, "not-evolvable", m),
+        Err(StartError::Running(m)) => error(StatusCode::CONFLICT, "evolution-running", m),
+        Err(StartError::Storage(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", m),
+    }
+}
+
+/// Why an evolution could not start.
+#[derive(Debug)]
+pub enum StartError {
+    NotEvolvable(String),
+    Running(String),
+    Storage(String),
+}
+
+/// Starts an evolution in the background of this process (one per agent);
+/// after a swap, watches the live error rate and rolls back if it rose.
+/// Returns the evolution's id.
+pub fn spawn_evolution(reg: Arc<Registry>, opts: EvolveOptions) -> Result<String, StartError> {
+    let name = opts.agent.clone();
+    let config = Arc::new(reg.runtime().config().clone());
+    if opts.create.is_none() {
+        super::locate_source(&config.evolution, &name, opts.source.as_deref()).map_err(|e| StartError::NotEvolvable(e.to_string()))?;
+    }
+    let store = SqliteStorage::open(&Host::database_path(&config)).map(Arc::new).map_err(|e| StartError::Storage(e.to_string()))?;
+    if !RUNNING.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone()) {
+        return Err(StartError::Running(format!("an evolution of `{name}` is already running")));
+    }
+    let id = opts.resume.clone().unwrap_or_else(|| super::new_id(&name));
     let engine = Engine { config: config.clone(), store: store.clone(), registry: Some(reg.clone()), llm: reg.runtime().llm().clone() };
     let task_id = id.clone();
-    let agent = name.clone();
     tokio::spawn(async move {
         let result = engine.evolve_with_id(opts, task_id.clone(), &|line| tracing::info!(evolution = %task_id, "{line}")).await;
         RUNNING.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
@@ -135,11 +156,7 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
             Err(e) => tracing::error!(evolution = %task_id, "evolution failed: {e}"),
         }
     });
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "agent": agent, "status": "running", "report": format!("/v1/evolutions/{id}/report.html")})),
-    )
-        .into_response()
+    Ok(id)
 }
 
 async fn list(State(app): State<Arc<App>>) -> Response {

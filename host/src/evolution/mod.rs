@@ -11,6 +11,7 @@
 //! - [`select`]: the verdict; [`generate`]: generators; [`swap`]: install,
 //!   rollback, post-swap watch; [`report`]: JSON and HTML reports
 //! - lineage, runs and installs: [`crate::storage::evolution`]
+pub mod auto;
 pub mod bench;
 pub mod doubles;
 pub mod generate;
@@ -106,6 +107,9 @@ pub struct EvolutionConfig {
     /// Error-rate increase tolerated before an automatic rollback.
     #[serde(default = "default_tolerance")]
     pub rollback_tolerance: f64,
+    /// Evolutions started by the server from live metrics (off by default).
+    #[serde(default)]
+    pub auto: auto::AutoEvolve,
 }
 
 fn default_source_roots() -> Vec<PathBuf> {

@@ -171,12 +171,23 @@ async fn call_agent(
 }
 
 /// Serves the API of `host` on `listener` until `shutdown` resolves.
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     host: &Host,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = App::new(host)?;
+    // `[evolution.auto]`: evolutions started from live metrics (off by default).
+    let _auto = crate::evolution::auto::spawn(&host.registry).map(AbortOnDrop);
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
