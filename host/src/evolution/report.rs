@@ -245,17 +245,21 @@ fn case_chart(report: &Report) -> String {
     svg
 }
 
-/// Total fuel (cases the incumbent passes) of the best candidate per
-/// generation, against the incumbent's line.
+/// Total fuel of the best winner so far after each generation, from the
+/// incumbent's.
 fn generations_chart(report: &Report) -> String {
     let inc = report.incumbent.bench.total_fuel.max(1) as f64;
-    let points: Vec<(u32, Option<u64>)> = report
-        .generations
-        .iter()
-        .map(|g| {
+    // Generation 0 is the incumbent, so the line starts where evolution did.
+    let points: Vec<(u32, Option<u64>)> = std::iter::once((0, Some(inc as u64)))
+        .filter(|_| report.incumbent.bench.total_fuel > 0)
+        .chain(report.generations.iter().scan(None::<u64>, |best_so_far, g| {
             let best = g.candidates.iter().filter_map(|c| c.bench.as_ref().filter(|_| c.verdict.as_ref().is_some_and(|v| v.wins)).map(|b| b.total_fuel)).min();
-            (g.index, best)
-        })
+            *best_so_far = match (*best_so_far, best) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            Some((g.index, *best_so_far))
+        }))
         .collect();
     let max = points.iter().filter_map(|p| p.1).fold(inc, |m, f| m.max(f as f64));
     let (w, h, left, top) = (600.0, 220.0, 90.0, 20.0);
@@ -276,7 +280,8 @@ fn generations_chart(report: &Report) -> String {
     let _ = write!(svg, r##"<line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#999"/>"##, b = top + plot_h, r = left + plot_w);
     let mut path = String::new();
     for (i, (g, best)) in points.iter().enumerate() {
-        let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">gen {g}</text>"#, x(i), top + plot_h + 16.0);
+        let label = if *g == 0 { "incumbent".to_string() } else { format!("gen {g}") };
+        let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#, x(i), top + plot_h + 16.0);
         if let Some(f) = best {
             let (px, py) = (x(i), y(*f as f64));
             path.push_str(if path.is_empty() { "M" } else { " L" });
@@ -400,7 +405,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vert
 
     h.push_str("<h2>Fuel per case</h2><p>Bars are scaled per case; hollow bars and ✗ mark failed cases.</p>");
     h.push_str(&case_chart(report));
-    h.push_str("<h2>Fuel across generations</h2>");
+    h.push_str("<h2>Fuel across generations</h2><p>Total fuel of the best winning candidate so far.</p>");
     h.push_str(&generations_chart(report));
 
     h.push_str("<h2>Cases</h2><table><tr><th>case</th><th>incumbent</th>");
