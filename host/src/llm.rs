@@ -244,12 +244,25 @@ impl LlmService {
         }
         let max_tokens = self.token_allowance(caller, options.max_tokens).await?;
 
-        let request = build_request(model, &messages, &options, max_tokens)?;
+        // A chat request whose client is watching gets the tokens as they
+        // come (tool calls are not streamed: the agent needs them whole).
+        let stream_to = caller.request.filter(|(scope, _)| scope.trace.streaming() && options.tools.is_empty());
+        let request = build_request(model, &messages, &options, max_tokens, stream_to.is_some())?;
         let timeout = caller
             .deadline
             .saturating_duration_since(Instant::now())
             .saturating_sub(Duration::from_millis(50))
             .min(Duration::from_millis(self.config.timeout_ms));
+        if let Some((scope, span)) = stream_to {
+            let on_delta = |text: &str| {
+                scope.trace.emit(crate::trace::Event::Token { span, agent: caller.agent.to_string(), text: text.to_string() });
+            };
+            let streamed = stream_reply(client, request, self.config.max_reply_bytes, on_delta);
+            return match tokio::time::timeout(timeout, streamed).await {
+                Ok(result) => result,
+                Err(_) => Err(LlmError::Timeout),
+            };
+        }
         match tokio::time::timeout(timeout, client.chat().create(request)).await {
             Ok(Ok(resp)) => parse_response(resp, self.config.max_reply_bytes),
             Ok(Err(e)) => Err(map_error(e)),
@@ -324,7 +337,50 @@ pub fn error_code(e: &LlmError) -> &'static str {
 
 /// WIT messages and options → the OpenAI wire format → async-openai's type
 /// (which validates it).
-fn build_request(model: &str, messages: &[ChatMessage], options: &ChatOptions, max_tokens: Option<u32>) -> Result<CreateChatCompletionRequest, LlmError> {
+/// A streamed completion, put together as the agent expects it whole;
+/// each piece of text is passed to `on_delta` as it arrives. Unlike a
+/// buffered reply, an oversized one is cut off as soon as it passes the limit.
+async fn stream_reply(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+    max_reply_bytes: u64,
+    on_delta: impl Fn(&str),
+) -> Result<ChatReply, LlmError> {
+    use futures_util::StreamExt;
+    let mut stream = client.chat().create_stream(request).await.map_err(map_error)?;
+    let (mut content, mut finish, mut model) = (String::new(), None, String::new());
+    let mut usage = Usage { prompt_tokens: 0, completion_tokens: 0 };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(map_error)?;
+        if model.is_empty() {
+            model = chunk.model.clone();
+        }
+        if let Some(u) = &chunk.usage {
+            usage = Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens };
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                if (content.len() + text.len()) as u64 > max_reply_bytes {
+                    return Err(LlmError::BadResponse(format!("reply passed the limit of {max_reply_bytes} bytes")));
+                }
+                on_delta(&text);
+                content.push_str(&text);
+            }
+            if let Some(reason) = choice.finish_reason {
+                finish = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from));
+            }
+        }
+    }
+    Ok(ChatReply { content, tool_calls: Vec::new(), finish_reason: finish.unwrap_or_else(|| "unknown".into()), model, usage })
+}
+
+fn build_request(
+    model: &str,
+    messages: &[ChatMessage],
+    options: &ChatOptions,
+    max_tokens: Option<u32>,
+    stream: bool,
+) -> Result<CreateChatCompletionRequest, LlmError> {
     let mut wire_messages = Vec::with_capacity(messages.len());
     for m in messages {
         let mut msg = json!({"role": m.role, "content": m.content});
@@ -367,6 +423,10 @@ fn build_request(model: &str, messages: &[ChatMessage], options: &ChatOptions, m
             tools.push(json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": schema}}));
         }
         body["tools"] = Value::Array(tools);
+    }
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
     }
     serde_json::from_value(body).map_err(|e| LlmError::BadResponse(format!("cannot build request: {e}")))
 }
@@ -464,7 +524,7 @@ mod tests {
                 parameters_schema: r#"{"type":"object"}"#.into(),
             }],
         };
-        let req = build_request("m", &messages, &options, Some(7)).unwrap();
+        let req = build_request("m", &messages, &options, Some(7), false).unwrap();
         let v = serde_json::to_value(&req).unwrap();
         assert_eq!(v["max_tokens"], 7);
         assert_eq!(v["messages"][1]["tool_calls"][0]["function"]["name"], "add");
@@ -477,6 +537,6 @@ mod tests {
     fn bad_messages_are_refused_before_sending() {
         let bad = vec![ChatMessage { role: "tool".into(), content: "x".into(), tool_call_id: None, tool_calls: vec![] }];
         let options = ChatOptions { profile: "fast".into(), temperature: None, max_tokens: None, response_format: ResponseFormat::Text, tools: vec![] };
-        assert!(build_request("m", &bad, &options, None).is_err());
+        assert!(build_request("m", &bad, &options, None, false).is_err());
     }
 }

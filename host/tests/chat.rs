@@ -2,7 +2,7 @@
 //! agents, synthesis, agent-to-agent collaboration in the trace, per-request
 //! budgets, sessions, streaming, auth and rate limits.
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sandbox_tests::TestHost;
 use sandbox_tests::llm_server::{Scripted, ScriptedLlm};
@@ -311,6 +311,43 @@ async fn streaming_shows_the_work_as_it_happens() {
     assert_eq!(events[2].1["parent"], events[1].1["span"], "nested work is shown as nested");
     assert_eq!(events[3].1["output"], "ping");
     assert_eq!(events[5].1["answer"], "relay got: ping");
+}
+
+/// Server-sent events of a `/v1/chat` stream, as (event name, data).
+async fn stream_events(addr: SocketAddr, body: &Value) -> Vec<(String, Value)> {
+    let resp = reqwest::Client::new().post(format!("http://{addr}/v1/chat")).json(body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_forwards_llm_tokens_as_they_arrive() {
+    let llm = ScriptedLlm::start(vec![Scripted::reply("Cats sleep a lot.")]).await;
+    let (_h, addr) = chat_host(&llm.config()).await;
+    let events = stream_events(addr, &json!({"message": "Cats sleep sixteen hours a day.", "agents": ["summarizer"], "stream": true})).await;
+    let tokens: Vec<&Value> = events.iter().filter(|(n, _)| n == "token").map(|(_, d)| d).collect();
+    assert_eq!(tokens.len(), 4, "one event per streamed word: {events:?}");
+    let text: String = tokens.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert_eq!(text, "Cats sleep a lot.");
+    assert!(tokens.iter().all(|t| t["agent"] == "summarizer" && t["span"] == 0));
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    let (first_token, end) = (names.iter().position(|n| *n == "token").unwrap(), names.iter().position(|n| *n == "agent-end").unwrap());
+    assert!(names[first_token - 1] == "agent-start" && first_token < end, "tokens come while the agent runs: {names:?}");
+    let (_, done) = events.last().unwrap();
+    assert_eq!(done["answer"], "Cats sleep a lot.");
+    assert_eq!(done["usage"]["tokens"], 15, "usage arrives with the stream");
+    assert_eq!(llm.requests()[0]["stream"], true);
+    // Without streaming, the same agent gets its reply in one piece.
+    let (_, r) = post(addr, "/v1/chat", &json!({"message": "Dogs bark.", "agents": ["summarizer"]})).await;
+    assert_eq!(r["answer"], "ok");
+    assert!(llm.requests()[1].get("stream").is_none_or(|s| s == false));
 }
 
 fn auth_config(extra: &str) -> String {

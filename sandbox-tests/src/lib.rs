@@ -5,6 +5,7 @@
 //! wasm32-wasip2 --release` of `agents/*` and `sandbox-tests/guests/*`),
 //! which exports `AGENTKERNEL_WASM_DIR`.
 pub mod llm_server;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

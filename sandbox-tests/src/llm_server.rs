@@ -112,6 +112,7 @@ async fn models() -> Response {
 async fn completions(State(shared): State<Shared>, body: String) -> Response {
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let model = request["model"].as_str().unwrap_or("unknown").to_string();
+    let stream = request["stream"].as_bool() == Some(true);
     shared.requests.lock().unwrap().push(request);
     let next = shared.script.lock().unwrap().pop_front().unwrap_or_else(|| Scripted::reply("ok"));
     let completion = |message: Value, finish: &str, p: u32, c: u32| {
@@ -123,6 +124,28 @@ async fn completions(State(shared): State<Shared>, body: String) -> Response {
         .into_response()
     };
     match next {
+        // Streamed as the OpenAI API does: one chunk per word, then the
+        // finish reason, then usage (asked for with stream_options), then [DONE].
+        Scripted::Reply { content, prompt_tokens, completion_tokens } if stream => {
+            let chunk = |delta: Value, finish: Value, usage: Value| {
+                let choices = if delta.is_null() { json!([]) } else { json!([{"index": 0, "delta": delta, "finish_reason": finish}]) };
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model,
+                           "choices": choices, "usage": usage})
+                )
+            };
+            let mut body = chunk(json!({"role": "assistant", "content": ""}), Value::Null, Value::Null);
+            for word in content.split_inclusive(' ') {
+                body += &chunk(json!({"content": word}), Value::Null, Value::Null);
+            }
+            body += &chunk(json!({}), json!("stop"), Value::Null);
+            let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                               "total_tokens": prompt_tokens + completion_tokens});
+            body += &chunk(Value::Null, Value::Null, usage);
+            body += "data: [DONE]\n\n";
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
         Scripted::Reply { content, prompt_tokens, completion_tokens } => {
             completion(json!({"role": "assistant", "content": content}), "stop", prompt_tokens, completion_tokens)
         }

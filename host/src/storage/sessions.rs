@@ -49,20 +49,39 @@ pub trait SessionStore: Send + Sync + 'static {
     fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError>;
     /// The last `limit` turns of `session`, oldest first.
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError>;
+    /// Appends the turns of several requests at once (group commit): all of
+    /// them or none. The default appends one request at a time.
+    fn session_append_batch(&self, batch: &[SessionAppend]) -> Result<(), StorageError> {
+        batch.iter().try_for_each(|a| self.session_append(&a.owner, &a.session, &a.turns))
+    }
+}
+
+/// One request's turns, for [`SessionStore::session_append_batch`].
+#[derive(Debug, Clone)]
+pub struct SessionAppend {
+    pub owner: String,
+    pub session: String,
+    pub turns: Vec<TranscriptEntry>,
 }
 
 impl SessionStore for SqliteStorage {
     fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError> {
+        self.session_append_batch(&[SessionAppend { owner: owner.into(), session: session.into(), turns: turns.to_vec() }])
+    }
+
+    fn session_append_batch(&self, batch: &[SessionAppend]) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO chat_turns (owner, session, at_ms, role, text, agents, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for t in turns {
-                let agents = serde_json::to_string(&t.agents).map_err(|e| StorageError::Backend(e.to_string()))?;
-                let detail = t.detail.as_ref().map(|d| d.to_string());
-                stmt.execute(params![owner, session, t.at_ms, t.role, t.text, agents, detail])?;
+            for a in batch {
+                for t in &a.turns {
+                    let agents = serde_json::to_string(&t.agents).map_err(|e| StorageError::Backend(e.to_string()))?;
+                    let detail = t.detail.as_ref().map(|d| d.to_string());
+                    stmt.execute(params![a.owner, a.session, t.at_ms, t.role, t.text, agents, detail])?;
+                }
             }
         }
         tx.commit()?;
