@@ -615,3 +615,27 @@ async fn policy_starts_an_evolution_when_the_live_error_rate_crosses_its_thresho
     assert_eq!(runs.len(), 1, "one evolution, then the cooldown");
     assert_eq!(runs[0].decision.as_deref(), Some("swapped"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_page_lists_evolutions_and_links_their_reports() {
+    let node_path = std::env::var("AGENTKERNEL_NODE_PATH")
+        .expect("AGENTKERNEL_NODE_PATH is unset: run ./scripts/test (scripts/deps/browser.sh installs playwright-core)");
+    let t = TestHost::new(&config(""));
+    with_naive_primes_installed(&t).await;
+    let cands = tempfile::tempdir().unwrap();
+    std::fs::copy(candidates_dir().join("trial-division.rs"), cands.path().join("trial-division.rs")).unwrap();
+    let outcome = engine(&t).evolve(options(GeneratorSpec::Dir(cands.path().to_path_buf())), &|_| {}).await.unwrap();
+    let addr = t.serve().await;
+    // ESM ignores NODE_PATH: run the script from a copy beside node_modules.
+    let runner = Path::new(&node_path).parent().unwrap().join("evolution_page.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/evolution_page.mjs"), &runner).unwrap();
+    let out = tokio::process::Command::new("node").arg(&runner).arg(format!("http://{addr}/")).output().await.expect("node runs");
+    assert!(out.status.success(), "browser script failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["text"], "primes: swapped");
+    assert_eq!(seen["href"], format!("/v1/evolutions/{}/report.html", outcome.evolution));
+    assert_eq!(seen["reportTitle"], format!("Evolution {}: primes", outcome.evolution));
+    assert_eq!(seen["reportDecision"], "swapped");
+    assert_eq!(seen["charts"], 2);
+    assert_eq!(seen["consoleErrors"], serde_json::json!([]));
+}

@@ -308,7 +308,7 @@ pub fn html(report: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        r#"<!doctype html><html><head><meta charset="utf-8"><title>Evolution {id}: {agent}</title><style>
+        r#"<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Evolution {id}: {agent}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}} table{{border-collapse:collapse;margin:.5em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}} th{{background:#f3f3f3}}
 .pass{{color:#1e7d3b}} .fail{{color:#b3261e}} pre{{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}}
