@@ -462,7 +462,8 @@ impl Engine {
                     progress("building the incumbent from its source crate");
                     let source = crate_source()?;
                     let started = Instant::now();
-                    let built = sandbox_build::build(&settings, &source, &dir.join("incumbent"), &package_name(&dir, "incumbent"))
+                    let (work, package) = build_place(&data_dir, &source);
+                    let built = sandbox_build::build(&settings, &source, &work, &package)
                         .await
                         .map_err(|e| match e {
                             e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_)) => EvolveError::Build(e),
@@ -575,7 +576,7 @@ impl Engine {
             for (i, candidate) in candidates.into_iter().enumerate() {
                 progress(&format!("generation {g}: candidate {}/{total} `{}`", i + 1, candidate.label));
                 let (report, built) = self
-                    .evaluate(candidate, &mut generator, &ctx, &settings, &dir, g, i, &mut build_count, &mut timings, progress)
+                    .evaluate(candidate, &mut generator, &ctx, &settings, &mut build_count, &mut timings, progress)
                     .await?;
                 let mut report = report;
                 if let Some((bytes, source)) = built {
@@ -770,9 +771,6 @@ impl Engine {
         generator: &mut Generator,
         ctx: &Context<'_>,
         settings: &BuildSettings,
-        dir: &Path,
-        generation: u32,
-        index: usize,
         build_count: &mut usize,
         timings: &mut Timings,
         progress: &(dyn Fn(&str) + Sync),
@@ -799,8 +797,8 @@ impl Engine {
                 }
             };
             let started = Instant::now();
-            let work = format!("cand-{generation}-{}-r{repairs}", index + 1);
-            let result = sandbox_build::build(settings, &source, &dir.join(&work), &package_name(dir, &work)).await;
+            let (work, package) = build_place(&self.config.host.data_dir, &source);
+            let result = sandbox_build::build(settings, &source, &work, &package).await;
             let took = ms(started);
             report.build.duration_ms = took;
             match result {
@@ -855,11 +853,18 @@ impl Engine {
     }
 }
 
-/// A crate name unique to this run: builds share one target directory,
-/// where each package's artifact is uplifted to a path named after it.
-fn package_name(run_dir: &Path, work: &str) -> String {
-    let run = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("run");
-    format!("c-{run}-{work}")
+/// Where a source is built, and its crate name: both follow from the
+/// source's content (and the host's data directory), so the same source
+/// always builds to the same component (same path, same name, so the same
+/// bytes) and is only recompiled when it changed, while different sources
+/// never share an artifact path in the shared target directory.
+fn build_place(data_dir: &Path, source: &CandidateSource) -> (PathBuf, String) {
+    // The data directory is part of the key: hosts sharing one target
+    // directory never share an artifact path either.
+    let keyed = format!("{}\n{}", data_dir.display(), serde_json::to_string(&source.files).unwrap_or_default());
+    let digest = crate::runtime::content_hash(keyed.as_bytes());
+    let key = &digest[..20];
+    (data_dir.join("evolve").join("builds").join(key), format!("c-{key}"))
 }
 
 /// The incumbent's results when there is none: every case unanswered.

@@ -181,16 +181,24 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
         ));
     }
     let setup = |e: std::io::Error| BuildError::Setup(format!("{}: {e}", work_dir.display()));
-    if work_dir.exists() {
-        std::fs::remove_dir_all(work_dir).map_err(setup)?;
+    // A directory already holding exactly this crate is reused as it is
+    // (untouched files keep cargo's fingerprints fresh); anything else is
+    // replaced.
+    let manifest_text = manifest(package, &settings.sdk_dir);
+    let reusable = std::fs::read_to_string(work_dir.join("Cargo.toml")).is_ok_and(|m| m == manifest_text)
+        && CandidateSource::read_dir(&work_dir.join("src")).is_ok_and(|s| &s == source);
+    if !reusable {
+        if work_dir.exists() {
+            std::fs::remove_dir_all(work_dir).map_err(setup)?;
+        }
+        std::fs::create_dir_all(work_dir.join("src")).map_err(setup)?;
+        source.write_to(&work_dir.join("src")).map_err(setup)?;
+        std::fs::write(work_dir.join("Cargo.toml"), &manifest_text).map_err(setup)?;
+        if let Some(lock) = &settings.lockfile {
+            std::fs::copy(lock, work_dir.join("Cargo.lock")).map_err(setup)?;
+        }
     }
-    std::fs::create_dir_all(work_dir.join("src")).map_err(setup)?;
     let work_dir = work_dir.canonicalize().map_err(setup)?;
-    source.write_to(&work_dir.join("src")).map_err(setup)?;
-    std::fs::write(work_dir.join("Cargo.toml"), manifest(package, &settings.sdk_dir)).map_err(setup)?;
-    if let Some(lock) = &settings.lockfile {
-        std::fs::copy(lock, work_dir.join("Cargo.lock")).map_err(setup)?;
-    }
 
     let cargo = settings.sysroot.join("bin/cargo");
     let cargo_args: Vec<String> = [
