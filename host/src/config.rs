@@ -62,6 +62,9 @@ pub struct HostConfig {
     /// Per-agent policy, keyed by the name the agent gives in `describe()`.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentSection>,
+    /// The self-modification engine: sources, sandboxed builds, swaps.
+    #[serde(default)]
+    pub evolution: crate::evolution::EvolutionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,6 +7,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod chat;
 pub mod config;
+pub mod evolution;
 pub mod host;
 pub mod limits;
 pub mod llm;

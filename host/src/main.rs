@@ -15,6 +15,7 @@ use agentkernel::limits::Fuel;
 use agentkernel::scaffold;
 
 mod aws_cli;
+mod evolve_cmd;
 
 #[derive(Parser)]
 #[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
@@ -99,6 +100,25 @@ enum Command {
         /// Most rows (the newest).
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evolve an agent: generate candidates, build them sandboxed, benchmark, swap the winner in.
+    Evolve(evolve_cmd::EvolveArgs),
+    /// Write a new agent from a description; registered only if it passes its cases.
+    Create(evolve_cmd::CreateArgs),
+    /// Reinstall an earlier version of an agent (default: the one before the current).
+    Rollback {
+        agent: String,
+        /// A version hash (or unique prefix) from `agentkernel versions AGENT`.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        agents: Option<PathBuf>,
+    },
+    /// An agent's recorded versions (lineage) and installs.
+    Versions {
+        agent: String,
         #[arg(long)]
         json: bool,
     },
@@ -187,6 +207,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             aws_cli::audit(config, agent.as_deref(), limit, json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Evolve(args) => tokio_runtime()?.block_on(evolve_cmd::evolve(config, args)),
+        Command::Create(args) => tokio_runtime()?.block_on(evolve_cmd::create(config, args)),
+        Command::Rollback { agent, to, agents } => {
+            tokio_runtime()?.block_on(evolve_cmd::rollback(config, &agent, to.as_deref(), agents))
+        }
+        Command::Versions { agent, json } => evolve_cmd::versions(config, &agent, json),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
             let dest = scaffold::build_agent(&path, &agents_dir)?;

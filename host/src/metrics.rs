@@ -101,6 +101,21 @@ impl Metrics {
         }
     }
 
+    /// Calls of `agent` so far: `(total, not ok)`. The post-swap watch
+    /// compares error rates from these.
+    pub fn agent_call_counts(&self, agent: &str) -> (u64, u64) {
+        let m = self.lock();
+        m.agents.get(agent).map_or((0, 0), |s| {
+            let total: u64 = s.calls.values().sum();
+            (total, total - s.calls.get("ok").copied().unwrap_or(0))
+        })
+    }
+
+    /// Fuel consumed by `agent`'s metered calls so far.
+    pub fn agent_fuel_total(&self, agent: &str) -> u64 {
+        self.lock().agents.get(agent).and_then(|s| s.fuel).unwrap_or(0)
+    }
+
     pub fn llm_call(&self, agent: &str, outcome: &str, prompt: u64, completion: u64, cost_usd: Option<f64>) {
         let mut m = self.lock();
         *m.llm_calls.entry((agent.to_string(), outcome.to_string())).or_default() += 1;

@@ -4,8 +4,9 @@
 //! `chat` scope: `POST /v1/chat` (JSON or server-sent events),
 //! `GET /v1/sessions/{id}`, the OpenAI-compatible `POST /v1/chat/completions`
 //! and `GET /v1/models`, `GET /v1/agents[/{name}]`,
-//! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, and the
-//! genome and EC2 audit endpoints of [`crate::aws::http`] under `/v1/admin/`.
+//! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, the
+//! evolution endpoints ([`crate::evolution::http`]), and the genome and EC2
+//! audit endpoints ([`crate::aws::http`]) under `/v1/admin/`.
 //! Every error is `{"error": {"code", "message"}}` with a stable code.
 pub mod auth;
 mod chat;
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
     let admin = Router::new()
         .route("/metrics", get(metrics))
         .merge(crate::aws::http::admin_routes())
+        .merge(crate::evolution::http::routes())
         .route_layer(axum::middleware::from_fn(auth::require_admin));
     let api = chat.merge(admin).route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate));
     Router::new()
@@ -171,12 +173,23 @@ async fn call_agent(
 }
 
 /// Serves the API of `host` on `listener` until `shutdown` resolves.
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     host: &Host,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = App::new(host)?;
+    // `[evolution.auto]`: evolutions started from live metrics (off by default).
+    let _auto = crate::evolution::auto::spawn(&host.registry).map(AbortOnDrop);
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! [`crate::capabilities::memory`], which runs them on the blocking pool
 //! under a timeout, so a slow backend never stalls a guest's executor thread.
 pub mod aws;
+pub mod evolution;
 pub mod sessions;
 pub mod sqlite;
 

@@ -62,6 +62,35 @@ END;
 CREATE TRIGGER IF NOT EXISTS kv_usage_update AFTER UPDATE OF value ON kv BEGIN
     UPDATE kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE namespace = new.namespace;
 END;
+-- Evolution: every agent version (lineage), every evolution run, and
+-- every install into the agents directory (what rollback walks back).
+CREATE TABLE IF NOT EXISTS agent_versions (
+    hash      TEXT PRIMARY KEY,
+    agent     TEXT NOT NULL,
+    parent    TEXT,
+    origin    TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    evolution TEXT,
+    created   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_versions_by_agent ON agent_versions (agent, created);
+CREATE TABLE IF NOT EXISTS evolutions (
+    id          TEXT PRIMARY KEY,
+    agent       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    decision    TEXT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    checkpoint  TEXT,
+    summary     TEXT
+);
+CREATE TABLE IF NOT EXISTS agent_installs (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent  TEXT NOT NULL,
+    hash   TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at     INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS kv_usage_delete AFTER DELETE ON kv BEGIN
     UPDATE kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
     WHERE namespace = old.namespace;

@@ -1,0 +1,178 @@
+//! Runs a component on every case of a suite in fresh, fuel-limited
+//! instances with deterministic capability doubles ([`super::doubles`]).
+//!
+//! The benchmark has its own runtime: the host's policy for the agent (so
+//! a candidate importing more than the incumbent is granted fails to load
+//! here), the suite's limits with fuel always metered, the case storage and
+//! the scripted LLM. Cases run one at a time, each against a freshly
+//! seeded database and script.
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::doubles::{CaseStorage, ScriptedLlmDouble};
+use super::suite::{BenchLimits, Case, Observed};
+use crate::bindings::Request;
+use crate::config::HostConfig;
+use crate::limits::{Fuel, LimitOverrides};
+use crate::runtime::{CallError, LoadError, LoadedAgent, Runtime, RuntimeOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot set up the benchmark: {0}")]
+    Setup(String),
+}
+
+/// One case's outcome for one component.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub held_out: bool,
+    pub passed: bool,
+    pub failures: Vec<String>,
+    /// Fuel of the (first) run; `None` when the call failed.
+    pub fuel: Option<u64>,
+    /// Wall time of each run, milliseconds.
+    pub wall_ms: Vec<f64>,
+    /// The error code when the call failed.
+    pub error: Option<String>,
+    pub error_message: Option<String>,
+    /// The start of the response text.
+    pub text: String,
+    pub llm_calls: u32,
+}
+
+/// A component's results over the whole suite.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BenchResult {
+    pub cases: Vec<CaseResult>,
+    pub passed: usize,
+    /// Fuel summed over the cases that produced a response.
+    pub total_fuel: u64,
+    /// Total wall time of each repeat, milliseconds.
+    pub total_wall_ms: Vec<f64>,
+    pub duration_ms: f64,
+}
+
+impl BenchResult {
+    pub fn case(&self, name: &str) -> Option<&CaseResult> {
+        self.cases.iter().find(|c| c.name == name)
+    }
+}
+
+pub struct Bench {
+    runtime: Arc<Runtime>,
+    storage: Arc<CaseStorage>,
+    llm: ScriptedLlmDouble,
+    agent: String,
+}
+
+impl Bench {
+    pub async fn new(host: &HostConfig, agent: &str, limits: &BenchLimits) -> Result<Bench, BenchError> {
+        let llm = ScriptedLlmDouble::start().await.map_err(|e| BenchError::Setup(format!("scripted LLM: {e}")))?;
+        let mut config = host.clone();
+        config.llm.base_url = Some(llm.base_url());
+        // No key is read from the environment for the double.
+        config.llm.api_key_env = "AGENTKERNEL_EVOLVE_BENCH_NO_KEY".into();
+        let section = config.agents.entry(agent.to_string()).or_default();
+        section.limits = LimitOverrides {
+            fuel: Some(Fuel::Limit(limits.fuel)),
+            deadline_ms: Some(limits.deadline_ms),
+            memory_bytes: Some(limits.memory_bytes),
+            ..section.limits.clone()
+        };
+        config.host.max_instances = 4;
+        config.host.memory_ceiling_bytes = limits.memory_bytes.max(1 << 20);
+        let storage = Arc::new(CaseStorage::new().map_err(|e| BenchError::Setup(e.to_string()))?);
+        let options = RuntimeOptions::from_config(&config);
+        let runtime = Runtime::new(Arc::new(config), storage.clone(), options).map_err(|e| BenchError::Setup(format!("{e:#}")))?;
+        Ok(Bench { runtime, storage, llm, agent: agent.to_string() })
+    }
+
+    /// Loads `component` under the agent's policy; it must call itself the agent's name.
+    pub async fn load(&self, component: &[u8]) -> Result<LoadedAgent, LoadError> {
+        let loaded = self.runtime.load(Arc::from(component), None).await?;
+        if loaded.name() != self.agent {
+            return Err(LoadError::Manifest(format!("the component calls itself `{}`, not `{}`", loaded.name(), self.agent)));
+        }
+        Ok(loaded)
+    }
+
+    /// Runs every case `repeats` times (fuel is taken from the first run).
+    pub async fn run(&self, agent: &LoadedAgent, cases: &[Case], repeats: u32) -> BenchResult {
+        let started = Instant::now();
+        let mut results = Vec::with_capacity(cases.len());
+        for case in cases {
+            results.push(self.run_case(agent, case, repeats.max(1)).await);
+        }
+        let repeats = repeats.max(1) as usize;
+        let total_wall_ms =
+            (0..repeats).map(|r| results.iter().map(|c: &CaseResult| c.wall_ms.get(r).copied().unwrap_or(0.0)).sum()).collect();
+        BenchResult {
+            passed: results.iter().filter(|c| c.passed).count(),
+            total_fuel: results.iter().filter_map(|c| c.fuel).sum(),
+            cases: results,
+            total_wall_ms,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+
+    async fn run_case(&self, agent: &LoadedAgent, case: &Case, repeats: u32) -> CaseResult {
+        let request = Request {
+            session_id: case.session.clone(),
+            text: case.request.clone(),
+            history: vec![],
+            context: case.context.as_ref().map(|c| c.to_string()),
+        };
+        let mut result = CaseResult {
+            name: case.name.clone(),
+            held_out: case.held_out,
+            passed: false,
+            failures: vec![],
+            fuel: None,
+            wall_ms: vec![],
+            error: None,
+            error_message: None,
+            text: String::new(),
+            llm_calls: 0,
+        };
+        for run in 0..repeats {
+            if let Err(e) = self.storage.reset(agent.memory_namespace(), &case.memory) {
+                result.failures.push(format!("cannot seed memory: {e}"));
+                return result;
+            }
+            self.llm.set_script(&case.llm);
+            let started = Instant::now();
+            let outcome = agent.call(&request).await;
+            result.wall_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            if run > 0 {
+                continue;
+            }
+            result.llm_calls = self.llm.calls();
+            match &outcome {
+                Ok(o) => {
+                    result.fuel = o.fuel_used;
+                    result.text = o.response.text.chars().take(300).collect();
+                    result.failures =
+                        case.check(&Observed::Response { text: &o.response.text, data: o.response.data.as_deref() });
+                }
+                Err(e) => {
+                    result.error = Some(e.code().to_string());
+                    result.error_message = Some(first_chars(&e.to_string(), 500));
+                    result.failures = case.check(&Observed::Error { code: e.code() });
+                    if matches!(e, CallError::FuelExhausted { .. } | CallError::Deadline { .. } | CallError::MemoryLimit { .. }) {
+                        // A limit hit will not pass on a repeat either.
+                        break;
+                    }
+                }
+            }
+        }
+        result.passed = result.failures.is_empty();
+        result
+    }
+}
+
+fn first_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

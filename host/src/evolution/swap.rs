@@ -1,0 +1,168 @@
+//! Installing versions into the agents directory, rollback, and the
+//! post-swap watch that rolls back automatically when the live error rate
+//! gets worse.
+//!
+//! Every installed component is also kept under the data directory
+//! (`evolve/components/HASH.wasm`), so any earlier version can come back.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::registry::Registry;
+use crate::storage::evolution::{EvolutionStore, InstallRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// Where kept components live.
+pub fn components_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("evolve").join("components")
+}
+
+/// Keeps `bytes` as version `hash` (idempotent).
+pub fn keep_component(data_dir: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, SwapError> {
+    let dir = components_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| SwapError::Io(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{hash}.wasm"));
+    if !path.exists() {
+        let tmp = dir.join(format!(".{hash}.tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(|e| SwapError::Io(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(|e| SwapError::Io(format!("{}: {e}", path.display())))?;
+    }
+    Ok(path)
+}
+
+/// The file in `agents_dir` that serves `agent`: the one the registry
+/// loaded it from, else `AGENT.wasm`.
+pub fn agent_file(agents_dir: &Path, agent: &str, registry: Option<&Registry>) -> PathBuf {
+    registry
+        .and_then(|r| r.get(agent))
+        .and_then(|a| a.source.clone())
+        .filter(|p| p.parent().is_some_and(|d| same_dir(d, agents_dir)))
+        .unwrap_or_else(|| agents_dir.join(format!("{agent}.wasm")))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Installs kept version `hash` of `agent` atomically (temporary file and
+/// rename, so the registry never sees a half-written component), records
+/// the install, and, given the registry, loads it at once (the directory
+/// watch would pick it up anyway).
+pub async fn install(
+    data_dir: &Path,
+    agents_dir: &Path,
+    agent: &str,
+    hash: &str,
+    reason: &str,
+    store: &dyn EvolutionStore,
+    registry: Option<&Registry>,
+) -> Result<PathBuf, SwapError> {
+    let kept = components_dir(data_dir).join(format!("{hash}.wasm"));
+    if !kept.exists() {
+        return Err(SwapError::NotFound(format!("version {hash} of `{agent}` is not kept in {}", kept.display())));
+    }
+    let dest = agent_file(agents_dir, agent, registry);
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("agent.wasm").to_string();
+    let dest = crate::scaffold::install_component(&kept, agents_dir, &file_name).map_err(|e| SwapError::Io(e.to_string()))?;
+    store.record_install(&InstallRecord { agent: agent.into(), hash: hash.into(), reason: reason.into(), at: crate::llm::now_unix() })?;
+    if let Some(r) = registry {
+        r.load_path(&dest).await;
+    }
+    Ok(dest)
+}
+
+/// The version a rollback installs: `to` (a hash or unique prefix of one
+/// of the agent's versions), else the one installed before the current.
+pub fn rollback_target(store: &dyn EvolutionStore, agent: &str, current: Option<&str>, to: Option<&str>) -> Result<String, SwapError> {
+    if let Some(prefix) = to {
+        let matches: Vec<String> =
+            store.versions(agent)?.into_iter().map(|v| v.hash).filter(|h| h.starts_with(prefix)).collect();
+        return match matches.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(SwapError::NotFound(format!("`{agent}` has no version {prefix} (see `agentkernel versions {agent}`)"))),
+            _ => Err(SwapError::NotFound(format!("version prefix {prefix} is ambiguous ({} matches)", matches.len()))),
+        };
+    }
+    let installs = store.installs(agent)?;
+    let current = current.map(str::to_string).or_else(|| installs.last().map(|i| i.hash.clone()));
+    installs
+        .iter()
+        .rev()
+        .map(|i| &i.hash)
+        .find(|h| Some(*h) != current.as_ref())
+        .cloned()
+        .ok_or_else(|| SwapError::NotFound(format!("`{agent}` has no earlier installed version to roll back to")))
+}
+
+/// Settings of the post-swap watch (`[evolution]`).
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Calls observed after the swap before judging.
+    pub calls: u64,
+    /// Roll back when the error rate exceeds the previous one by more than this.
+    pub tolerance: f64,
+    /// Give up watching (and keep the new version) after this long.
+    pub max_wait: Duration,
+}
+
+/// What the watch decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchOutcome {
+    Kept { error_rate: f64, before: f64 },
+    RolledBack { error_rate: f64, before: f64, to: String },
+    /// Not enough calls arrived in time.
+    Inconclusive { calls: u64 },
+}
+
+/// Watches the next `settings.calls` live calls of `agent` after a swap
+/// and reinstalls `previous` if their error rate is worse than before the
+/// swap. `before` is `(calls, errors)` from the metrics at swap time.
+pub async fn watch_after_swap(
+    registry: Arc<Registry>,
+    store: Arc<dyn EvolutionStore>,
+    data_dir: PathBuf,
+    agents_dir: PathBuf,
+    agent: String,
+    previous: String,
+    before: (u64, u64),
+    settings: WatchSettings,
+) -> WatchOutcome {
+    let metrics = registry.runtime().metrics().clone();
+    let rate_before = if before.0 == 0 { 0.0 } else { before.1 as f64 / before.0 as f64 };
+    let started = std::time::Instant::now();
+    loop {
+        let (total, errors) = metrics.agent_call_counts(&agent);
+        let (calls, failed) = (total.saturating_sub(before.0), errors.saturating_sub(before.1));
+        if calls >= settings.calls.max(1) {
+            let rate = failed as f64 / calls as f64;
+            if rate > rate_before + settings.tolerance {
+                tracing::warn!(%agent, rate, rate_before, "error rate rose after the swap: rolling back to {previous}");
+                return match install(&data_dir, &agents_dir, &agent, &previous, "auto-rollback", &*store, Some(&registry)).await {
+                    Ok(_) => WatchOutcome::RolledBack { error_rate: rate, before: rate_before, to: previous },
+                    Err(e) => {
+                        tracing::error!(%agent, "automatic rollback failed: {e}");
+                        WatchOutcome::Kept { error_rate: rate, before: rate_before }
+                    }
+                };
+            }
+            tracing::info!(%agent, rate, rate_before, "post-swap watch passed");
+            return WatchOutcome::Kept { error_rate: rate, before: rate_before };
+        }
+        if started.elapsed() > settings.max_wait {
+            return WatchOutcome::Inconclusive { calls };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
