@@ -85,8 +85,14 @@ impl Bench {
         config.host.max_instances = 4;
         config.host.memory_ceiling_bytes = limits.memory_bytes.max(1 << 20);
         let storage = Arc::new(CaseStorage::new().map_err(|e| BenchError::Setup(e.to_string()))?);
+        // Candidates never reach EC2: every aws-ec2 call they make fails as
+        // `unavailable` (nothing listens on loopback port 9), audited in memory.
+        config.aws.endpoint_url = Some("http://127.0.0.1:9".into());
+        config.aws.max_attempts = 1;
+        let aws_store = Arc::new(crate::storage::sqlite::SqliteStorage::in_memory().map_err(|e| BenchError::Setup(e.to_string()))?);
         let options = RuntimeOptions::from_config(&config);
-        let runtime = Runtime::new(Arc::new(config), storage.clone(), options).map_err(|e| BenchError::Setup(format!("{e:#}")))?;
+        let runtime =
+            Runtime::new(Arc::new(config), storage.clone(), aws_store, options).map_err(|e| BenchError::Setup(format!("{e:#}")))?;
         Ok(Bench { runtime, storage, llm, agent: agent.to_string() })
     }
 
