@@ -233,6 +233,9 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
                     c.args(["--ro-bind", sys, sys]);
                 }
             }
+            // The private /tmp first: binds below may live under /tmp (a
+            // checkout or data dir there) and must be mounted over it.
+            c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
             let mut ro = vec![settings.sysroot.clone(), settings.cargo_home.clone(), settings.sdk_dir.clone()];
             if let Some(root) = &settings.workspace_root {
                 ro.push(root.join("Cargo.toml"));
@@ -243,7 +246,6 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
             for p in &ro {
                 c.arg("--ro-bind").arg(p).arg(p);
             }
-            c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
             c.arg("--bind").arg(&work_dir).arg(&work_dir);
             c.arg("--bind").arg(&settings.target_dir).arg(&settings.target_dir);
             for (k, v) in &env {
