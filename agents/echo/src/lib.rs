@@ -6,7 +6,7 @@ pub struct Echo;
 
 impl Agent for Echo {
     fn describe() -> Manifest {
-        Manifest::new("echo", env!("CARGO_PKG_VERSION"), "Repeats the request text back.")
+        Manifest::new("echo", "0.1.0", "Repeats the request text back.")
             .skill(Skill::new("echo", "Repeat a message back verbatim").keywords(["echo", "repeat", "say"]))
     }
 

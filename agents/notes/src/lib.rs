@@ -44,7 +44,7 @@ fn session_prefix(session: &str) -> String {
 
 impl Agent for Notes {
     fn describe() -> Manifest {
-        Manifest::new("notes", env!("CARGO_PKG_VERSION"), "Remembers notes per session and recalls them on request.")
+        Manifest::new("notes", "0.1.0", "Remembers notes per session and recalls them on request.")
             .skill(Skill::new("remember", "Store a note for later").keywords(["remember", "note", "save"]))
             .skill(Skill::new("recall", "List what was remembered").keywords(["recall", "notes", "forget"]))
             .capability("memory", "stores notes and the conversation history")

@@ -37,7 +37,7 @@ fn clip(text: &str, max: usize) -> &str {
 
 impl Agent for Summarizer {
     fn describe() -> Manifest {
-        Manifest::new("summarizer", env!("CARGO_PKG_VERSION"), "Summarises text in a few sentences.")
+        Manifest::new("summarizer", "0.1.0", "Summarises text in a few sentences.")
             .skill(Skill::new("summarize", "Summarise a text").keywords(["summarize", "summarise", "summary", "tl;dr", "shorten"]))
             .capability("llm", "writes the summary with a fast model")
     }

@@ -7,9 +7,14 @@
 //! false alarm. Refused: `include!`, `include_str!`, `include_bytes!`,
 //! `env!`, `option_env!`, inline/global asm, `#[path]`, `#![feature]`,
 //! `#[link]` (and `link_name`/`link_section`), macro invocations through a
-//! metavariable (`$m!`, which could smuggle any of those in), `extern
-//! crate` of anything but the allowed crates, and `mod x;` whose file is
-//! not inside the candidate's `src/`.
+//! metavariable (`$m!`, which could smuggle any of those in), a `#` that
+//! does not start an attribute (a macro assembling one), the names of the
+//! forbidden macros used in any way (including `env` and the SDK's
+//! re-exported `wit_bindgen`), `extern crate` of anything but the allowed
+//! crates, and `mod x;` whose file is not inside the candidate's `src/`.
+//!
+//! The check is the first wall, not the only one: the build runs in a
+//! sandbox that sees no host files but the toolchain and crate sources.
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -42,9 +47,26 @@ impl std::fmt::Display for Violation {
 /// Macros that read files or the build environment, or emit raw machine code.
 const FORBIDDEN_MACROS: &[&str] =
     &["include", "include_str", "include_bytes", "env", "option_env", "asm", "global_asm", "naked_asm", "llvm_asm"];
-/// Identifiers never allowed at all, so no macro can receive and invoke them.
-const FORBIDDEN_IDENTS: &[&str] =
-    &["include", "include_str", "include_bytes", "option_env", "asm", "global_asm", "naked_asm", "llvm_asm"];
+/// Identifiers never allowed at all, so no macro can receive and invoke
+/// them: identifiers cannot be pieced together on stable Rust, so a name
+/// that never appears can never be called. `env` is here too (not only
+/// `env!`): a `macro_rules!` can drop the tokens between `env` and a `!`
+/// it was handed separately, and `std::env` is empty in an agent anyway.
+/// `wit_bindgen` (re-exported by the SDK) because its `generate!` reads
+/// files named by path at compile time.
+const FORBIDDEN_IDENTS: &[&str] = &[
+    "include",
+    "include_str",
+    "include_bytes",
+    "env",
+    "option_env",
+    "asm",
+    "global_asm",
+    "naked_asm",
+    "llvm_asm",
+    "wit_bindgen",
+    "__wit_bindgen",
+];
 /// Attribute names that point the compiler or linker elsewhere.
 const FORBIDDEN_ATTRS: &[&str] = &["path", "link", "link_name", "link_section", "link_ordinal"];
 /// Crates an `extern crate` may name (what the template's manifest provides).
@@ -199,7 +221,9 @@ fn tokenize(text: &str) -> Vec<(Tok, u32)> {
             let q = if ch == 'b' { i + 1 } else { i };
             // A char literal ('x', '\n', '\u{..}') or a lifetime/label ('a).
             if c.get(q + 1) == Some(&'\\') {
-                i = q + 2;
+                // Skip the escaped character itself (it may be a quote,
+                // as in '\''), then find the closing quote.
+                i = q + 3;
                 while i < c.len() && c[i] != '\'' {
                     i += 1;
                 }
@@ -306,13 +330,23 @@ fn check_file(rel: &str, text: &str, source: &CandidateSource, out: &mut Vec<Vio
                     k = end + 1;
                     continue;
                 }
+                // Outside raw strings and identifiers (already consumed), a
+                // `#` only starts an attribute. One followed by anything else
+                // is a macro assembling an attribute from pieces whose body
+                // this check would never see.
+                push(line, "#", "a `#` that does not start an attribute: attributes assembled by macros are not allowed".into());
             }
             Tok::Ident(name) => {
                 let name = name.as_str();
                 if FORBIDDEN_MACROS.contains(&name) && punct(k + 1, '!') {
                     push(line, &format!("{name}!"), format!("`{name}!` reads outside the candidate or emits raw code"));
                 } else if FORBIDDEN_IDENTS.contains(&name) {
-                    push(line, name, format!("the identifier `{name}` is reserved (it names a forbidden macro)"));
+                    let why = match name {
+                        "env" => "`std::env` is empty inside an agent, and the name could smuggle in `env!`",
+                        "wit_bindgen" | "__wit_bindgen" => "its `generate!` reads files at compile time; use the SDK's API",
+                        _ => "it names a forbidden macro",
+                    };
+                    push(line, name, format!("the identifier `{name}` is reserved: {why}"));
                 } else if name == "extern" && ident(k + 1) == Some("crate") {
                     let krate = ident(k + 2).unwrap_or("?");
                     if !ALLOWED_EXTERN_CRATES.contains(&krate) {
@@ -453,6 +487,27 @@ mod tests {
         rejected("macro_rules! m { ($i:ident) => { $i!(\"/etc/passwd\") } } const X: &str = m!(include_str);", "$macro!");
         rejected("use core::include_str as read;", "include_str");
         rejected("macro_rules! m { ($a:meta) => { #[$a] mod x; } }", "#[$attr]");
+    }
+
+    #[test]
+    fn an_escaped_quote_char_does_not_desynchronise_the_scanner() {
+        // '\'' once left the scanner inside a "string" that swallowed the
+        // include_str! on the next line.
+        rejected("const Q: [char; 2] = ['\\'','\"'];\nconst X: &str = include_str!(\"/etc/passwd\");\nconst Y: char = '\"';", "include_str!");
+        rejected("const Q: u8 = b'\\''; const X: &str = include_str!(\"/x\");", "include_str!");
+        assert!(lib("const A: [char; 4] = ['\\'', '\\\\', '\\u{1F600}', '\\x41']; const B: &str = \"'\";").is_empty());
+    }
+
+    #[test]
+    fn macros_cannot_assemble_forbidden_calls_or_attributes_from_pieces() {
+        // `env` handed over apart from its `!`, with the tokens between dropped.
+        rejected("macro_rules! m { ($($a:tt $b:tt)*) => { $($a)* }; } const X: &str = m!(env :: ! x (\"HOME\") y);", "env");
+        rejected("use std::env as e; const X: &str = e!(\"HOME\");", "env");
+        // An attribute assembled from `#` and a bracket group.
+        rejected("macro_rules! m { ($a:tt) => { # $a mod y; }; } m!([path = \"/x.rs\"]);", "#");
+        rejected("macro_rules! m { ($($t:tt)*) => { $($t)* }; } m!(# , [path = \"/x.rs\"] mod y;);", "#");
+        // wit-bindgen's generate! reads files by path.
+        rejected("agentkernel_sdk::__wit_bindgen::generate!({ path: \"/etc\", world: \"x\" });", "__wit_bindgen");
     }
 
     #[test]
