@@ -4,8 +4,9 @@
 //! template (the SDK by path plus vetted crates already in the lockfile; no
 //! build script, no proc-macro crate of its own, no new dependency), copies
 //! the workspace's `Cargo.lock` so `cargo build --offline` resolves, and
-//! runs cargo under `bwrap`: no network namespace, cleared environment,
-//! toolchain and cargo home read-only, a private `/tmp`, only the
+//! runs cargo under `bwrap`: its own network namespace (no network), a cleared environment,
+//! toolchain and the cargo home's crate sources read-only (no `/etc`, no
+//! home directory, no credentials), a private `/tmp`, only the
 //! candidate's directory and the shared candidate target directory
 //! writable, plus CPU / address-space / file-size rlimits and a timeout.
 //! Without `bwrap` the build fails, unless the operator opted out with
@@ -172,6 +173,15 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
     if !violations.is_empty() {
         return Err(BuildError::Rejected(violations));
     }
+    build_in_sandbox(settings, source, work_dir, package).await
+}
+
+/// [`build`] without the source check: the sandbox alone. Public so the
+/// containment tests can show what a source that slipped past the check
+/// could still reach (nothing of the host's files); the engine always
+/// calls [`build`].
+#[doc(hidden)]
+pub async fn build_in_sandbox(settings: &BuildSettings, source: &CandidateSource, work_dir: &Path, package: &str) -> Result<Built, BuildError> {
     if settings.sandbox == SandboxMode::Bwrap && which("bwrap").is_none() {
         return Err(BuildError::SandboxUnavailable(
             "bwrap (bubblewrap) is not installed, so candidates cannot be built in a sandbox: \
@@ -228,7 +238,11 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
         SandboxMode::Bwrap => {
             let mut c = std::process::Command::new("bwrap");
             c.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]);
-            for sys in ["/usr", "/bin", "/lib", "/lib64", "/etc"] {
+            // Programs and shared libraries only: no /etc (users, hosts,
+            // keys), no /home, no /root, no /var. Of /etc, the dynamic
+            // loader's cache and Debian's alternatives (`cc`, which links
+            // the build scripts of vetted crates, is a link through them).
+            for sys in ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/alternatives"] {
                 if Path::new(sys).exists() {
                     c.args(["--ro-bind", sys, sys]);
                 }
@@ -236,7 +250,15 @@ pub async fn build(settings: &BuildSettings, source: &CandidateSource, work_dir:
             // The private /tmp first: binds below may live under /tmp (a
             // checkout or data dir there) and must be mounted over it.
             c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
-            let mut ro = vec![settings.sysroot.clone(), settings.cargo_home.clone(), settings.sdk_dir.clone()];
+            let mut ro = vec![settings.sysroot.clone(), settings.sdk_dir.clone()];
+            // Of the cargo home, the downloaded crate sources and cargo's
+            // own configuration (source replacement), never credentials.
+            for part in ["registry", "git", "config.toml", "config"] {
+                let p = settings.cargo_home.join(part);
+                if p.exists() {
+                    ro.push(p);
+                }
+            }
             if let Some(root) = &settings.workspace_root {
                 ro.push(root.join("Cargo.toml"));
                 if root.join("wit").exists() {
