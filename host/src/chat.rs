@@ -131,6 +131,28 @@ fn lower_opt<T: Ord + Copy>(configured: Option<T>, requested: Option<T>) -> Opti
     }
 }
 
+impl RequestLimits {
+    /// A limit of zero leaves the request nothing to run with: it is a
+    /// client mistake, refused up front rather than failing midway.
+    /// (`tokens = 0` is kept: it means "no LLM", and agents degrade.)
+    fn validate(&self) -> Result<(), ChatError> {
+        let zero = [
+            ("max_agents", self.max_agents.map(u64::from)),
+            ("max_calls", self.max_calls.map(u64::from)),
+            ("max_depth", self.max_depth.map(u64::from)),
+            ("max_parallel", self.max_parallel.map(u64::from)),
+            ("timeout_ms", self.timeout_ms),
+            ("fuel", self.fuel),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == Some(0));
+        match zero {
+            Some((name, _)) => Err(ChatError::InvalidRequest(format!("`limits.{name}` must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl ChatConfig {
     fn effective(&self, r: &RequestLimits) -> Effective {
         Effective {
@@ -167,7 +189,8 @@ pub struct ChatResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouteInfo {
-    /// `request` (named by the client), the router agent's name, or `none`.
+    /// `request` (named by the client), the router agent's name, or `host`
+    /// (the router is not loaded or failed, and the host matched skills).
     pub by: String,
     pub reason: String,
 }
@@ -201,10 +224,8 @@ pub enum ChatError {
     InvalidRequest(String),
     #[error("no agent named `{0}` is loaded")]
     UnknownAgent(String),
-    #[error("no router agent is loaded (`[chat] router = \"{0}\"`): name agents in the request's `agents`")]
-    NoRouter(String),
-    #[error("the router agent failed: {0}")]
-    RouterFailed(String),
+    #[error("routing is off (`[chat] router = \"\"`): name agents in the request's `agents`")]
+    NoRouter,
     #[error("session storage failed: {0}")]
     Storage(String),
 }
@@ -214,8 +235,7 @@ impl ChatError {
         match self {
             ChatError::InvalidRequest(_) => "invalid-request",
             ChatError::UnknownAgent(_) => "not-found",
-            ChatError::NoRouter(_) => "no-router",
-            ChatError::RouterFailed(_) => "router-failed",
+            ChatError::NoRouter => "no-router",
             ChatError::Storage(_) => "storage",
         }
     }
@@ -224,8 +244,50 @@ impl ChatError {
 /// The conversation a request arrives with: a stored session, or (OpenAI
 /// facade) the history the client sent.
 pub enum Conversation {
-    Session { owner: String, id: Option<String> },
+    Session { id: Option<String> },
     Stateless { history: Vec<Turn> },
+}
+
+/// Who a request is for. Transcripts are kept per `name`, and agents see
+/// session ids scoped to it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    /// Several users share the host (named tokens). Agents key their memory
+    /// by the session id they are given, and clients choose session ids, so
+    /// each user's ids are prefixed with the user's name: one token naming
+    /// another's session reaches a different memory. In open mode there is
+    /// one user, and agents see ids as given.
+    pub isolated: bool,
+}
+
+impl Principal {
+    /// The only user of an open (token-less) host.
+    pub fn local() -> Self {
+        Principal { name: "local".into(), isolated: false }
+    }
+
+    /// The session id agents see for this user's `session`. Token names
+    /// cannot contain `:`, so two users never map to the same id.
+    pub fn agent_session(&self, session: &str) -> String {
+        if self.isolated { format!("{}:{session}", self.name) } else { session.to_string() }
+    }
+}
+
+/// A request that passed every check a client can fail: what remains can
+/// only go wrong in the agents. Streaming responses start after this, so
+/// client mistakes are plain JSON errors with a 4xx status.
+pub struct Accepted {
+    message: String,
+    /// Whose transcript the turn is appended to (`None`: stateless).
+    owner: Option<String>,
+    /// The session id as the client knows it.
+    session: String,
+    /// What the agents get (its `session_id` is scoped to the caller).
+    request: Request,
+    limits: Effective,
+    /// The agents the client named, looked up; `None` lets the router choose.
+    named: Option<Vec<Arc<LoadedAgent>>>,
 }
 
 pub struct ChatService {
@@ -262,9 +324,16 @@ impl ChatService {
     pub async fn chat(
         &self,
         req: &ChatRequest,
+        principal: &Principal,
         conversation: Conversation,
         events: Option<UnboundedSender<Event>>,
     ) -> Result<ChatResponse, ChatError> {
+        let accepted = self.accept(req, principal, conversation).await?;
+        self.run(accepted, events).await
+    }
+
+    /// Checks a request and gathers what it needs (history, named agents).
+    pub async fn accept(&self, req: &ChatRequest, principal: &Principal, conversation: Conversation) -> Result<Accepted, ChatError> {
         if req.message.trim().is_empty() {
             return Err(ChatError::InvalidRequest("`message` is empty".into()));
         }
@@ -275,26 +344,41 @@ impl ChatService {
                 self.config.max_message_bytes
             )));
         }
+        req.limits.validate()?;
         let limits = self.config.effective(&req.limits);
+        let named = match &req.agents {
+            Some(names) => Some(self.named_agents(names, limits.max_agents)?),
+            None if self.config.router.is_empty() => return Err(ChatError::NoRouter),
+            None => None,
+        };
         let (owner, session, history) = match conversation {
-            Conversation::Session { owner, id } => {
+            Conversation::Session { id } => {
                 let (session, history) = match id {
                     Some(id) => {
                         let session = validate_session_id(&id)?;
-                        let past = self.transcript(&owner, &session, self.config.history_turns).await?;
+                        let past = self.transcript(&principal.name, &session, self.config.history_turns).await?;
                         (session, past.iter().map(|t| Turn { role: role_of(&t.role), content: t.text.clone() }).collect())
                     }
                     // A new session has no past to read.
                     None => (new_session_id(), Vec::new()),
                 };
-                (Some(owner), session, history)
+                (Some(principal.name.clone()), session, history)
             }
             Conversation::Stateless { history } => (None, new_session_id(), history),
         };
-        let scope = Arc::new(RequestScope::new(limits.budget.clone(), events));
-        let request = Request { session_id: session.clone(), text: req.message.clone(), history, context: None };
+        let request = Request { session_id: principal.agent_session(&session), text: req.message.clone(), history, context: None };
+        Ok(Accepted { message: req.message.clone(), owner, session, request, limits, named })
+    }
 
-        let (chosen, route) = self.route(req, &request, &scope, limits.max_agents).await?;
+    /// Runs an accepted request: route, agents, synthesis, transcript.
+    pub async fn run(&self, accepted: Accepted, events: Option<UnboundedSender<Event>>) -> Result<ChatResponse, ChatError> {
+        let Accepted { message, owner, session, request, limits, named } = accepted;
+        let scope = Arc::new(RequestScope::new(limits.budget.clone(), events));
+
+        let (chosen, route) = match named {
+            Some(chosen) => (chosen, RouteInfo { by: "request".into(), reason: "named in the request".into() }),
+            None => self.route(&request, &scope, limits.max_agents).await,
+        };
         scope.trace.emit(Event::Route { agents: chosen.iter().map(|a| a.name().to_string()).collect(), by: route.by.clone(), reason: route.reason.clone() });
 
         let results = run_all(&chosen, &request, &scope, limits.max_parallel).await;
@@ -312,66 +396,78 @@ impl ChatService {
             usage,
         };
         if let Some(owner) = owner {
-            self.record(&owner, &session, &req.message, &response).await?;
+            self.record(&owner, &session, &message, &response).await?;
         }
         Ok(response)
     }
 
-    /// Agents for this request: the ones named, or the router's choice.
-    async fn route(
+    /// The agents a client named, each loaded and not one of the service's own.
+    fn named_agents(&self, names: &[String], max_agents: usize) -> Result<Vec<Arc<LoadedAgent>>, ChatError> {
+        if names.is_empty() {
+            return Err(ChatError::InvalidRequest("`agents` is empty: omit it to let the router choose".into()));
+        }
+        let mut seen = BTreeSet::new();
+        let mut chosen = Vec::new();
+        for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+            // Router and synthesizer expect the host's context, not a
+            // user's message; they are not offered (`/v1/models`, routing).
+            if self.is_internal(name) {
+                return Err(ChatError::InvalidRequest(format!("`{name}` is the chat service's own agent and cannot be asked directly")));
+            }
+            chosen.push(self.registry.get(name).ok_or_else(|| ChatError::UnknownAgent(name.clone()))?);
+        }
+        if chosen.len() > max_agents {
+            return Err(ChatError::InvalidRequest(format!("{} agents named; the limit is {max_agents}", chosen.len())));
+        }
+        Ok(chosen)
+    }
+
+    /// The router agent's choice, or, when it is not loaded or fails, the
+    /// host's own skill matching: one broken router version must not stop
+    /// every chat.
+    async fn route(&self, request: &Request, scope: &Arc<RequestScope>, max_agents: usize) -> (Vec<Arc<LoadedAgent>>, RouteInfo) {
+        let candidates: Vec<Arc<LoadedAgent>> = self.registry.list().into_iter().filter(|a| !self.is_internal(a.name())).collect();
+        let failure = match self.registry.get(&self.config.router) {
+            None => format!("router agent `{}` is not loaded", self.config.router),
+            Some(router) => match self.ask_router(&router, request, scope, &candidates, max_agents).await {
+                Ok(choice) => {
+                    // The router is guest code: trust nothing it names without checking.
+                    let mut seen = BTreeSet::new();
+                    let chosen: Vec<_> = choice
+                        .agents
+                        .iter()
+                        .filter(|n| !self.is_internal(n) && seen.insert(n.as_str()))
+                        .filter_map(|n| self.registry.get(n))
+                        .take(max_agents)
+                        .collect();
+                    let reason = crate::trace::preview(&choice.reason).to_string();
+                    return (chosen, RouteInfo { by: router.name().to_string(), reason });
+                }
+                Err(why) => format!("router agent `{}` failed: {why}", router.name()),
+            },
+        };
+        tracing::warn!("routing in the host: {failure}");
+        let (chosen, matched) = match_skills(&request.text, &candidates, max_agents);
+        (chosen, RouteInfo { by: "host".into(), reason: crate::trace::preview(&format!("{failure}; {matched}")).to_string() })
+    }
+
+    async fn ask_router(
         &self,
-        req: &ChatRequest,
+        router: &LoadedAgent,
         request: &Request,
         scope: &Arc<RequestScope>,
+        candidates: &[Arc<LoadedAgent>],
         max_agents: usize,
-    ) -> Result<(Vec<Arc<LoadedAgent>>, RouteInfo), ChatError> {
-        if let Some(names) = &req.agents {
-            if names.is_empty() {
-                return Err(ChatError::InvalidRequest("`agents` is empty: omit it to let the router choose".into()));
-            }
-            let mut seen = BTreeSet::new();
-            let mut chosen = Vec::new();
-            for name in names.iter().filter(|n| seen.insert(n.as_str())) {
-                chosen.push(self.registry.get(name).ok_or_else(|| ChatError::UnknownAgent(name.clone()))?);
-            }
-            if chosen.len() > max_agents {
-                return Err(ChatError::InvalidRequest(format!("{} agents named; the limit is {max_agents}", chosen.len())));
-            }
-            return Ok((chosen, RouteInfo { by: "request".into(), reason: "named in the request".into() }));
-        }
-        let Some(router) = (!self.config.router.is_empty()).then(|| self.registry.get(&self.config.router)).flatten() else {
-            return Err(ChatError::NoRouter(self.config.router.clone()));
-        };
-        let candidates: Vec<_> = self
-            .registry
-            .list()
-            .iter()
-            .filter(|a| !self.is_internal(a.name()))
-            .map(|a| serde_json::to_value(&a.manifest).unwrap_or_default())
-            .collect();
+    ) -> Result<RouterChoice, String> {
+        let manifests: Vec<_> = candidates.iter().map(|a| serde_json::to_value(&a.manifest).unwrap_or_default()).collect();
         let mut routing = request.clone();
-        routing.context = Some(json!({"agents": candidates, "max_agents": max_agents}).to_string());
+        routing.context = Some(json!({"agents": manifests, "max_agents": max_agents}).to_string());
         let outcome = router
             .call_in(&routing, &CallContext::for_request(scope.clone(), "router"))
             .await
-            .map_err(|e| ChatError::RouterFailed(format!("{e} ({})", e.code())))?;
-        let choice: RouterChoice = outcome
-            .response
-            .data
-            .as_deref()
-            .ok_or_else(|| ChatError::RouterFailed("its response has no `data`".into()))
-            .and_then(|d| serde_json::from_str(d).map_err(|e| ChatError::RouterFailed(format!("its `data` is not a routing choice: {e}"))))?;
-        // The router is guest code: trust nothing it names without checking.
-        let mut seen = BTreeSet::new();
-        let chosen: Vec<_> = choice
-            .agents
-            .iter()
-            .filter(|n| !self.is_internal(n) && seen.insert(n.as_str()))
-            .filter_map(|n| self.registry.get(n))
-            .take(max_agents)
-            .collect();
-        let reason = crate::trace::preview(&choice.reason).to_string();
-        Ok((chosen, RouteInfo { by: router.name().to_string(), reason }))
+            .map_err(|e| format!("{e} ({})", e.code()))?;
+        let data = outcome.response.data.ok_or("its response has no `data`")?;
+        serde_json::from_str(&data).map_err(|e| format!("its `data` is not a routing choice: {e}"))
     }
 
     fn is_internal(&self, name: &str) -> bool {
@@ -503,6 +599,73 @@ struct RouterChoice {
     reason: String,
 }
 
+/// Lower-case words of `text`, with a plural/gerund form also giving its
+/// stem ("notes" → "note"), as the bundled router splits them.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != ';').filter(|w| !w.is_empty()) {
+        let w = w.to_lowercase();
+        for suffix in ["ing", "es", "s", "ed"] {
+            if w.len() > suffix.len() + 2 {
+                if let Some(stem) = w.strip_suffix(suffix) {
+                    out.push(stem.to_string());
+                }
+            }
+        }
+        out.push(w);
+    }
+    out
+}
+
+const STOP_WORDS: &[&str] = &["the", "and", "for", "with", "that", "this", "from", "what", "your", "text", "a", "an", "of", "to"];
+
+/// The host's routing when the router agent cannot route: the bundled
+/// router's offline rule (a keyword or skill name in the message scores 3,
+/// a word of a skill's description 1, at most 2 per skill; 3 is needed),
+/// so routing stays deterministic and explainable. Returns the agents,
+/// best first, and why.
+fn match_skills(message: &str, candidates: &[Arc<LoadedAgent>], max_agents: usize) -> (Vec<Arc<LoadedAgent>>, String) {
+    let lower = message.to_lowercase();
+    let msg_words = words(message);
+    let has_word = |w: &str| msg_words.iter().any(|m| m == w);
+    let mut scored: Vec<(u32, &Arc<LoadedAgent>, Vec<String>)> = Vec::new();
+    for agent in candidates {
+        let (mut score, mut hits) = (0, Vec::new());
+        for skill in &agent.manifest.skills {
+            for kw in skill.keywords.iter().map(|k| k.to_lowercase()) {
+                let phrase = kw.contains(' ') || !kw.chars().all(char::is_alphanumeric);
+                if if phrase { lower.contains(&kw) } else { has_word(&kw) } {
+                    score += 3;
+                    hits.push(kw);
+                }
+            }
+            let name = skill.name.to_lowercase();
+            if has_word(&name) && !hits.contains(&name) {
+                score += 3;
+                hits.push(name);
+            }
+            let described = words(&skill.description)
+                .into_iter()
+                .filter(|w| w.len() >= 4 && !STOP_WORDS.contains(&w.as_str()) && has_word(w))
+                .count() as u32;
+            score += described.min(2);
+        }
+        if score >= 3 {
+            scored.push((score, agent, hits));
+        }
+    }
+    // Highest score first; ties keep the registry's (name) order.
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.truncate(max_agents.max(1));
+    let reason = if scored.is_empty() {
+        "no agent's skills match the message".to_string()
+    } else {
+        let parts: Vec<String> = scored.iter().map(|(_, a, hits)| format!("{} ({})", a.name(), hits.join(", "))).collect();
+        format!("skill keywords matched: {}", parts.join("; "))
+    };
+    (scored.into_iter().map(|(_, a, _)| a.clone()).collect(), reason)
+}
+
 /// Runs the chosen agents, at most `parallel` at once, results in order.
 async fn run_all(chosen: &[Arc<LoadedAgent>], request: &Request, scope: &Arc<RequestScope>, parallel: usize) -> Vec<AgentResult> {
     // One agent runs in this task: a hand-off to another worker would cost
@@ -624,6 +787,37 @@ mod tests {
         assert_eq!(e.budget.tokens, Some(5), "a request may set a budget the config leaves open");
         let e = c.effective(&RequestLimits { fuel: Some(5000), ..Default::default() });
         assert_eq!(e.budget.fuel, Some(1000));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(RequestLimits::default().validate().is_ok());
+        assert!(RequestLimits { tokens: Some(0), ..Default::default() }.validate().is_ok(), "tokens = 0 means no LLM");
+        for limits in [
+            RequestLimits { max_calls: Some(0), ..Default::default() },
+            RequestLimits { max_agents: Some(0), ..Default::default() },
+            RequestLimits { timeout_ms: Some(0), ..Default::default() },
+            RequestLimits { fuel: Some(0), ..Default::default() },
+        ] {
+            let e = limits.validate().unwrap_err();
+            assert_eq!(e.code(), "invalid-request", "{e}");
+        }
+    }
+
+    #[test]
+    fn agent_sessions_are_scoped_to_named_users() {
+        let alice = Principal { name: "alice".into(), isolated: true };
+        let bob = Principal { name: "bob".into(), isolated: true };
+        assert_eq!(alice.agent_session("s1"), "alice:s1");
+        assert_ne!(alice.agent_session("s1"), bob.agent_session("s1"));
+        assert_ne!(bob.agent_session("alice:s1"), alice.agent_session("s1"), "naming another's scoped id does not reach it");
+        assert_eq!(Principal::local().agent_session("s1"), "s1", "open mode has one user");
+    }
+
+    #[test]
+    fn words_give_stems_like_the_router() {
+        assert!(words("Notes!").contains(&"note".to_string()));
+        assert!(words("tl;dr please").contains(&"tl;dr".to_string()));
     }
 
     #[test]

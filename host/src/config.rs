@@ -168,7 +168,10 @@ impl HostConfig {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the whole configuration. `parse` calls it; call it again
+    /// after changing a parsed config (command-line overrides such as
+    /// `serve --listen`), so no override can bypass a rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let ceiling = self.host.memory_ceiling_bytes;
         let table_ceiling = self.host.table_ceiling_elements;
         let check = |who: &str, o: &LimitOverrides| -> Result<(), ConfigError> {
@@ -293,6 +296,16 @@ mod tests {
         // And the repository's own agentkernel.toml, which `scripts/run` uses.
         let repo = HostConfig::parse(include_str!("../../agentkernel.toml")).unwrap();
         assert!(repo.policy_for("summarizer").llm.is_granted());
+    }
+
+    #[test]
+    fn an_override_of_listen_is_validated_again() {
+        let mut c = HostConfig::parse("").unwrap();
+        c.host.listen = "0.0.0.0:8080".parse().unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("not a loopback address"), "{e}");
+        c.host.listen = "[::1]:8080".parse().unwrap();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -174,6 +174,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(l) = listen {
                 config.host.listen = l;
             }
+            // The overrides are checked like the file: `--listen 0.0.0.0:…`
+            // without tokens would otherwise open the API to the network.
+            config.validate()?;
             tokio_runtime()?.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -74,6 +74,9 @@ impl Metrics {
     }
 
     pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        // Methods are counted before authentication: made-up ones share one
+        // series, or a client could add series without bound.
+        let method = method_label(method);
         let mut m = self.lock();
         let stats = match m.routes.get_mut(route) {
             Some(s) => s,
@@ -195,6 +198,12 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
+/// The `method` label: a standard HTTP method, else `other`.
+fn method_label(method: &str) -> &str {
+    const STANDARD: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    STANDARD.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
 /// Escapes a label value (backslash, quote, newline).
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -233,6 +242,20 @@ mod tests {
         assert!(text.contains("agentkernel_http_requests_total{method=\"POST\",route=\"/v1/x\",status=\"404\"} 1"));
         assert!(text.contains("agentkernel_http_requests_total{method=\"GET\",route=\"/v1/x\",status=\"200\"} 1"));
         assert!(text.contains("agentkernel_http_request_duration_seconds_count{route=\"/v1/x\"} 4"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        let m = Metrics::default();
+        for i in 0..50 {
+            m.http_request(&format!("BREW{i}"), "unmatched", 405, Duration::from_micros(30));
+        }
+        m.http_request("PATCH", "unmatched", 405, Duration::from_micros(30));
+        let text = m.render(&Gauges { agents_loaded: 0, files_failed: 0 });
+        let series = text.lines().filter(|l| l.starts_with("agentkernel_http_requests_total{")).count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains("agentkernel_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 50"), "{text}");
+        assert!(!text.contains("BREW"));
     }
 
     #[test]

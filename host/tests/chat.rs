@@ -17,7 +17,7 @@ llm = { profiles = [\"fast\"] }
 [agents.summarizer]
 llm = { profiles = [\"fast\"] }
 [agents.relay]
-agents = { call = [\"echo\", \"relay\"] }
+agents = { call = [\"echo\", \"relay\", \"notes\"] }
 ";
 
 fn install_chat_agents(h: &TestHost) {
@@ -398,6 +398,90 @@ async fn tokens_scopes_sessions_and_rate_limits() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "rate-limited");
     assert_eq!(get_as(addr, alice, "/v1/agents").await.0, 200, "limits are per token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tokens_naming_the_same_session_do_not_share_agent_memory() {
+    let (_h, addr) = chat_host(&auth_config("")).await;
+    let (alice, ops) = (Some("alice-secret-0123456789"), Some("ops-secret-0123456789ab"));
+    let remember = json!({"message": "remember that the door code is 1234", "session": "shared", "agents": ["notes"]});
+    let (s, r) = post_as(addr, alice, "/v1/chat", &remember).await;
+    assert_eq!((s, r["answer"].as_str()), (200, Some("Noted: the door code is 1234")), "{r}");
+
+    // The other token names the same session, and even alice's scoped id.
+    for session in ["shared", "alice:shared"] {
+        let (s, r) = post_as(addr, ops, "/v1/chat", &json!({"message": "recall my notes", "session": session, "agents": ["notes"]})).await;
+        assert_eq!(s, 200, "{r}");
+        assert!(!r["answer"].as_str().unwrap().contains("1234"), "{session}: {r}");
+        let (s, r) = post_as(addr, ops, "/v1/agents/notes/call", &json!({"session_id": session, "text": "recall"})).await;
+        assert_eq!((s, &r["data"]), (200, &json!([])), "direct call, {session}: {r}");
+    }
+    // A callee runs in its caller's session, whatever the caller asks.
+    let (_, r) = post_as(addr, ops, "/v1/chat", &json!({"message": "@notes recall", "session": "shared", "agents": ["relay"]})).await;
+    assert_eq!(r["results"][0]["data"]["ok"], true, "{r}");
+    assert!(!r["answer"].as_str().unwrap().contains("1234"), "{r}");
+
+    // The owner still finds the note, through chat, a callee and a direct call.
+    let (_, r) = post_as(addr, alice, "/v1/chat", &json!({"message": "recall my notes", "session": "shared", "agents": ["notes"]})).await;
+    assert!(r["answer"].as_str().unwrap().contains("1234"), "{r}");
+    let (_, r) = post_as(addr, alice, "/v1/chat", &json!({"message": "@notes recall", "session": "shared", "agents": ["relay"]})).await;
+    assert!(r["answer"].as_str().unwrap().contains("1234"), "{r}");
+    let (_, r) = post_as(addr, alice, "/v1/agents/notes/call", &json!({"session_id": "shared", "text": "recall"})).await;
+    assert_eq!(r["data"], json!(["the door code is 1234"]), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_mistakes_are_json_errors_even_when_streaming() {
+    let (_h, addr) = chat_host("").await;
+    let cases = [
+        ("/v1/chat", json!({"message": "  ", "stream": true}), 400, "invalid-request"),
+        ("/v1/chat", json!({"message": "x", "agents": ["nope"], "stream": true}), 404, "not-found"),
+        ("/v1/chat", json!({"message": "x", "session": "../etc", "stream": true}), 400, "invalid-request"),
+        ("/v1/chat", json!({"message": "x", "agents": ["echo", "notes"], "limits": {"max_agents": 1}, "stream": true}), 400, "invalid-request"),
+        ("/v1/chat", json!({"message": "x", "limits": {"max_calls": 0}}), 400, "invalid-request"),
+        ("/v1/chat", json!({"message": "x", "agents": ["router"]}), 400, "invalid-request"),
+        ("/v1/chat/completions", json!({"model": "nope", "messages": [{"role": "user", "content": "x"}], "stream": true}), 404, "not-found"),
+        ("/v1/chat/completions", json!({"model": "echo", "messages": [{"role": "user", "content": ""}], "stream": true}), 400, "invalid-request"),
+        ("/v1/chat/completions", json!({"model": "synthesizer", "messages": [{"role": "user", "content": "x"}]}), 400, "invalid-request"),
+    ];
+    for (path, body, status, code) in cases {
+        let r = reqwest::Client::new().post(format!("http://{addr}{path}")).json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {body}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path} {body}: not a stream");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], code, "{path} {body}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_working_router_the_host_matches_skills() {
+    // No router agent loaded.
+    let h = TestHost::new("");
+    h.install("echo", "echo.wasm");
+    h.install("notes", "notes.wasm");
+    let addr = h.serve().await;
+    let (s, r) = post(addr, "/v1/chat", &json!({"message": "remember that the door code is 1234"})).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["route"]["by"], "host");
+    let reason = r["route"]["reason"].as_str().unwrap();
+    assert!(reason.contains("not loaded") && reason.contains("remember"), "{reason}");
+    assert_eq!(r["answer"], "Noted: the door code is 1234");
+    let (_, r) = post(addr, "/v1/chat", &json!({"message": "what is the capital of France"})).await;
+    assert_eq!(r["status"], "no-match", "{r}");
+
+    // A router that traps: the host routes, and the failed call is in the trace.
+    let h = TestHost::new("[chat]\nrouter = \"panicker\"\n");
+    h.install("echo", "echo.wasm");
+    h.install("notes", "notes.wasm");
+    h.install("panicker", "panicker.wasm");
+    let addr = h.serve().await;
+    let (s, r) = post(addr, "/v1/chat", &json!({"message": "please repeat this"})).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!((r["route"]["by"].as_str(), r["agents"].clone()), (Some("host"), json!(["echo"])), "{r}");
+    assert!(r["route"]["reason"].as_str().unwrap().contains("`panicker` failed"), "{r}");
+    assert_eq!(r["answer"], "please repeat this");
+    assert_eq!(r["trace"][0]["agent"], "panicker");
+    assert_ne!(r["trace"][0]["outcome"], "ok");
 }
 
 #[test]

@@ -83,8 +83,8 @@ async fn errors_are_json_with_stable_codes() {
     assert_eq!((s, r["error"]["code"].as_str()), (422, Some("invalid-request")), "{r}");
 
     let huge = "x".repeat(2 << 20);
-    let (s, _) = post(addr, "/v1/agents/echo/call", &json!({"text": huge})).await;
-    assert_eq!(s, 413);
+    let (s, r) = post(addr, "/v1/agents/echo/call", &json!({"text": huge})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (413, Some("payload-too-large")), "{r}");
 
     let (s, r) = post(addr, "/v1/agents/spin-loop/call", &json!({"text": "go"})).await;
     assert_eq!((s, r["error"]["code"].as_str()), (500, Some("fuel-exhausted")), "{r}");
@@ -161,4 +161,35 @@ async fn metrics_count_requests_calls_fuel_and_errors() {
         let (_, v) = line.rsplit_once(' ').unwrap();
         assert!(v.parse::<f64>().is_ok(), "bad sample: {line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_api_answers_only_loopback_host_names() {
+    let h = TestHost::new("");
+    h.install("echo", "echo.wasm");
+    let addr = h.serve().await;
+    let get_with_host = |host: String| async move {
+        let r = reqwest::Client::new().get(format!("http://{addr}/v1/agents")).header("host", host).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    // A page on another origin reaching 127.0.0.1 by DNS rebinding sends its own name.
+    for host in [format!("evil.example:{}", addr.port()), "attacker.test".to_string()] {
+        let (s, r) = get_with_host(host.clone()).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (403, Some("host-not-allowed")), "{host}: {r}");
+    }
+    for host in [format!("localhost:{}", addr.port()), addr.to_string(), "[::1]:8080".to_string()] {
+        assert_eq!(get_with_host(host.clone()).await.0, 200, "{host}");
+    }
+    // The chat page itself is public and harmless; the API behind it is not.
+    let r = reqwest::Client::new().get(format!("http://{addr}/")).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_api_refuses_to_serve_beyond_loopback() {
+    let h = TestHost::new("");
+    // However the address was chosen (config file, `--listen`, code).
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let e = agentkernel::server::serve(listener, &h.host, std::future::pending()).await.unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
 }

@@ -38,6 +38,17 @@ for c in chunks:
         finish = c.choices[0].finish_reason or finish
 seen["stream"] = {"text": "".join(deltas), "finish": finish, "chunks": len(deltas)}
 
+# The summarizer's model streams word by word: each word is its own chunk.
+chunks = client.chat.completions.create(
+    model="summarizer", messages=[{"role": "user", "content": "Cats sleep sixteen hours a day."}], stream=True
+)
+content, usage = [], None
+for c in chunks:
+    if c.choices and c.choices[0].delta.content:
+        content.append(c.choices[0].delta.content)
+    usage = c.usage or usage
+seen["llm_stream"] = {"text": "".join(content), "content_chunks": len(content), "total_tokens": usage and usage.total_tokens}
+
 try:
     client.chat.completions.create(model="no-such-agent", messages=[{"role": "user", "content": "x"}])
     seen["unknown_model"] = "no error"

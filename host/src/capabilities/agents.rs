@@ -42,11 +42,22 @@ pub struct AgentsState {
     directory: Directory,
     scope: Arc<AgentsScope>,
     context: CallContext,
+    /// The session of the call this instance serves (already scoped to
+    /// its user by the host): every callee gets it.
+    session: String,
 }
 
 impl AgentsState {
-    pub fn new(directory: Directory, scope: Arc<AgentsScope>, context: CallContext) -> Self {
-        AgentsState { directory, scope, context }
+    pub fn new(directory: Directory, scope: Arc<AgentsScope>, context: CallContext, session: String) -> Self {
+        AgentsState { directory, scope, context, session }
+    }
+
+    /// The request a callee gets: the guest's, in the caller's session.
+    /// Agents key memory by session id, so a guest naming another session
+    /// could otherwise read another user's data through the callee.
+    fn callee_request(&self, mut req: Request) -> Request {
+        req.session_id.clone_from(&self.session);
+        req
     }
 
     fn registry(&self) -> Option<Arc<Registry>> {
@@ -65,7 +76,16 @@ impl Prepared {
         // A call from outside starts a chain; a call from an agent extends it.
         let chain = if call.context.chain.is_empty() { Arc::from([call.agent.clone()]) } else { call.context.chain.clone() };
         let context = CallContext { chain, deadline: Some(call.deadline), ..call.context.clone() };
-        AgentsState::new(self.directory.clone(), self.scope.clone(), context)
+        AgentsState::new(self.directory.clone(), self.scope.clone(), context, call.session.to_string())
+    }
+}
+
+/// Aborts a spawned callee when the caller's call is dropped before it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -106,9 +126,12 @@ impl wit::Host for AgentsState {
             return Ok(Err(WitCallError::BudgetExceeded("no time left before the caller's deadline".into())));
         }
         let context = self.context.extended(callee.name());
+        let req = self.callee_request(req);
         // The callee runs as its own task (its own fiber and stack), bounded
-        // by its limits and the caller's deadline.
-        let outcome = tokio::spawn(async move { callee.call_in(&req, &context).await }).await;
+        // by its limits and the caller's deadline. If the caller is dropped
+        // (its request cancelled, its outer timeout), so is the callee.
+        let mut task = AbortOnDrop(tokio::spawn(async move { callee.call_in(&req, &context).await }));
+        let outcome = (&mut task.0).await;
         Ok(match outcome {
             Ok(Ok(out)) => Ok(out.response),
             Ok(Err(e @ crate::runtime::CallError::BudgetExceeded { .. })) => Err(WitCallError::BudgetExceeded(e.to_string())),
@@ -126,5 +149,34 @@ impl wit::Host for AgentsState {
             .filter(|a| Some(a.name()) != me.as_deref() && self.scope.allows(a.name()))
             .map(|a| a.manifest.to_wit())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(session: &str) -> AgentsState {
+        AgentsState::new(Directory::default(), Arc::new(AgentsScope::default()), CallContext::default(), session.into())
+    }
+
+    #[test]
+    fn a_callee_always_gets_the_callers_session() {
+        let asked = Request { session_id: "bob:secret".into(), text: "recall".into(), history: vec![], context: None };
+        let sent = state("alice:s1").callee_request(asked);
+        assert_eq!(sent.session_id, "alice:s1");
+        assert_eq!(sent.text, "recall");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_guard_aborts_the_callee_task() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let guard = AbortOnDrop(tokio::spawn(async move {
+            let _tx = tx; // dropped, closing the channel, only when the task ends
+            std::future::pending::<()>().await
+        }));
+        drop(guard);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await.expect("the task was aborted, not left running");
+        assert!(ended.is_err(), "the task ended by abort (its sender dropped), not by sending");
     }
 }

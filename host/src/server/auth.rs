@@ -51,6 +51,11 @@ pub fn validate_tokens(tokens: &[TokenConfig]) -> Result<(), String> {
         if t.name.is_empty() || !names.insert(t.name.as_str()) {
             return Err(format!("[[host.tokens]]: names must be present and unique (`{}`)", t.name));
         }
+        // Agents see a token's sessions as `name:session`: a name without
+        // `:` keeps those ids apart between tokens.
+        if t.name.len() > 64 || !t.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(format!("[[host.tokens]] `{}`: a name is 1-64 characters of A-Z a-z 0-9 - _ .", t.name));
+        }
         if t.token.is_some() == t.token_env.is_some() {
             return Err(format!("[[host.tokens]] `{}`: set exactly one of `token` and `token_env`", t.name));
         }
@@ -69,11 +74,23 @@ pub fn validate_tokens(tokens: &[TokenConfig]) -> Result<(), String> {
 pub struct Caller {
     pub name: String,
     admin: bool,
+    /// No tokens are configured: the one local user.
+    open: bool,
 }
 
 impl Caller {
     pub fn has(&self, scope: Scope) -> bool {
         self.admin || scope == Scope::Chat
+    }
+
+    /// Who the chat service and agents act for (session ids agents see
+    /// are scoped to named tokens).
+    pub fn principal(&self) -> crate::chat::Principal {
+        if self.open {
+            crate::chat::Principal::local()
+        } else {
+            crate::chat::Principal { name: self.name.clone(), isolated: true }
+        }
     }
 }
 
@@ -108,7 +125,7 @@ impl Auth {
             };
             tokens.push(Token {
                 digest: Sha256::digest(secret.as_bytes()).into(),
-                caller: Caller { name: t.name.clone(), admin: t.scopes.contains(&Scope::Admin) },
+                caller: Caller { name: t.name.clone(), admin: t.scopes.contains(&Scope::Admin), open: false },
                 per_minute: t.requests_per_minute.unwrap_or(config.requests_per_minute),
             });
         }
@@ -121,7 +138,7 @@ impl Auth {
 
     fn identify(&self, header: Option<&HeaderValue>) -> Result<(Caller, u32), &'static str> {
         if self.is_open() {
-            return Ok((Caller { name: "local".into(), admin: true }, self.open_per_minute));
+            return Ok((Caller { name: crate::chat::Principal::local().name, admin: true, open: true }, self.open_per_minute));
         }
         let value = header.ok_or("missing `Authorization: Bearer <token>` header")?;
         let secret = value
@@ -180,8 +197,41 @@ impl Bucket {
     }
 }
 
+/// Whether a `Host` header (or URI authority) names this machine's
+/// loopback: `localhost`, `127.x.x.x` or `[::1]`, with any port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Authenticates and rate-limits every API request.
 pub async fn authenticate(State(app): State<std::sync::Arc<App>>, mut request: Request, next: Next) -> Response {
+    // Open mode makes every caller admin, trusting that only this machine
+    // can connect. A web page elsewhere can still reach it by DNS
+    // rebinding (its own name resolving to 127.0.0.1), but the browser
+    // then sends that name as `Host`: only loopback names pass.
+    if app.auth.is_open() {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+        let host = host.or_else(|| request.uri().authority().map(|a| a.as_str().to_string()));
+        if !host.as_deref().is_some_and(is_loopback_host) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "host-not-allowed",
+                format!(
+                    "Host `{}` is not a loopback name: an API without [[host.tokens]] answers only localhost, 127.0.0.1 and [::1]",
+                    host.as_deref().unwrap_or("")
+                ),
+            );
+        }
+    }
     let (caller, per_minute) = match app.auth.identify(request.headers().get(header::AUTHORIZATION)) {
         Ok(c) => c,
         Err(why) => {
@@ -224,6 +274,30 @@ mod tests {
         assert!(b.take(3).is_ok());
         let wait = b.take(3).unwrap_err();
         assert!((1..=20).contains(&wait), "wait {wait}");
+    }
+
+    #[test]
+    fn only_loopback_host_names_pass() {
+        for ok in ["localhost", "localhost:8080", "LocalHost.", "127.0.0.1", "127.0.0.1:9", "127.1.2.3:80", "[::1]", "[::1]:8080"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:8080", "localhost.evil.example", "10.0.0.1:8080", "[::2]:80", "[::1", "[::1]x", ""] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_names_cannot_contain_the_session_separator() {
+        let t = |name: &str| TokenConfig {
+            name: name.into(),
+            token: Some("0123456789abcdef".into()),
+            token_env: None,
+            scopes: vec![Scope::Chat],
+            requests_per_minute: None,
+        };
+        assert!(validate_tokens(&[t("web-ui_2.0")]).is_ok());
+        assert!(validate_tokens(&[t("a:b")]).is_err());
+        assert!(validate_tokens(&[t("a b")]).is_err());
     }
 
     #[test]

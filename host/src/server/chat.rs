@@ -16,17 +16,16 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use super::auth::Caller;
-use super::{App, error};
+use super::{App, error, json_rejection};
 use crate::api::ErrorBody;
-use crate::chat::{ChatError, ChatRequest, ChatResponse, Conversation};
+use crate::chat::{Accepted, ChatError, ChatRequest, ChatResponse, Conversation};
 use crate::trace::Event;
 
 pub(super) fn chat_error(e: &ChatError) -> Response {
     let status = match e {
         ChatError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         ChatError::UnknownAgent(_) => StatusCode::NOT_FOUND,
-        ChatError::NoRouter(_) => StatusCode::CONFLICT,
-        ChatError::RouterFailed(_) => StatusCode::BAD_GATEWAY,
+        ChatError::NoRouter => StatusCode::CONFLICT,
         ChatError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.code(), e.to_string())
@@ -39,29 +38,34 @@ pub(super) async fn chat(
 ) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
-        Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
+        Err(rej) => return json_rejection(rej),
     };
-    let conversation = Conversation::Session { owner: caller.name.clone(), id: req.session.clone() };
+    let conversation = Conversation::Session { id: req.session.clone() };
+    // Client mistakes are answered before any stream opens: a plain JSON
+    // error with its 4xx status, not an `error` event after a 200.
+    let accepted = match app.chat.accept(&req, &caller.principal(), conversation).await {
+        Ok(a) => a,
+        Err(e) => return chat_error(&e),
+    };
     if !req.stream {
-        return match app.chat.chat(&req, conversation, None).await {
+        return match app.chat.run(accepted, None).await {
             Ok(resp) => Json(resp).into_response(),
             Err(e) => chat_error(&e),
         };
     }
-    let (events, task) = spawn_streaming(app, req, conversation);
+    let (events, task) = spawn_streaming(app, accepted);
     Sse::new(sse_events(events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// Runs a chat request in its own task, reporting its events on the
-/// returned channel. The request runs to the end (and is recorded) even if
-/// the client goes away.
+/// Runs an accepted chat request in its own task, reporting its events on
+/// the returned channel. The request runs to the end (and is recorded)
+/// even if the client goes away.
 pub(super) fn spawn_streaming(
     app: Arc<App>,
-    req: ChatRequest,
-    conversation: Conversation,
+    accepted: Accepted,
 ) -> (UnboundedReceiver<Event>, JoinHandle<Result<ChatResponse, ChatError>>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::spawn(async move { app.chat.chat(&req, conversation, Some(tx)).await });
+    let task = tokio::spawn(async move { app.chat.run(accepted, Some(tx)).await });
     (rx, task)
 }
 

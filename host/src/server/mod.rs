@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
@@ -151,19 +151,30 @@ async fn get_agent(State(app): State<Arc<App>>, Path(name): Path<String>) -> Res
     }
 }
 
+/// A body the JSON extractor refused, as an error with a stable code.
+pub(crate) fn json_rejection(rej: JsonRejection) -> Response {
+    let code = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE { "payload-too-large" } else { "invalid-request" };
+    error(rej.status(), code, rej.body_text())
+}
+
 async fn call_agent(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
     body: Result<Json<CallRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
-        Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
+        Err(rej) => return json_rejection(rej),
     };
     let Some(agent) = app.registry.get(&name) else {
         return error(StatusCode::NOT_FOUND, "not-found", format!("no agent named `{name}` is loaded"));
     };
-    match agent.call(&req.to_wit()).await {
+    // The agent keys its memory by session id: scope it to the caller, as
+    // `/v1/chat` does, so the same session name of two tokens stays apart.
+    let mut request = req.to_wit();
+    request.session_id = caller.principal().agent_session(&request.session_id);
+    match agent.call(&request).await {
         Ok(outcome) => Json(CallResponse::new(&agent, outcome)).into_response(),
         Err(e) => {
             tracing::warn!(agent = %name, code = e.code(), "call failed: {e}");
@@ -188,6 +199,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = App::new(host)?;
+    // The last line of defence for "an open API stays on loopback": it
+    // holds whatever path the address came by.
+    let addr = listener.local_addr()?;
+    if app.auth.is_open() && !addr.ip().is_loopback() {
+        anyhow::bail!("refusing to serve on {addr}: no [[host.tokens]] are configured, and an open API must stay on a loopback address");
+    }
     // `[evolution.auto]`: evolutions started from live metrics (off by default).
     let _auto = crate::evolution::auto::spawn(&host.registry).map(AbortOnDrop);
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;

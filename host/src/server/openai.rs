@@ -21,9 +21,10 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::chat::{chat_error, spawn_streaming};
-use super::{App, error};
+use super::{App, error, json_rejection};
 use crate::bindings::{Role, Turn};
 use crate::chat::{ChatRequest, ChatResponse, Conversation};
+use crate::trace::Event;
 
 /// The model name that routes instead of naming an agent.
 pub const AUTO_MODEL: &str = "auto";
@@ -92,7 +93,9 @@ fn extension(resp: &ChatResponse) -> Value {
 }
 
 fn usage(resp: &ChatResponse) -> Value {
-    // Agents' LLM tokens are all the tokens there are; the facade has no prompt of its own.
+    // Agents' LLM tokens are all the tokens there are; the facade has no
+    // prompt of its own. The request's budget counts prompt and completion
+    // together, so they are reported as one.
     json!({"prompt_tokens": 0, "completion_tokens": resp.usage.tokens, "total_tokens": resp.usage.tokens})
 }
 
@@ -103,17 +106,22 @@ pub(super) async fn completions(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
+        Err(rej) => return json_rejection(rej),
     };
     let (req, history) = match body.to_chat() {
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid-request", why),
     };
-    let _ = caller; // authenticated; the facade keeps no session to own
+    // The facade keeps no transcript, but agents still see a session id
+    // scoped to the caller.
     let conversation = Conversation::Stateless { history };
+    let accepted = match app.chat.accept(&req, &caller.principal(), conversation).await {
+        Ok(a) => a,
+        Err(e) => return chat_error(&e),
+    };
     let model = body.model.clone();
     if !body.stream {
-        return match app.chat.chat(&req, conversation, None).await {
+        return match app.chat.run(accepted, None).await {
             Ok(resp) => Json(json!({
                 "id": completion_id(),
                 "object": "chat.completion",
@@ -131,47 +139,102 @@ pub(super) async fn completions(
             Err(e) => chat_error(&e),
         };
     }
-    let (events, task) = spawn_streaming(app, req, conversation);
+    let (events, task) = spawn_streaming(app, accepted);
     Sse::new(completion_chunks(model, events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// `chat.completion.chunk`s: the role first, the answer when it is ready,
-/// a final chunk with `finish_reason`, then `[DONE]`. The host's own
-/// progress events are not part of the OpenAI stream.
+/// Which spans' LLM tokens are the answer, learned from the request's
+/// events: the one chosen agent's own span (not its callees'), or the
+/// synthesizer's when several agents answer. The router's tokens are not.
+#[derive(Default)]
+struct AnswerSpans {
+    single_agent: bool,
+    spans: Vec<u32>,
+}
+
+impl AnswerSpans {
+    /// Notes an event; returns the text of a token that belongs to the answer.
+    fn observe(&mut self, event: Event) -> Option<String> {
+        match event {
+            Event::Route { agents, .. } => self.single_agent = agents.len() == 1,
+            Event::AgentStart { span, parent: None, role: "agent", .. } if self.single_agent => self.spans.push(span),
+            Event::AgentStart { span, role: "synthesizer", .. } => self.spans = vec![span],
+            Event::Token { span, text, .. } if self.spans.contains(&span) => return Some(text),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// What to send after `streamed` once the whole `answer` is known. An
+/// agent may change what its model said (or fall back after a failed
+/// model call); a client cannot take back deltas, so a differing answer
+/// follows what was streamed after a blank line.
+fn remainder(streamed: &str, answer: &str) -> String {
+    if let Some(rest) = answer.strip_prefix(streamed) {
+        rest.to_string()
+    } else if streamed.trim() == answer.trim() {
+        String::new()
+    } else {
+        format!("\n\n{answer}")
+    }
+}
+
+/// `chat.completion.chunk`s: the role first, then the answering agent's
+/// LLM tokens as they arrive (one chunk each), then whatever of the answer
+/// was not streamed, a final chunk with `finish_reason` and `usage`, then
+/// `[DONE]`. The host's own progress events are not part of the OpenAI
+/// stream.
 fn completion_chunks(
     model: String,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::trace::Event>,
+    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
     task: tokio::task::JoinHandle<Result<ChatResponse, crate::chat::ChatError>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let id = completion_id();
-    let chunk = move |delta: Value, finish: Value, extra: Option<Value>| {
+    let chunk = move |delta: Value, finish: Value, extra: Option<(Value, Value)>| {
         let mut c = json!({
             "id": id, "object": "chat.completion.chunk", "created": created(), "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         });
-        if let Some(extra) = extra {
-            c["agentkernel"] = extra;
+        if let Some((usage, extension)) = extra {
+            c["usage"] = usage;
+            c["agentkernel"] = extension;
         }
         SseEvent::default().data(c.to_string())
     };
-    let head = stream::once({
+    let head = chunk(json!({"role": "assistant", "content": ""}), Value::Null, None);
+    let state = (events, Some(task), AnswerSpans::default(), String::new());
+    let body = stream::unfold(state, move |(mut events, task, mut answer, mut streamed)| {
         let chunk = chunk.clone();
-        async move { chunk(json!({"role": "assistant", "content": ""}), Value::Null, None) }
-    });
-    let tail = stream::once(async move {
-        // Drain progress until the request is over.
-        while events.recv().await.is_some() {}
-        match task.await {
-            Ok(Ok(resp)) => vec![
-                chunk(json!({"content": resp.answer}), Value::Null, None),
-                chunk(json!({}), json!("stop"), Some(extension(&resp))),
-            ],
-            Ok(Err(e)) => vec![SseEvent::default().data(json!({"error": {"code": e.code(), "message": e.to_string()}}).to_string())],
-            Err(e) => vec![SseEvent::default().data(json!({"error": {"code": "host-error", "message": e.to_string()}}).to_string())],
+        async move {
+            let task = task?;
+            // The sender lives in the request's scope: the channel closes
+            // when the request is over, and the result follows.
+            while let Some(event) = events.recv().await {
+                if let Some(text) = answer.observe(event) {
+                    streamed.push_str(&text);
+                    let sse = chunk(json!({"content": text}), Value::Null, None);
+                    return Some((vec![sse], (events, Some(task), answer, streamed)));
+                }
+            }
+            let last = match task.await {
+                Ok(Ok(resp)) => {
+                    let rest = remainder(&streamed, &resp.answer);
+                    let mut out = Vec::new();
+                    if !rest.is_empty() {
+                        out.push(chunk(json!({"content": rest}), Value::Null, None));
+                    }
+                    out.push(chunk(json!({}), json!("stop"), Some((usage(&resp), extension(&resp)))));
+                    out
+                }
+                Ok(Err(e)) => vec![SseEvent::default().data(json!({"error": {"code": e.code(), "message": e.to_string()}}).to_string())],
+                Err(e) => vec![SseEvent::default().data(json!({"error": {"code": "host-error", "message": e.to_string()}}).to_string())],
+            };
+            Some((last, (events, None, answer, streamed)))
         }
     })
     .flat_map(stream::iter);
-    head.chain(tail).chain(stream::once(async { SseEvent::default().data("[DONE]") })).map(Ok)
+    stream::once(async { head }).chain(body).chain(stream::once(async { SseEvent::default().data("[DONE]") })).map(Ok)
 }
 
 pub(super) async fn models(State(app): State<Arc<App>>) -> Response {
@@ -183,4 +246,38 @@ pub(super) async fn models(State(app): State<Arc<App>>) -> Response {
         }
     }
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_answering_agents_tokens_are_forwarded() {
+        let token = |span: u32, text: &str| Event::Token { span, agent: "a".into(), text: text.into() };
+        let start = |span: u32, parent: Option<u32>, role: &'static str| Event::AgentStart { span, parent, agent: "a".into(), role };
+        let mut a = AnswerSpans::default();
+        assert_eq!(a.observe(start(0, None, "router")), None);
+        assert_eq!(a.observe(token(0, "{\"agents\"")), None, "the router's tokens are not the answer");
+        a.observe(Event::Route { agents: vec!["a".into()], by: "router".into(), reason: String::new() });
+        a.observe(start(1, None, "agent"));
+        a.observe(start(2, Some(1), "callee"));
+        assert_eq!(a.observe(token(2, "inner")), None, "a callee's tokens are not the answer");
+        assert_eq!(a.observe(token(1, "Hello")).as_deref(), Some("Hello"));
+
+        let mut many = AnswerSpans::default();
+        many.observe(Event::Route { agents: vec!["a".into(), "b".into()], by: "request".into(), reason: String::new() });
+        many.observe(start(0, None, "agent"));
+        assert_eq!(many.observe(token(0, "part")), None, "with several agents only the synthesis is the answer");
+        many.observe(start(2, None, "synthesizer"));
+        assert_eq!(many.observe(token(2, "Both")).as_deref(), Some("Both"));
+    }
+
+    #[test]
+    fn the_rest_of_the_answer_follows_what_was_streamed() {
+        assert_eq!(remainder("", "whole"), "whole");
+        assert_eq!(remainder("Cats sleep", "Cats sleep a lot."), " a lot.");
+        assert_eq!(remainder(" Cats. ", "Cats."), "");
+        assert_eq!(remainder("Cats sl", "Fallback."), "\n\nFallback.");
+    }
 }
