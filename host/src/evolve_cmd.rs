@@ -37,6 +37,10 @@ pub struct EvolveArgs {
     /// Continue an interrupted evolution from its last finished generation.
     #[arg(long)]
     pub resume: Option<String>,
+    /// Install a winner even if its manifest (description, skills,
+    /// keywords) differs from the incumbent's, which changes its routing.
+    #[arg(long)]
+    pub approve_manifest_change: bool,
     /// Agents directory (overrides config).
     #[arg(long)]
     pub agents: Option<PathBuf>,
@@ -63,6 +67,7 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
         source: args.source,
         resume: args.resume,
         create: None,
+        approve_manifest_change: args.approve_manifest_change,
     };
     let show = std::io::stderr().is_terminal();
     let progress = move |line: &str| {

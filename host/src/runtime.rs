@@ -256,6 +256,8 @@ pub struct LoadedAgent {
     pre: AgentPre<InstanceState>,
     engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
+    /// See [`RuntimeOptions::deterministic_wasi`].
+    deterministic_wasi: bool,
 }
 
 impl LoadedAgent {
@@ -345,7 +347,7 @@ impl LoadedAgent {
     async fn run_call(&self, req: &Request, limits: &Limits, context: &CallContext, start: Instant) -> Result<CallOutcome, CallError> {
         let deadline = start + limits.deadline;
         let call = CallInfo { agent: &self.name, session: &req.session_id, limits, deadline, context };
-        let state = new_instance_state(&self.name, limits, self.capabilities.states(&call));
+        let state = new_instance_state(&self.name, limits, self.capabilities.states(&call), self.deterministic_wasi);
         let mut run = LimitedStore::new(&self.engine, state, limits, self.metered(), deadline);
         let pre = &self.pre;
         let result = run
@@ -382,7 +384,12 @@ fn agent_error(e: AgentError) -> CallError {
     CallError::Agent { kind, message }
 }
 
-fn new_instance_state(agent: &Arc<str>, limits: &Limits, caps: capabilities::States) -> (InstanceState, CapturedOutput) {
+fn new_instance_state(
+    agent: &Arc<str>,
+    limits: &Limits,
+    caps: capabilities::States,
+    deterministic: bool,
+) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
     let mut wasi = WasiCtxBuilder::new();
     // Locked down: no preopens, no env, no args beyond the name, no network.
@@ -393,6 +400,9 @@ fn new_instance_state(agent: &Arc<str>, limits: &Limits, caps: capabilities::Sta
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
+    if deterministic {
+        crate::evolution::doubles::deterministic_wasi(&mut wasi);
+    }
     let state = InstanceState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -582,6 +592,10 @@ pub struct RuntimeOptions {
     /// See [`KEEP_RESIDENT_BYTES`].
     pub keep_resident_bytes: usize,
     pub cache_dir: Option<PathBuf>,
+    /// Seeded random numbers and virtual clocks for every instance, so a
+    /// call's fuel does not depend on chance or on the time of day (the
+    /// evolution benchmark; never set for serving).
+    pub deterministic_wasi: bool,
 }
 
 impl RuntimeOptions {
@@ -592,6 +606,7 @@ impl RuntimeOptions {
             table_ceiling_elements: config.host.table_ceiling_elements,
             keep_resident_bytes: usize::try_from(config.host.keep_resident_bytes).unwrap_or(KEEP_RESIDENT_BYTES),
             cache_dir: Some(config.host.data_dir.join("cache")),
+            deterministic_wasi: false,
         }
     }
 }
@@ -614,6 +629,7 @@ pub struct Runtime {
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
     ticker_stop: Arc<AtomicBool>,
+    deterministic_wasi: bool,
 }
 
 impl Drop for Runtime {
@@ -699,6 +715,7 @@ impl Runtime {
             cache: opts.cache_dir.map(CompileCache::new),
             config,
             ticker_stop,
+            deterministic_wasi: opts.deterministic_wasi,
         }))
     }
 
@@ -832,6 +849,7 @@ impl Runtime {
             pre,
             engine: set.engine.clone(),
             metrics: self.metrics.clone(),
+            deterministic_wasi: self.deterministic_wasi,
         })
     }
 
@@ -850,7 +868,7 @@ impl Runtime {
         let deadline = Instant::now() + limits.deadline;
         let context = CallContext::default();
         let call = CallInfo { agent: &name, session: "", limits: &limits, deadline, context: &context };
-        let state = new_instance_state(&name, &limits, capabilities::Prepared::default().states(&call));
+        let state = new_instance_state(&name, &limits, capabilities::Prepared::default().states(&call), self.deterministic_wasi);
         let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, deadline);
         let result = run
             .run(async |store| {

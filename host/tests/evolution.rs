@@ -55,6 +55,7 @@ fn options(generator: GeneratorSpec) -> EvolveOptions {
         source: None,
         resume: None,
         create: None,
+        approve_manifest_change: false,
     }
 }
 
@@ -92,6 +93,7 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     let report = read_report(&outcome);
     assert_eq!(report.winner.as_ref().unwrap().label, "sieve");
     assert!(report.winner.as_ref().unwrap().diff.contains("+mod sieve;"), "the winner's diff is in the report");
+    assert!(report.winner.as_ref().unwrap().reason.contains("on the held-out cases alone"), "{:?}", report.winner);
     // Both correct candidates win; the cheaper one is chosen.
     assert!(candidate(&report, "trial-division").verdict.as_ref().unwrap().wins);
     // The faster wrong one fits the visible cases and fails the held-out ones.
@@ -100,6 +102,14 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     assert!(wrong_bench.cases.iter().filter(|c| !c.held_out).all(|c| c.passed), "it fits every visible case");
     assert!(!wrong.verdict.as_ref().unwrap().wins);
     assert!(wrong.verdict.as_ref().unwrap().reason.contains("held out"), "{:?}", wrong.verdict);
+    // The one that looks up the visible answers: correct everywhere and
+    // cheaper overall, but not on the held-out cases, so it loses.
+    let memorised = candidate(&report, "memorised");
+    assert_eq!(memorised.bench.as_ref().unwrap().passed, 7, "it passes every case");
+    let verdict = memorised.verdict.as_ref().unwrap();
+    assert!(!verdict.wins, "{verdict:?}");
+    assert!(verdict.improvement.unwrap() >= 0.15, "it beats the threshold overall: {verdict:?}");
+    assert!(verdict.reason.contains("on the 2 held-out case(s)") && verdict.reason.contains("does not carry"), "{verdict:?}");
     // The one that does not build: rejected with the compiler's errors.
     let broken = candidate(&report, "does-not-build");
     assert_eq!(broken.build.kind.as_deref(), Some("compile-error"));
@@ -110,7 +120,7 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     assert_eq!(hostile.build.violations[0].construct, "include_str!");
     assert!(hostile.version.is_none());
     let builds = std::fs::read_dir(t.host.config.host.data_dir.join("evolve/builds")).unwrap().count();
-    assert_eq!(builds, 6, "seven candidates, one refused before any build directory was made");
+    assert_eq!(builds, 7, "eight candidates, one refused before any build directory was made");
     // The looping and the memory-growing ones are stopped by their limits.
     let codes = |label: &str| -> Vec<Option<String>> {
         let c = candidate(&report, label);
@@ -122,7 +132,7 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     // Report contents: configuration, timings, per-case fuel, charts, no external assets.
     assert_eq!(report.config.sandbox, "bwrap");
     assert_eq!(report.config.held_out_cases, 2);
-    assert_eq!(report.incumbent.bench.passed, 6);
+    assert_eq!(report.incumbent.bench.passed, 7);
     assert!(report.timings.build_cold_ms.is_some() && report.timings.build_warm_ms.len() >= 5);
     let html = std::fs::read_to_string(&outcome.report_html).unwrap();
     for needle in ["sieve", "small-divisors", "E0308", "include_str!", "<svg", "Fuel across generations", "+mod sieve;", "swapped"] {
@@ -134,13 +144,13 @@ async fn demo_swaps_the_sieve_in_rejects_the_rest_and_rolls_back() {
     let store = SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap();
     let versions = store.versions("primes").unwrap();
     assert_eq!(versions[0].hash, naive);
-    assert_eq!(versions[0].origin, "installed");
+    assert_eq!(versions[0].origin, agentkernel::evolution::INSTALLED_UNVERIFIED, "its source is the crate's, unverified");
     let sieve = store.version(&winner).unwrap().unwrap();
     assert_eq!(sieve.parent.as_deref(), Some(naive.as_str()));
     assert!(sieve.origin.ends_with("candidates/sieve"), "{}", sieve.origin);
     let files: std::collections::BTreeMap<String, String> = serde_json::from_str(&sieve.source).unwrap();
     assert_eq!(files.keys().collect::<Vec<_>>(), ["lib.rs", "sieve.rs"]);
-    assert_eq!(versions.len(), 1 + 5, "the incumbent and the five candidates that built");
+    assert_eq!(versions.len(), 1 + 6, "the incumbent and the six candidates that built");
     let rec = store.evolution(&outcome.evolution).unwrap().unwrap();
     assert_eq!((rec.status.as_str(), rec.decision.as_deref()), ("finished", Some("swapped")));
 
@@ -174,7 +184,7 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
         let bench = Bench::new(&t.host.config, "primes", &suite.limits).await.unwrap();
         let agent = bench.load(&naive).await.unwrap();
         let result = bench.run(&agent, &suite.cases, 1).await;
-        assert_eq!(result.passed, 6);
+        assert_eq!(result.passed, 7);
         fuels.push(result.cases.iter().map(|c| c.fuel).collect::<Vec<_>>());
     }
     assert_eq!(fuels[0], fuels[1], "the same component costs the same fuel every run");
@@ -215,6 +225,70 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
     assert_eq!(r.cases[0].llm_calls, 1);
 }
 
+/// Builds `source` as any candidate is built; the component and its hash.
+async fn build_component(t: &TestHost, source: &str, package: &str) -> (Vec<u8>, String) {
+    use agentkernel::evolution::sandbox_build::{self, BuildSettings};
+    let settings = BuildSettings::resolve(&t.host.config.evolution, &t.host.config.host.data_dir).unwrap();
+    let source = agentkernel::evolution::source_check::CandidateSource::single(source);
+    let built = sandbox_build::build(&settings, &source, &t.dir.path().join(package), package).await.unwrap();
+    let hash = agentkernel::runtime::content_hash(&built.component);
+    (built.component, hash)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_candidate_reading_random_numbers_and_clocks_costs_the_same_fuel_every_run() {
+    use agentkernel::evolution::bench::Bench;
+    use agentkernel::evolution::suite::Suite;
+    let t = TestHost::new(&config(""));
+    // Work proportional to a random number (std's hash keys come from WASI
+    // random) and to how often the clock is read before 50 µs have passed.
+    let (component, _) = build_component(
+        &t,
+        r#"use agentkernel_sdk::prelude::*;
+use std::hash::{BuildHasher, Hasher};
+pub struct P;
+impl Agent for P {
+    fn describe() -> Manifest { Manifest::new("primes", "0.0.1", "reads random numbers and clocks") }
+    fn handle(_req: Request) -> Result<Response, AgentError> {
+        let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let mut x = 0u64;
+        for i in 0..seed % 100_000 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        let start = std::time::Instant::now();
+        let mut readings = 0u64;
+        while start.elapsed() < std::time::Duration::from_micros(50) {
+            readings += 1;
+        }
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        Ok(Response::text(format!("seed {seed} x {x} readings {readings} wall {wall}")))
+    }
+}
+export_agent!(P);
+"#,
+        "random-primes",
+    )
+    .await;
+    let suite = Suite::parse("[[case]]
+name='r'
+request='x'
+expect={contains=['seed']}
+").unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let bench = Bench::new(&t.host.config, "primes", &suite.limits).await.unwrap();
+        let agent = bench.load(&component).await.unwrap();
+        let r = bench.run(&agent, &suite.cases, 1).await;
+        assert!(r.cases[0].passed, "{:?}", r.cases[0]);
+        runs.push((r.cases[0].text.clone(), r.cases[0].fuel.unwrap()));
+    }
+    assert_eq!(runs[0], runs[1], "the same random numbers, clock readings and fuel in every run");
+    // Virtual clocks: a microsecond per reading, from 2025-01-01.
+    let readings: u64 = runs[0].0.split("readings ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((1..=50).contains(&readings), "{}", runs[0].0);
+    assert!(runs[0].0.ends_with("wall 1735689600"), "{}", runs[0].0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn llm_generator_repairs_a_candidate_from_compiler_errors_and_wins() {
     let sieve = std::fs::read_to_string(candidates_dir().join("sieve/src/sieve.rs")).unwrap();
@@ -223,15 +297,20 @@ async fn llm_generator_repairs_a_candidate_from_compiler_errors_and_wins() {
     let broken_sieve = sieve.replace("let mut count = 0;", "let mut count: u64 = \"zero\";");
     let first = format!("Use a sieve.\n```rust src/lib.rs\n{lib}```\n```rust src/sieve.rs\n{broken_sieve}```\n");
     let repair = "src/sieve.rs\n<<<<<<< SEARCH\n    let mut count: u64 = \"zero\";\n=======\n    let mut count: u64 = 0;\n>>>>>>> REPLACE\n";
+    // Generation 2: a file under `src/lib.rs/`, which cannot be written
+    // beside the file `src/lib.rs`: that candidate fails, not the run.
+    let unwritable = "```rust src/lib.rs/x.rs\npub fn x() {}\n```\n";
     let llm = ScriptedLlm::start(vec![
         Scripted::Reply { content: first, prompt_tokens: 900, completion_tokens: 400 },
         Scripted::Reply { content: repair.into(), prompt_tokens: 1200, completion_tokens: 60 },
+        Scripted::Reply { content: unwritable.into(), prompt_tokens: 1000, completion_tokens: 20 },
     ])
     .await;
     let t = TestHost::new(&config(&format!("llm_profile = \"fast\"\n{}", llm.config_with(""))));
     with_naive_primes_installed(&t).await;
     let mut opts = options(GeneratorSpec::Llm);
     opts.candidates = Some(1);
+    opts.generations = 2;
     let outcome = engine(&t).evolve(opts, &|_| {}).await.unwrap();
     assert_eq!(outcome.decision, "swapped", "{}", std::fs::read_to_string(&outcome.report_json).unwrap());
 
@@ -239,16 +318,32 @@ async fn llm_generator_repairs_a_candidate_from_compiler_errors_and_wins() {
     let c = &report.generations[0].candidates[0];
     assert_eq!(c.build.repairs, 1);
     assert!(c.build.ok);
-    assert_eq!((report.llm.calls, report.llm.prompt_tokens, report.llm.completion_tokens), (2, 2100, 460));
+    assert_eq!(report.winner.as_ref().unwrap().version, c.version.clone().unwrap());
+    let bad = &report.generations[1].candidates[0];
+    assert!(!bad.build.ok);
+    assert_eq!(bad.build.kind.as_deref(), Some("setup"), "{:?}", bad.build);
+    assert_eq!(bad.build.errors.len(), 1, "the reason is in the report: {:?}", bad.build.errors);
+    assert_eq!((report.llm.calls, report.llm.prompt_tokens, report.llm.completion_tokens), (3, 3100, 480));
     assert!(report.llm.cost_usd > 0.0, "priced at the test model's rates");
 
     let requests = llm.requests();
-    assert_eq!(requests.len(), 2);
+    assert_eq!(requests.len(), 3);
     let prompt = requests[0]["messages"][1]["content"].as_str().unwrap();
     assert!(prompt.contains("count_below") && prompt.contains("below-10"), "source and visible cases are shown");
     assert!(!prompt.contains("below-2500") && !prompt.contains("below-1000"), "held-out cases never reach the generator");
+    let system = requests[0]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("world agent {") && system.contains("record manifest"), "the WIT world is in the SDK summary");
     let repair_prompt = requests[1]["messages"][1]["content"].as_str().unwrap();
     assert!(repair_prompt.contains("E0308"), "compiler errors go back to the model: {repair_prompt}");
+    // Generation 2 starts from generation 1's winner, and its fuel is what
+    // the model is shown as the parent's, not the incumbent's.
+    let second = requests[2]["messages"][1]["content"].as_str().unwrap();
+    assert!(second.contains("let mut count: u64 = 0;"), "the repaired winner is the parent: {second}");
+    let fuel_line = |bench: &agentkernel::evolution::bench::BenchResult| {
+        format!("parent: case below-10: passed, fuel {}", bench.case("below-10").unwrap().fuel.unwrap())
+    };
+    assert!(second.contains(&fuel_line(c.bench.as_ref().unwrap())), "{second}");
+    assert!(!second.contains(&fuel_line(&report.incumbent.bench)), "{second}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -293,6 +388,7 @@ export_agent!(Primes);
         t.agents_dir(),
         "primes".into(),
         good.clone(),
+        bad.clone(),
         before,
         WatchSettings { calls: 5, tolerance: 0.05, max_wait: std::time::Duration::from_secs(30) },
     ));
@@ -304,6 +400,56 @@ export_agent!(Primes);
     assert_eq!(t.host.registry.get("primes").unwrap().hash, good, "the old version serves again");
     assert_eq!(store.installs("primes").unwrap().last().unwrap().reason, "auto-rollback");
     t.host.registry.call("primes", &sandbox_tests::request("s", "10")).await.unwrap();
+
+    let watch_settings = WatchSettings { calls: 5, tolerance: 0.05, max_wait: std::time::Duration::from_secs(30) };
+    let data_dir = t.host.config.host.data_dir.clone();
+    // A watch whose version was already replaced leaves the newer one alone.
+    let stale = swap::watch_after_swap(
+        t.host.registry.clone(),
+        store.clone(),
+        data_dir.clone(),
+        t.agents_dir(),
+        "primes".into(),
+        bad.clone(),
+        bad.clone(),
+        t.host.runtime.metrics().agent_call_counts("primes"),
+        watch_settings.clone(),
+    )
+    .await;
+    assert_eq!(stale, WatchOutcome::Superseded { current: Some(good.clone()) });
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, good);
+
+    // A version the registry cannot load is not reported installed: the
+    // file it replaced is put back and still serves.
+    let unloadable = "0".repeat(64);
+    swap::keep_component(&data_dir, &unloadable, b"not a component").unwrap();
+    let err = swap::install(&data_dir, &t.agents_dir(), "primes", &unloadable, "test swap", &*store, Some(&t.host.registry)).await.unwrap_err();
+    assert!(matches!(err, swap::SwapError::NotLoaded(_)), "{err}");
+    assert!(err.to_string().contains("previous file was restored"), "{err}");
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, good);
+    assert_eq!(agentkernel::runtime::content_hash(&std::fs::read(t.agents_dir().join("primes.wasm")).unwrap()), good);
+    assert_eq!(store.installs("primes").unwrap().last().unwrap().hash, good, "the failed install is not recorded");
+
+    // A rollback that cannot happen (the previous version is not kept) is reported as failed.
+    swap::install(&data_dir, &t.agents_dir(), "primes", &bad, "test swap", &*store, Some(&t.host.registry)).await.unwrap();
+    let before = t.host.runtime.metrics().agent_call_counts("primes");
+    let watch = tokio::spawn(swap::watch_after_swap(
+        t.host.registry.clone(),
+        store.clone(),
+        data_dir.clone(),
+        t.agents_dir(),
+        "primes".into(),
+        "1".repeat(64),
+        bad.clone(),
+        before,
+        watch_settings,
+    ));
+    for _ in 0..5 {
+        assert!(t.host.registry.call("primes", &sandbox_tests::request("s", "10")).await.is_err());
+    }
+    let outcome = watch.await.unwrap();
+    assert!(matches!(outcome, WatchOutcome::RollbackFailed { ref error, .. } if error.contains("not kept")), "{outcome:?}");
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, bad);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -342,9 +488,14 @@ async fn an_interrupted_evolution_resumes_from_its_last_finished_generation() {
     };
     run.abort();
     let _ = run.await;
-    assert_eq!(engine.store.evolution(&id).unwrap().unwrap().status, "running", "an interrupted run stays resumable");
+    let interrupted = engine.store.evolution(&id).unwrap().unwrap();
+    assert_eq!(interrupted.status, "running", "an interrupted run stays resumable");
+    let checkpoint: serde_json::Value = serde_json::from_str(interrupted.checkpoint.as_deref().unwrap()).unwrap();
+    let cold_before = checkpoint["timings"]["build_cold_ms"].as_f64().expect("generation 1 built");
 
+    // Resumed without a count: the rest of the directory.
     opts.resume = Some(id.clone());
+    opts.candidates = None;
     let outcome = engine.evolve(opts, &|_| {}).await.unwrap();
     assert_eq!(outcome.evolution, id);
     let report = read_report(&outcome);
@@ -354,7 +505,35 @@ async fn an_interrupted_evolution_resumes_from_its_last_finished_generation() {
     assert_eq!(labels, [vec!["a-trial", "b-wrong"], vec!["c-broken", "d-sieve"]]);
     assert_eq!(outcome.decision, "kept", "--no-swap");
     assert_eq!(report.winner.unwrap().label, "d-sieve");
+    assert_eq!(report.timings.build_cold_ms, Some(cold_before), "the cold build is generation 1's, not a warm one after the resume");
+    assert_eq!(report.timings.build_warm_ms.len(), 3);
     assert!(engine.evolve(options(GeneratorSpec::Llm).clone_with_resume(&id), &|_| {}).await.is_err(), "a finished run cannot resume");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_winner_that_changes_the_manifest_is_installed_only_with_approval() {
+    let cands = tempfile::tempdir().unwrap();
+    let trial = std::fs::read_to_string(candidates_dir().join("trial-division.rs")).unwrap();
+    let grabby = trial.replace(r#".keywords(["primes", "prime"])"#, r#".keywords(["primes", "prime", "weather", "news"])"#);
+    assert_ne!(grabby, trial);
+    std::fs::write(cands.path().join("grabby.rs"), grabby).unwrap();
+    let t = TestHost::new(&config(""));
+    let naive = with_naive_primes_installed(&t).await;
+    let engine = engine(&t);
+
+    let outcome = engine.evolve(options(GeneratorSpec::Dir(cands.path().to_path_buf())), &|_| {}).await.unwrap();
+    assert_eq!(outcome.decision, "kept", "{}", outcome.reason);
+    assert!(outcome.reason.contains("manifest differs") && outcome.reason.contains("weather") && outcome.reason.contains("--approve-manifest-change"), "{}", outcome.reason);
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, naive, "nothing was installed");
+    let report = read_report(&outcome);
+    assert!(candidate(&report, "grabby").manifest_change.as_deref().unwrap().contains("skills"));
+
+    let mut opts = options(GeneratorSpec::Dir(cands.path().to_path_buf()));
+    opts.approve_manifest_change = true;
+    let outcome = engine.evolve(opts, &|_| {}).await.unwrap();
+    assert_eq!(outcome.decision, "swapped", "{}", outcome.reason);
+    assert!(outcome.reason.contains("manifest change approved"), "{}", outcome.reason);
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, outcome.winner_version.unwrap());
 }
 
 trait ResumeExt {
@@ -542,6 +721,11 @@ async fn create_writes_a_new_agent_registered_only_if_it_passes_its_cases() {
     let report: Report = serde_json::from_str(&std::fs::read_to_string(v["report_json"].as_str().unwrap()).unwrap()).unwrap();
     let verdicts: Vec<bool> = report.generations[0].candidates.iter().map(|c| c.verdict.as_ref().unwrap().wins).collect();
     assert_eq!(verdicts, [false, true], "the lower-casing one fails its cases");
+    assert!(report.generations[0].candidates.iter().all(|c| c.parent.is_none()), "a new agent's first versions have no parent");
+    let store = SqliteStorage::open(&dir.path().join("data/agentkernel.sqlite")).unwrap();
+    let versions = store.versions("shout").unwrap();
+    assert_eq!(versions.len(), 2);
+    assert!(versions.iter().all(|v| v.parent.is_none()), "{versions:?}");
 
     // A name that exists is refused; a run where nothing passes registers nothing.
     let d = dir.path().to_path_buf();
@@ -591,7 +775,7 @@ async fn policy_starts_an_evolution_when_the_live_error_rate_crosses_its_thresho
     )));
     // A version of primes that fails every call, installed as the incumbent.
     let failing = CandidateSource::single(
-        "use agentkernel_sdk::prelude::*;\npub struct P;\nimpl Agent for P {\n    fn describe() -> Manifest { Manifest::new(\"primes\", \"0.0.1\", \"broken\") }\n    fn handle(_r: Request) -> Result<Response, AgentError> { Err(AgentError::Failed(\"broken\".into())) }\n}\nexport_agent!(P);\n",
+        "use agentkernel_sdk::prelude::*;\npub struct P;\nimpl Agent for P {\n    fn describe() -> Manifest { Manifest::new(\"primes\", \"0.0.1\", \"Counts the prime numbers below N.\").skill(Skill::new(\"count-primes\", \"How many primes are below N, and the largest\").keywords([\"primes\", \"prime\"])) }\n    fn handle(_r: Request) -> Result<Response, AgentError> { Err(AgentError::Failed(\"broken\".into())) }\n}\nexport_agent!(P);\n",
     );
     let settings = agentkernel::evolution::sandbox_build::BuildSettings::resolve(&t.host.config.evolution, &t.host.config.host.data_dir).unwrap();
     let built = agentkernel::evolution::sandbox_build::build(&settings, &failing, &t.dir.path().join("failing"), "failing-primes-auto").await.unwrap();

@@ -3,9 +3,11 @@
 //!
 //! The benchmark has its own runtime: the host's policy for the agent (so
 //! a candidate importing more than the incumbent is granted fails to load
-//! here), the suite's limits with fuel always metered, the case storage and
-//! the scripted LLM. Cases run one at a time, each against a freshly
-//! seeded database and script.
+//! here; a granted `aws_ec2` is forced to dry run against an unreachable
+//! endpoint), the suite's limits with fuel always metered, seeded WASI
+//! random numbers and virtual clocks, the case storage and the scripted
+//! LLM. Cases run one at a time, each against a freshly seeded database
+//! and script.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,12 +87,23 @@ impl Bench {
         config.host.max_instances = 4;
         config.host.memory_ceiling_bytes = limits.memory_bytes.max(1 << 20);
         let storage = Arc::new(CaseStorage::new().map_err(|e| BenchError::Setup(e.to_string()))?);
-        // Candidates never reach EC2: every aws-ec2 call they make fails as
-        // `unavailable` (nothing listens on loopback port 9), audited in memory.
+        // Candidates never change EC2: a granted aws_ec2 scope is forced to
+        // dry run (and never auto-applies), and the endpoint is one nothing
+        // listens on (loopback port 9), so every call fails as `unavailable`
+        // and is audited in memory. Not a double: only the agent's handling
+        // of an unreachable EC2 is benchmarked.
         config.aws.endpoint_url = Some("http://127.0.0.1:9".into());
         config.aws.max_attempts = 1;
+        let defaults = config.defaults.clone();
+        let section = config.agents.entry(agent.to_string()).or_default();
+        if let Some(mut scope) = section.policy.layered_on(&defaults).aws_ec2.scope() {
+            scope.dry_run = true;
+            scope.auto_apply = false;
+            section.policy.aws_ec2 = Some(crate::policy::Grant::Scoped(scope));
+        }
         let aws_store = Arc::new(crate::storage::sqlite::SqliteStorage::in_memory().map_err(|e| BenchError::Setup(e.to_string()))?);
-        let options = RuntimeOptions::from_config(&config);
+        let mut options = RuntimeOptions::from_config(&config);
+        options.deterministic_wasi = true;
         let runtime =
             Runtime::new(Arc::new(config), storage.clone(), aws_store, options).map_err(|e| BenchError::Setup(format!("{e:#}")))?;
         Ok(Bench { runtime, storage, llm, agent: agent.to_string() })

@@ -74,7 +74,7 @@ impl Generator {
     /// Skips what an interrupted run already consumed.
     pub fn skip(&mut self, n: usize) {
         if let Generator::Dir(d) = self {
-            d.position = (d.position + n).min(d.entries.len());
+            d.position = d.position.saturating_add(n).min(d.entries.len());
         }
     }
 
@@ -120,7 +120,8 @@ impl DirGenerator {
     }
 
     fn next(&mut self, count: usize) -> Vec<Candidate> {
-        let end = (self.position + count).min(self.entries.len());
+        // `count` is usize::MAX for "all the rest" (no --candidates).
+        let end = self.position.saturating_add(count).min(self.entries.len());
         let out = self.entries[self.position..end].iter().map(|p| self.read(p)).collect();
         self.position = end;
         out
@@ -349,8 +350,49 @@ pub fn apply_reply(base: &CandidateSource, reply: &str) -> Result<CandidateSourc
     Ok(out)
 }
 
-/// The SDK surface a generator needs, cut from the SDK's own source.
+/// Most characters of WIT text a prompt carries.
+const MAX_WIT_CHARS: usize = 12_000;
+
+/// The SDK surface a generator needs, cut from the SDK's own source, and
+/// the WIT world the component is built against (`world.wit` and
+/// `types.wit` first, then the capability interfaces while they fit in
+/// [`MAX_WIT_CHARS`]; the rest are named).
 pub fn sdk_summary(sdk_dir: &Path) -> String {
+    let mut out = sdk_items(sdk_dir);
+    let wit_dir = [sdk_dir.join("wit"), sdk_dir.join("../wit")].into_iter().find(|d| d.is_dir());
+    if let Some(dir) = wit_dir {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "wit")).collect())
+            .unwrap_or_default();
+        let rank = |p: &PathBuf| match p.file_name().and_then(|n| n.to_str()) {
+            Some("world.wit") => 0,
+            Some("types.wit") => 1,
+            _ => 2,
+        };
+        // Then the smallest first: more interfaces fit.
+        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(u64::MAX);
+        files.sort_by(|a, b| rank(a).cmp(&rank(b)).then(size(a).cmp(&size(b))).then(a.cmp(b)));
+        let mut used = 0;
+        let mut omitted = Vec::new();
+        out.push_str("\nWIT (the interfaces the component imports and exports):\n");
+        for f in files {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+            let Ok(text) = std::fs::read_to_string(&f) else { continue };
+            if used + text.len() > MAX_WIT_CHARS {
+                omitted.push(name);
+                continue;
+            }
+            used += text.len();
+            out.push_str(&format!("```wit {name}\n{}\n```\n", text.trim_end()));
+        }
+        if !omitted.is_empty() {
+            out.push_str(&format!("(not shown, for length: {})\n", omitted.join(", ")));
+        }
+    }
+    out
+}
+
+fn sdk_items(sdk_dir: &Path) -> String {
     let lib = std::fs::read_to_string(sdk_dir.join("src/lib.rs")).unwrap_or_default();
     let mut out = String::new();
     for line in lib.lines() {
@@ -389,6 +431,33 @@ mod tests {
         let s = apply_reply(&base(), reply).unwrap();
         assert_eq!(s.files["lib.rs"], "fn a() {\n    fast();\n}\n");
         assert_eq!(s.files["util.rs"], "pub fn u() -> u32 { 2 }\n");
+    }
+
+    #[test]
+    fn a_directory_generator_resumed_without_a_count_offers_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.rs", "b.rs", "c.rs"] {
+            std::fs::write(dir.path().join(name), "pub fn f() {}\n").unwrap();
+        }
+        let mut g = Generator::Dir(DirGenerator::open(dir.path()).unwrap());
+        g.skip(1);
+        // No --candidates: "all the rest", which must not overflow past the
+        // position already reached.
+        let Generator::Dir(d) = &mut g else { unreachable!() };
+        let labels: Vec<String> = d.next(usize::MAX).into_iter().map(|c| c.label).collect();
+        assert_eq!(labels, ["b", "c"]);
+        assert!(g.exhausted());
+        g.skip(usize::MAX);
+        assert!(g.exhausted());
+    }
+
+    #[test]
+    fn the_sdk_summary_carries_the_wit_world() {
+        let summary = sdk_summary(&crate::scaffold::default_sdk_path());
+        assert!(summary.contains("trait Agent"), "{summary}");
+        assert!(summary.contains("```wit world.wit") && summary.contains("world agent {"), "{summary}");
+        assert!(summary.contains("```wit types.wit") && summary.contains("record manifest"), "{summary}");
+        assert!(summary.len() < 16_000, "bounded: {} chars", summary.len());
     }
 
     #[test]

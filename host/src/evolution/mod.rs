@@ -210,6 +210,9 @@ pub struct EvolveOptions {
     /// Write a new agent instead (`agentkernel create`): no incumbent; a
     /// candidate must pass every case to be registered.
     pub create: Option<CreateSpec>,
+    /// Install a winner even if its manifest (description, skills,
+    /// keywords) differs from the incumbent's: what routing sees changes.
+    pub approve_manifest_change: bool,
 }
 
 impl EvolveOptions {
@@ -224,6 +227,7 @@ impl EvolveOptions {
             source: None,
             resume: None,
             create: None,
+            approve_manifest_change: false,
         }
     }
 }
@@ -292,6 +296,13 @@ struct Best {
     total_fuel: u64,
     reason: String,
     source: CandidateSource,
+    /// How its manifest differs from the incumbent's (what routing sees).
+    #[serde(default)]
+    manifest_change: Option<String>,
+    /// Its results on the visible cases, as the generator is shown them
+    /// when it is the parent.
+    #[serde(default)]
+    feedback: Vec<String>,
 }
 
 /// Saved after every finished generation; a resume starts from it.
@@ -432,7 +443,6 @@ impl Engine {
         progress(&format!("evolution {id}: agent `{agent}`, suite {} ({} cases)", suite_path.display(), suite.cases.len()));
 
         // The incumbent: what the agents directory serves, else the source crate built.
-        let mut build_count = 0usize;
         let served = self.registry.as_ref().and_then(|r| r.get(agent));
         if opts.create.is_some() && served.is_some() {
             return Err(EvolveError::Config(format!("agent `{agent}` already exists; evolve it instead")));
@@ -441,22 +451,29 @@ impl Engine {
         let crate_source = || CandidateSource::read_dir(&source_dir.join("src")).map_err(EvolveError::Incumbent);
         let bench = Bench::new(&self.config, agent, &suite.limits).await?;
         let repeats = if suite.objective.metric == Metric::WallTime { suite.objective.repeats } else { 1 };
-        let (inc_hash, inc_origin, inc_source, inc_bench) = if let Some(create) = &opts.create {
+        let (inc_hash, inc_origin, inc_source, inc_bench, inc_manifest) = if let Some(create) = &opts.create {
             let template = CREATE_TEMPLATE.replace("{name}", agent).replace("{description}", &create.spec.replace(['"', '\\', '\n'], " "));
-            (String::new(), "none (new agent)".to_string(), CandidateSource::single(&template), no_incumbent(&suite))
+            (String::new(), "none (new agent)".to_string(), CandidateSource::single(&template), no_incumbent(&suite), None)
         } else {
             let (inc_bytes, inc_hash, inc_origin, inc_source, inc_installed) = match served {
                 Some(a) => {
                     let path = a.source.clone().unwrap_or_default();
                     let bytes = std::fs::read(&path).map_err(|e| EvolveError::Incumbent(format!("{}: {e}", path.display())))?;
                     let hash = crate::runtime::content_hash(&bytes);
-                    let source = match self.store.version(&hash)? {
-                        Some(v) => CandidateSource {
-                            files: serde_json::from_str(&v.source).map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
-                        },
-                        None => crate_source()?,
+                    let (source, origin) = match self.store.version(&hash)? {
+                        Some(v) => (
+                            CandidateSource {
+                                files: serde_json::from_str(&v.source)
+                                    .map_err(|e| EvolveError::Incumbent(format!("lineage source: {e}")))?,
+                            },
+                            "installed",
+                        ),
+                        // Nothing says this component was built from the
+                        // crate's src/ (a rebuild never reproduces its
+                        // bytes): lineage says so rather than vouch for it.
+                        None => (crate_source()?, INSTALLED_UNVERIFIED),
                     };
-                    (bytes, hash, "installed".to_string(), source, true)
+                    (bytes, hash, origin.to_string(), source, true)
                 }
                 None => {
                     progress("building the incumbent from its source crate");
@@ -470,7 +487,6 @@ impl Engine {
                             e => EvolveError::Incumbent(format!("the source crate does not build: {e}")),
                         })?;
                     timings.build_cold_ms.get_or_insert(ms(started));
-                    build_count += 1;
                     let hash = crate::runtime::content_hash(&built.component);
                     (built.component, hash, "source".to_string(), source, false)
                 }
@@ -501,7 +517,7 @@ impl Engine {
                 inc_bench.cases.len(),
                 inc_bench.total_fuel
             ));
-            (inc_hash, inc_origin, inc_source, inc_bench)
+            (inc_hash, inc_origin, inc_source, inc_bench, Some(inc_loaded.manifest.clone()))
         };
         let mut generator = match &opts.generator {
             GeneratorSpec::Dir(p) => Generator::Dir(DirGenerator::open(p).map_err(EvolveError::Generator)?),
@@ -540,7 +556,9 @@ impl Engine {
         if let Generator::Llm(l) = &mut generator {
             l.usage = state.llm.clone();
         }
-        let mut feedback = feedback_lines("parent", &inc_bench);
+        // What the generator is told about its parent: the best so far, else the incumbent.
+        let parent_feedback = |best: Option<&Best>| best.map(|b| b.feedback.clone()).unwrap_or_else(|| feedback_lines("parent", &inc_bench));
+        let mut feedback = parent_feedback(state.best.as_ref());
         let visible: Vec<&suite::Case> = suite.visible().collect();
 
         for g in (state.generations.len() as u32 + 1)..=opts.generations.max(1) {
@@ -572,19 +590,19 @@ impl Engine {
             state.consumed += candidates.len();
             let total = candidates.len();
             let mut reports = Vec::new();
-            let mut next_feedback = feedback_lines("parent", &inc_bench);
+            let mut next_feedback = Vec::new();
             for (i, candidate) in candidates.into_iter().enumerate() {
                 progress(&format!("generation {g}: candidate {}/{total} `{}`", i + 1, candidate.label));
-                let (report, built) = self
-                    .evaluate(candidate, &mut generator, &ctx, &settings, &mut build_count, &mut timings, progress)
-                    .await?;
+                let (report, built) = self.evaluate(candidate, &mut generator, &ctx, &settings, &mut timings, progress).await?;
                 let mut report = report;
                 if let Some((bytes, source)) = built {
                     let hash = crate::runtime::content_hash(&bytes);
+                    // A new agent's first versions have no parent.
+                    let parent = Some(state.parent_version.clone()).filter(|p| !p.is_empty());
                     self.store.record_version(&AgentVersion {
                         hash: hash.clone(),
                         agent: agent.into(),
-                        parent: Some(state.parent_version.clone()),
+                        parent: parent.clone(),
                         origin: report.origin.clone(),
                         source: serde_json::to_string(&source.files).unwrap_or_default(),
                         evolution: Some(id.into()),
@@ -592,10 +610,14 @@ impl Engine {
                     })?;
                     swap::keep_component(&data_dir, &hash, &bytes)?;
                     report.version = Some(hash);
-                    report.parent = Some(state.parent_version.clone());
+                    report.parent = parent;
                     let started = Instant::now();
                     match bench.load(&bytes).await {
                         Ok(loaded) => {
+                            report.manifest_change = inc_manifest.as_ref().and_then(|m| manifest_change(m, &loaded.manifest));
+                            if let Some(change) = &report.manifest_change {
+                                progress(&format!("  its manifest differs from the incumbent's: {change}"));
+                            }
                             let b = bench.run(&loaded, &suite.cases, repeats).await;
                             let verdict = match &opts.create {
                                 None => select::judge(&inc_bench, &b, &suite.objective),
@@ -636,6 +658,8 @@ impl Engine {
                                 total_fuel: b.total_fuel,
                                 reason: v.reason.clone(),
                                 source: source.clone(),
+                                manifest_change: report.manifest_change.clone(),
+                                feedback: feedback_lines("parent", b),
                             });
                         }
                     }
@@ -658,7 +682,8 @@ impl Engine {
                 state.parent_version = best.version.clone();
                 state.parent_source = best.source.clone();
             }
-            feedback = next_feedback;
+            feedback = parent_feedback(state.best.as_ref());
+            feedback.extend(next_feedback);
             state.llm = generator.usage();
             state.timings = timings.clone();
             self.store.upsert_evolution(&EvolutionRecord {
@@ -677,10 +702,21 @@ impl Engine {
         let mut installed = None;
         let mut calls_before_swap = None;
         let (decision, reason) = match &state.best {
+            Some(best) if opts.swap && best.manifest_change.is_some() && !opts.approve_manifest_change => (
+                "kept",
+                format!(
+                    "winner `{}` ({}) {}, but its manifest differs from the incumbent's ({}), which changes what routing sees: \
+                     not installed without approval (--approve-manifest-change)",
+                    best.label,
+                    &best.version[..12],
+                    best.reason,
+                    best.manifest_change.as_deref().unwrap_or_default()
+                ),
+            ),
             Some(best) if opts.swap => {
                 let started = Instant::now();
                 calls_before_swap = self.registry.as_ref().map(|r| r.runtime().metrics().agent_call_counts(agent));
-                let path = swap::install(
+                let installing = swap::install(
                     &data_dir,
                     &agents_dir,
                     agent,
@@ -689,11 +725,27 @@ impl Engine {
                     &*self.store,
                     self.registry.as_deref(),
                 )
-                .await?;
+                .await;
                 timings.swap_ms = Some(ms(started));
-                progress(&format!("swapped in {} ({})", &best.version[..12], path.display()));
-                installed = Some(path);
-                ("swapped", format!("`{}` {}", best.label, best.reason))
+                let approved = match &best.manifest_change {
+                    Some(change) => format!(" (manifest change approved: {change})"),
+                    None => String::new(),
+                };
+                match installing {
+                    Ok(path) => {
+                        progress(&format!("swapped in {} ({})", &best.version[..12], path.display()));
+                        installed = Some(path);
+                        ("swapped", format!("`{}` {}{approved}", best.label, best.reason))
+                    }
+                    // The registry refused the winner: the previous version
+                    // was put back, and the report says so.
+                    Err(e @ swap::SwapError::NotLoaded(_)) => {
+                        calls_before_swap = None;
+                        progress(&format!("swap failed: {e}"));
+                        ("kept", format!("winner `{}` ({}) {}, but the swap failed: {e}", best.label, &best.version[..12], best.reason))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Some(best) => ("kept", format!("--no-swap: winner `{}` ({}) was not installed; it {}", best.label, &best.version[..12], best.reason)),
             None => {
@@ -771,7 +823,6 @@ impl Engine {
         generator: &mut Generator,
         ctx: &Context<'_>,
         settings: &BuildSettings,
-        build_count: &mut usize,
         timings: &mut Timings,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(CandidateReport, Option<(Vec<u8>, CandidateSource)>), EvolveError> {
@@ -784,6 +835,7 @@ impl Engine {
                 parent: None,
                 build: BuildReport { repairs, ..BuildReport::default() },
                 load_error: None,
+                manifest_change: None,
                 bench: None,
                 verdict: None,
             };
@@ -803,18 +855,23 @@ impl Engine {
             report.build.duration_ms = took;
             match result {
                 Ok(built) => {
-                    if *build_count == 0 {
-                        timings.build_cold_ms = Some(took);
-                    } else {
-                        timings.build_warm_ms.push(took);
-                    }
-                    *build_count += 1;
+                    record_build_time(timings, took);
                     report.build.ok = true;
                     progress(&format!("  built in {took:.0} ms"));
                     // The (possibly repaired) source is what lineage keeps.
                     return Ok((report, Some((built.component, source))));
                 }
-                Err(e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_))) => return Err(EvolveError::Build(e)),
+                // Without a sandbox nothing can be built: the run stops.
+                Err(e @ BuildError::SandboxUnavailable(_)) => return Err(EvolveError::Build(e)),
+                // Anything else that keeps one candidate from building (its
+                // files cannot be written, say `lib.rs` beside `lib.rs/x.rs`)
+                // fails that candidate only.
+                Err(e @ BuildError::Setup(_)) => {
+                    progress(&format!("  cannot be built: {e}"));
+                    report.build.kind = Some(e.kind().into());
+                    report.build.errors = vec![e.to_string()];
+                    return Ok((report, None));
+                }
                 Err(BuildError::Rejected(violations)) => {
                     progress(&format!("  rejected before building: {}", violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")));
                     report.build.kind = Some("rejected".into());
@@ -822,12 +879,7 @@ impl Engine {
                     return Ok((report, None));
                 }
                 Err(BuildError::Compile { log }) => {
-                    if *build_count == 0 {
-                        timings.build_cold_ms = Some(took);
-                    } else {
-                        timings.build_warm_ms.push(took);
-                    }
-                    *build_count += 1;
+                    record_build_time(timings, took);
                     let errors = sandbox_build::error_lines(&log);
                     let errors = if errors.is_empty() { vec![log.clone()] } else { errors };
                     progress(&format!("  does not build ({} error(s))", errors.len()));
@@ -865,6 +917,42 @@ fn build_place(data_dir: &Path, source: &CandidateSource) -> (PathBuf, String) {
     let digest = crate::runtime::content_hash(keyed.as_bytes());
     let key = &digest[..20];
     (data_dir.join("evolve").join("builds").join(key), format!("c-{key}"))
+}
+
+/// The first build of a run is the cold one; a resumed run keeps the cold
+/// time its checkpoint recorded.
+fn record_build_time(timings: &mut Timings, took: f64) {
+    if timings.build_cold_ms.is_none() {
+        timings.build_cold_ms = Some(took);
+    } else {
+        timings.build_warm_ms.push(took);
+    }
+}
+
+/// Lineage origin of an installed incumbent whose hash lineage does not
+/// know: its source is taken from the crate's `src/`, unverified.
+pub const INSTALLED_UNVERIFIED: &str = "installed (source unverified: taken from the crate's src/)";
+
+/// How `candidate`'s manifest differs from `incumbent`'s in what routing
+/// reads (name, description, skills and their keywords); the version may
+/// change freely.
+pub fn manifest_change(incumbent: &crate::runtime::ManifestInfo, candidate: &crate::runtime::ManifestInfo) -> Option<String> {
+    let mut changes = Vec::new();
+    if incumbent.name != candidate.name {
+        changes.push(format!("name `{}` → `{}`", incumbent.name, candidate.name));
+    }
+    if incumbent.description != candidate.description {
+        changes.push(format!("description {:?} → {:?}", incumbent.description, candidate.description));
+    }
+    let skills = |m: &crate::runtime::ManifestInfo| -> Vec<String> {
+        m.skills.iter().map(|s| format!("{} [{}] {:?}", s.name, s.keywords.join(", "), s.description)).collect()
+    };
+    let (before, after) = (skills(incumbent), skills(candidate));
+    if before != after {
+        let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join("; ") };
+        changes.push(format!("skills {} → {}", list(&before), list(&after)));
+    }
+    (!changes.is_empty()).then(|| changes.join("; "))
 }
 
 /// The incumbent's results when there is none: every case unanswered.

@@ -37,6 +37,9 @@ pub struct CandidateReport {
     /// Why the built component could not be benchmarked (e.g. imports
     /// beyond the agent's grants, a different agent name).
     pub load_error: Option<String>,
+    /// How its manifest differs from the incumbent's (routing would see it).
+    #[serde(default)]
+    pub manifest_change: Option<String>,
     pub bench: Option<BenchResult>,
     pub verdict: Option<Verdict>,
 }
@@ -390,6 +393,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vert
                 (Some(v), _) => format!("<span class={}>{}</span> {}", if v.wins { "pass" } else { "fail" }, if v.wins { "wins" } else { "loses" }, esc(&v.reason)),
                 (None, Some(e)) => format!("<span class=fail>not loadable</span> {}", esc(e)),
                 (None, None) => "-".into(),
+            };
+            let verdict = match &cand.manifest_change {
+                Some(change) => format!("{verdict}<br><span class=fail>manifest changed</span> {}", esc(change)),
+                None => verdict,
             };
             let _ = write!(
                 h,

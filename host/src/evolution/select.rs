@@ -21,6 +21,11 @@ fn lose(reason: String) -> Verdict {
 /// improves the objective by at least the threshold, or passes strictly
 /// more cases. For wall time the gain must hold in every repeat: the
 /// candidate's slowest run against the incumbent's fastest.
+///
+/// The gain must also hold on the held-out cases alone (when the
+/// incumbent passes any): a candidate that is cheap only on the cases a
+/// generator saw, say by hard-coding their answers, has not improved the
+/// agent.
 pub fn judge(incumbent: &BenchResult, candidate: &BenchResult, objective: &Objective) -> Verdict {
     let regressions: Vec<&str> = incumbent
         .cases
@@ -51,7 +56,57 @@ pub fn judge(incumbent: &BenchResult, candidate: &BenchResult, objective: &Objec
         return lose("neither passes any case".into());
     }
     let threshold = objective.threshold;
-    let (inc, cand, unit) = match objective.metric {
+    let (inc, cand, unit) = measure(incumbent, candidate, &passing, objective.metric);
+    if inc <= 0.0 || !inc.is_finite() {
+        return lose(format!("the incumbent's {unit} is not measurable"));
+    }
+    let improvement = 1.0 - cand / inc;
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    if improvement < threshold {
+        return Verdict {
+            wins: false,
+            reason: format!("improves {unit} by {}, below the threshold of {} ({cand:.0} vs {inc:.0})", pct(improvement), pct(threshold)),
+            improvement: Some(improvement),
+        };
+    }
+    let held_out: Vec<&str> =
+        passing.iter().copied().filter(|n| incumbent.case(n).is_some_and(|c| c.held_out)).collect();
+    let mut held_out_note = String::new();
+    if !held_out.is_empty() {
+        let (h_inc, h_cand, _) = measure(incumbent, candidate, &held_out, objective.metric);
+        if h_inc > 0.0 && h_inc.is_finite() {
+            let h_improvement = 1.0 - h_cand / h_inc;
+            if h_improvement < threshold {
+                return Verdict {
+                    wins: false,
+                    reason: format!(
+                        "saves {} {unit} overall but only {} on the {} held-out case(s) ({h_cand:.0} vs {h_inc:.0}; threshold {}): \
+                         the gain does not carry beyond the visible cases",
+                        pct(improvement),
+                        pct(h_improvement),
+                        held_out.len(),
+                        pct(threshold)
+                    ),
+                    improvement: Some(improvement),
+                };
+            }
+            held_out_note = format!(", {} on the held-out cases alone", pct(h_improvement));
+        }
+    }
+    Verdict {
+        wins: true,
+        reason: format!(
+            "passes every case the incumbent passes with {} less {unit} ({cand:.0} vs {inc:.0}{held_out_note}; threshold {})",
+            pct(improvement),
+            pct(threshold)
+        ),
+        improvement: Some(improvement),
+    }
+}
+
+/// The incumbent's and the candidate's objective over `cases`, and its unit.
+fn measure(incumbent: &BenchResult, candidate: &BenchResult, passing: &[&str], metric: Metric) -> (f64, f64, &'static str) {
+    match metric {
         Metric::Fuel => {
             let sum = |b: &BenchResult| -> u64 { passing.iter().filter_map(|n| b.case(n).and_then(|c| c.fuel)).sum() };
             (sum(incumbent) as f64, sum(candidate) as f64, "fuel")
@@ -64,24 +119,6 @@ pub fn judge(incumbent: &BenchResult, candidate: &BenchResult, objective: &Objec
             let fastest_incumbent = totals(incumbent).into_iter().fold(f64::INFINITY, f64::min);
             let slowest_candidate = totals(candidate).into_iter().fold(0.0, f64::max);
             (fastest_incumbent, slowest_candidate, "ms (candidate's slowest run vs the incumbent's fastest)")
-        }
-    };
-    if inc <= 0.0 || !inc.is_finite() {
-        return lose(format!("the incumbent's {unit} is not measurable"));
-    }
-    let improvement = 1.0 - cand / inc;
-    let pct = |x: f64| format!("{:.1}%", x * 100.0);
-    if improvement >= threshold {
-        Verdict {
-            wins: true,
-            reason: format!("passes every case the incumbent passes with {} less {unit} ({cand:.0} vs {inc:.0}; threshold {})", pct(improvement), pct(threshold)),
-            improvement: Some(improvement),
-        }
-    } else {
-        Verdict {
-            wins: false,
-            reason: format!("improves {unit} by {}, below the threshold of {} ({cand:.0} vs {inc:.0})", pct(improvement), pct(threshold)),
-            improvement: Some(improvement),
         }
     }
 }
@@ -145,6 +182,20 @@ mod tests {
         let v = judge(&inc, &overfit, &Objective::default());
         assert!(!v.wins);
         assert!(v.reason.contains("b") && v.reason.contains("held out"), "{v:?}");
+    }
+
+    #[test]
+    fn a_gain_only_on_the_visible_cases_loses() {
+        let inc = result(&[("a", false, true, 1000), ("b", false, true, 1000), ("c", true, true, 1000)]);
+        // Visible answers looked up, held-out ones computed as before: 66% less overall.
+        let memorised = result(&[("a", false, true, 10), ("b", false, true, 10), ("c", true, true, 1000)]);
+        let v = judge(&inc, &memorised, &Objective::default());
+        assert!(!v.wins, "{v:?}");
+        assert!(v.reason.contains("0.0% on the 1 held-out case(s)"), "{v:?}");
+        // A real improvement shows on the held-out case too.
+        let better = result(&[("a", false, true, 10), ("b", false, true, 10), ("c", true, true, 500)]);
+        let v = judge(&inc, &better, &Objective::default());
+        assert!(v.wins && v.reason.contains("50.0% on the held-out cases alone"), "{v:?}");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum SwapError {
     Io(String),
     #[error("{0}")]
     NotFound(String),
+    /// The registry did not load the installed version; the previous
+    /// file was put back.
+    #[error("{0}")]
+    NotLoaded(String),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
 }
@@ -57,9 +61,11 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// Installs kept version `hash` of `agent` atomically (temporary file and
-/// rename, so the registry never sees a half-written component), records
-/// the install, and, given the registry, loads it at once (the directory
-/// watch would pick it up anyway).
+/// rename, so the registry never sees a half-written component) and,
+/// given the registry, loads it at once and checks that the registry now
+/// serves `hash`. If it does not (the component fails to load there), the
+/// file it replaced is put back and reloaded, nothing is recorded, and the
+/// result is [`SwapError::NotLoaded`]. A successful install is recorded.
 pub async fn install(
     data_dir: &Path,
     agents_dir: &Path,
@@ -75,12 +81,47 @@ pub async fn install(
     }
     let dest = agent_file(agents_dir, agent, registry);
     let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("agent.wasm").to_string();
+    let replaced = std::fs::read(&dest).ok();
     let dest = crate::scaffold::install_component(&kept, agents_dir, &file_name).map_err(|e| SwapError::Io(e.to_string()))?;
-    store.record_install(&InstallRecord { agent: agent.into(), hash: hash.into(), reason: reason.into(), at: crate::llm::now_unix() })?;
     if let Some(r) = registry {
         r.load_path(&dest).await;
+        let serving = r.get(agent).map(|a| a.hash.clone());
+        if serving.as_deref() != Some(hash) {
+            let why = r
+                .files()
+                .into_iter()
+                .find(|f| f.path == dest)
+                .and_then(|f| f.error)
+                .unwrap_or_else(|| format!("it serves {}", serving.as_deref().map(|h| &h[..h.len().min(12)]).unwrap_or("nothing")));
+            let restored = restore(&dest, replaced.as_deref());
+            r.load_path(&dest).await;
+            return Err(SwapError::NotLoaded(format!(
+                "the registry did not load version {} of `{agent}` from {} ({why}); {}",
+                &hash[..hash.len().min(12)],
+                dest.display(),
+                match restored {
+                    Ok(()) if replaced.is_some() => "the previous file was restored".to_string(),
+                    Ok(()) => "the file was removed".to_string(),
+                    Err(e) => format!("restoring the previous file failed: {e}"),
+                }
+            )));
+        }
     }
+    store.record_install(&InstallRecord { agent: agent.into(), hash: hash.into(), reason: reason.into(), at: crate::llm::now_unix() })?;
     Ok(dest)
+}
+
+/// Puts `previous` back at `dest` atomically, or removes `dest` if there was nothing.
+fn restore(dest: &Path, previous: Option<&[u8]>) -> std::io::Result<()> {
+    match previous {
+        Some(bytes) => {
+            let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("agent.wasm");
+            let tmp = dest.with_file_name(format!(".{name}.restore{}", std::process::id()));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, dest)
+        }
+        None => std::fs::remove_file(dest),
+    }
 }
 
 /// The version a rollback installs: `to` (a hash or unique prefix of one
@@ -118,17 +159,27 @@ pub struct WatchSettings {
 }
 
 /// What the watch decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum WatchOutcome {
     Kept { error_rate: f64, before: f64 },
     RolledBack { error_rate: f64, before: f64, to: String },
+    /// The error rate rose but reinstalling the previous version failed:
+    /// the swapped-in version still serves.
+    RollbackFailed { error_rate: f64, before: f64, to: String, error: String },
+    /// Another version replaced the watched one (a newer swap or a manual
+    /// rollback): it is not this watch's to judge or undo.
+    Superseded { current: Option<String> },
     /// Not enough calls arrived in time.
     Inconclusive { calls: u64 },
 }
 
-/// Watches the next `settings.calls` live calls of `agent` after a swap
-/// and reinstalls `previous` if their error rate is worse than before the
-/// swap. `before` is `(calls, errors)` from the metrics at swap time.
+/// Watches the next `settings.calls` live calls of `agent` after version
+/// `swapped_in` replaced `previous`, and reinstalls `previous` if their
+/// error rate is worse than before the swap. `before` is `(calls,
+/// errors)` from the metrics at swap time. The watch ends without
+/// touching anything as soon as the registry serves another version.
+#[allow(clippy::too_many_arguments)]
 pub async fn watch_after_swap(
     registry: Arc<Registry>,
     store: Arc<dyn EvolutionStore>,
@@ -136,13 +187,19 @@ pub async fn watch_after_swap(
     agents_dir: PathBuf,
     agent: String,
     previous: String,
+    swapped_in: String,
     before: (u64, u64),
     settings: WatchSettings,
 ) -> WatchOutcome {
     let metrics = registry.runtime().metrics().clone();
     let rate_before = if before.0 == 0 { 0.0 } else { before.1 as f64 / before.0 as f64 };
     let started = std::time::Instant::now();
+    let current = || registry.get(&agent).map(|a| a.hash.clone());
     loop {
+        if current().as_deref() != Some(swapped_in.as_str()) {
+            tracing::info!(%agent, "post-swap watch ended: another version replaced {swapped_in}");
+            return WatchOutcome::Superseded { current: current() };
+        }
         let (total, errors) = metrics.agent_call_counts(&agent);
         let (calls, failed) = (total.saturating_sub(before.0), errors.saturating_sub(before.1));
         if calls >= settings.calls.max(1) {
@@ -153,7 +210,7 @@ pub async fn watch_after_swap(
                     Ok(_) => WatchOutcome::RolledBack { error_rate: rate, before: rate_before, to: previous },
                     Err(e) => {
                         tracing::error!(%agent, "automatic rollback failed: {e}");
-                        WatchOutcome::Kept { error_rate: rate, before: rate_before }
+                        WatchOutcome::RollbackFailed { error_rate: rate, before: rate_before, to: previous, error: e.to_string() }
                     }
                 };
             }
