@@ -225,6 +225,21 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
     assert_eq!(r.cases[0].llm_calls, 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_benchmark_forces_a_granted_ec2_scope_to_dry_run() {
+    use agentkernel::evolution::bench::Bench;
+    use agentkernel::evolution::suite::Suite;
+    let t = TestHost::new("[agents.ec2-probe]\naws_ec2 = { actions = [\"*\"], dry_run = false, auto_apply = true }\n");
+    let suite = Suite::parse("[[case]]\nname='p'\nrequest='x'\nexpect={contains=['x']}\n").unwrap();
+    let bench = Bench::new(&t.host.config, "ec2-probe", &suite.limits).await.unwrap();
+    let probe = bench.load(&sandbox_tests::wasm("ec2_probe")).await.unwrap();
+    let scope = probe.grants.aws_ec2.scope().expect("still granted");
+    assert!(scope.dry_run && !scope.auto_apply, "{scope:?}");
+    assert_eq!(scope.actions, ["*"], "the rest of the scope is the agent's");
+    let live = t.host.config.agents["ec2-probe"].policy.aws_ec2.as_ref().unwrap().scope().unwrap();
+    assert!(!live.dry_run, "serving keeps its own policy");
+}
+
 /// Builds `source` as any candidate is built; the component and its hash.
 async fn build_component(t: &TestHost, source: &str, package: &str) -> (Vec<u8>, String) {
     use agentkernel::evolution::sandbox_build::{self, BuildSettings};
