@@ -37,16 +37,23 @@ pub enum GenomeCommand {
     /// Terminate the owner's genome instances the genome no longer names.
     /// Without --approve only prints what would be terminated.
     Cleanup {
-        /// Genome file (default: the current genome, as last applied).
+        /// Genome file (default: the owner's current genome, as last applied).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Whose current genome, without --file (needed when several owners have one).
+        #[arg(long)]
+        owner: Option<String>,
         #[arg(long)]
         approve: bool,
         #[arg(long)]
         json: bool,
     },
-    /// Print the current genome (as last applied).
-    Show,
+    /// Print the current genomes (each owner's, as last applied).
+    Show {
+        /// Only this owner's.
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// List agents' genome proposals.
     Proposals {
         /// Only `pending`, `applied`, `rejected` or `failed`.
@@ -121,19 +128,40 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
             let (plan, report) = svc.apply_genome("admin", &genome, &scope, true).await?;
             print_outcome(&plan, report.as_ref(), json, "")?;
         }
-        GenomeCommand::Cleanup { file, approve, json } => {
-            let genome = match file {
-                Some(f) => read_genome(&f)?,
-                None => svc.current_genome().await?.context("no genome has been applied yet; pass --file")?,
+        GenomeCommand::Cleanup { file, owner, approve, json } => {
+            let genome = match (file, owner) {
+                (Some(f), _) => read_genome(&f)?,
+                (None, Some(owner)) => {
+                    svc.current_genome(&owner).await?.with_context(|| format!("no genome has been applied for `{owner}`; pass --file"))?
+                }
+                (None, None) => {
+                    let current = svc.current_genomes().await?;
+                    match current.as_slice() {
+                        [] => bail!("no genome has been applied yet; pass --file"),
+                        [one] => Genome::parse(&one.toml).context("the stored genome")?,
+                        several => bail!(
+                            "genomes of several owners are current ({}); pass --owner or --file",
+                            several.iter().map(|g| g.owner.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    }
+                }
             };
             let scope = owner_scope(&config, &genome.owner)?;
             let (plan, report) = svc.cleanup("admin", &genome, &scope, approve).await?;
             print_outcome(&plan, report.as_ref(), json, "not terminated: run again with --approve")?;
         }
-        GenomeCommand::Show => match store.genome_current()? {
-            Some(g) => print!("# version {} applied by {}\n{}", g.version, g.applied_by, g.toml),
-            None => println!("no genome has been applied"),
-        },
+        GenomeCommand::Show { owner } => {
+            let genomes = match owner {
+                Some(o) => store.genome_current(&o)?.into_iter().collect(),
+                None => store.genome_current_all()?,
+            };
+            if genomes.is_empty() {
+                println!("no genome has been applied");
+            }
+            for g in genomes {
+                print!("# owner {}: version {} applied by {}\n{}", g.owner, g.version, g.applied_by, g.toml);
+            }
+        }
         GenomeCommand::Proposals { status, json } => {
             let rows = store.proposal_list(status.as_deref(), 100)?;
             if json {

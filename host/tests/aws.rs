@@ -259,9 +259,52 @@ async fn dry_run_answers_and_changes_nothing() {
     let r = svc.terminate_instances(who("planner", &dry), None, ids.clone()).await.unwrap();
     assert!(r.dry_run && r.summary.contains("would terminate"), "{r:?}");
     assert_eq!(live(&ec2_instances(&svc).await), ids);
+    // Stop, tag and untag in dry-run mode: still running, tags as they were.
+    let r = svc.stop_instances(who("planner", &dry), None, ids.clone()).await.unwrap();
+    assert!(r.dry_run && r.summary.contains("would stop"), "{r:?}");
+    svc.create_tags(who("planner", &dry), None, ids.clone(), vec![Tag { key: "env".into(), value: "prod".into() }]).await.unwrap();
+    svc.delete_tags(who("planner", &dry), None, ids.clone(), vec![Tag { key: "role".into(), value: String::new() }]).await.unwrap();
+    let all = ec2_instances(&svc).await;
+    assert_eq!(live(&all), ids, "a dry-run stop leaves it running");
+    assert_eq!(all[&ids[0]].1.get("env"), None, "a dry-run create-tags sets nothing");
+    assert_eq!(all[&ids[0]].1.get("role").map(String::as_str), Some("web"), "a dry-run delete-tags deletes nothing");
+    // Start in dry-run mode: a stopped instance stays stopped.
+    svc.stop_instances(who("planner", &real), None, ids.clone()).await.unwrap();
+    let r = svc.start_instances(who("planner", &dry), None, ids.clone()).await.unwrap();
+    assert!(r.dry_run && r.summary.contains("would start"), "{r:?}");
+    assert!(live(&ec2_instances(&svc).await).is_empty(), "a dry-run start starts nothing");
+    let rows = store.audit_list(Some("planner"), 50).unwrap();
+    for action in ["run-instances", "terminate-instances", "stop-instances", "start-instances", "create-tags", "delete-tags"] {
+        assert!(rows.iter().any(|r| r.action == action && r.outcome == "dry-run"), "{action}: {rows:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_ignores_dry_run_is_an_error_never_a_dry_run() {
+    let moto = Moto::start();
+    let careless = Throttler::forward_ignoring_dry_run(moto.addr).await;
+    let (svc, store) = service(&careless.endpoint());
+    let (real_svc, _) = service(&moto.endpoint());
+    let dry = AwsEc2Scope { dry_run: true, ..launcher() };
+    let e = svc.run_instances(who("planner", &dry), None, spec("t3.micro", 1)).await.unwrap_err();
+    let launched = live(&ec2_instances(&real_svc).await);
+    assert_eq!(launched.len(), 1, "the endpoint launched for real");
+    let msg = e.to_string();
+    assert!(msg.contains("dry run") && msg.contains("REAL") && msg.contains(&launched[0]), "the error says so and names the id: {msg}");
     let rows = store.audit_list(Some("planner"), 10).unwrap();
-    assert!(rows.iter().any(|r| r.action == "terminate-instances" && r.outcome == "dry-run"), "{rows:?}");
-    assert!(rows.iter().any(|r| r.action == "run-instances" && r.outcome == "dry-run"));
+    let row = rows.iter().find(|r| r.action == "run-instances").unwrap();
+    assert_eq!(row.outcome, "error", "never recorded as a dry run: {row:?}");
+    assert!(row.detail.contains(&launched[0]), "{}", row.detail);
+
+    for (name, result) in [
+        ("stop", svc.stop_instances(who("planner", &dry), None, launched.clone()).await.map(|_| ())),
+        ("tag", svc.create_tags(who("planner", &dry), None, launched.clone(), vec![Tag { key: "env".into(), value: "x".into() }]).await),
+        ("terminate", svc.terminate_instances(who("planner", &dry), None, launched.clone()).await.map(|_| ())),
+    ] {
+        let e = result.expect_err(name);
+        assert!(matches!(e, Ec2Failure::Aws(ref m) if m.contains("REAL")), "{name}: {e}");
+    }
+    assert!(store.audit_list(Some("planner"), 20).unwrap().iter().all(|r| r.outcome != "dry-run"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +594,7 @@ async fn the_architect_proposes_and_an_admin_approves() {
     let (p, _, report) = svc.approve_proposal(id, "admin", |_| Some(owner_scope.clone())).await.unwrap();
     assert_eq!((p.status.as_str(), report.launched.len()), ("applied", 3));
     assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
-    assert_eq!(svc.current_genome().await.unwrap().unwrap().groups[0].count, 4);
+    assert_eq!(svc.current_genome("infrastructure-architect").await.unwrap().unwrap().groups[0].count, 4);
 
     // Beyond policy: the plan is refused when approved, naming the rule.
     let (text, data) = ask(&h, "add 5 more web servers", None).await;
@@ -566,14 +609,14 @@ async fn the_architect_proposes_and_an_admin_approves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_apply_within_limits_applies_and_beyond_limits_waits() {
     let moto = Moto::start();
-    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 3, max_hourly_usd = 0.1, dry_run = false, auto_apply = true }"#;
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome", "run-instances", "terminate-instances"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 3, max_hourly_usd = 0.1, dry_run = false, auto_apply = true }"#;
     let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
     let svc = h.host.runtime.aws().clone();
 
     let (text, data) = ask(&h, "2 web servers please", Some(json!({"ami": MOTO_AMI}))).await;
     assert_eq!(data["status"], "applied", "{text}");
     assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
-    assert_eq!(svc.current_genome().await.unwrap().unwrap().owner, "infrastructure-architect");
+    assert_eq!(svc.current_genome("infrastructure-architect").await.unwrap().unwrap().owner, "infrastructure-architect");
 
     let (text, data) = ask(&h, "3 more web servers", None).await;
     assert_eq!(data["status"], "pending", "{text}");
@@ -663,7 +706,8 @@ async fn admins_review_proposals_over_http_and_the_cli() {
     let rows = audit["audit"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["action"] == "propose-genome" && r["outcome"] == "ok"), "{audit}");
     let approvals = svc.store().audit_list(Some("admin:ops"), 5).unwrap();
-    assert_eq!((approvals[0].action.as_str(), approvals[0].outcome.as_str()), ("genome-approve", "ok"), "the audit names the admin");
+    let approvals: Vec<(&str, &str)> = approvals.iter().map(|r| (r.action.as_str(), r.outcome.as_str())).collect();
+    assert_eq!(approvals[..2], [("genome-approve", "error"), ("genome-approve", "ok")], "the audit names the admin, for the refused second approval too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -692,4 +736,263 @@ async fn oversized_requests_are_refused_and_audited_in_bounded_rows() {
     // 60 filters of 4 KiB: the row keeps a 1 KiB start and the size.
     assert_eq!(rows[2].params["truncated"], true);
     assert!(rows[2].params.to_string().len() < 2048);
+}
+
+// ---- genome races, auto-apply permissions, bounds, plan drift, per-owner genomes, audit ----
+
+fn genome_of(owner: &str, groups: &[(&str, u32, &str)]) -> agentkernel::aws::genome::Genome {
+    let mut text = format!("id = \"shop\"\nowner = \"{owner}\"\nregion = \"us-east-1\"\n");
+    for (name, count, ami) in groups {
+        text.push_str(&format!(
+            "[[group]]\nname = \"{name}\"\ncount = {count}\ninstance_type = \"t3.micro\"\nami = \"{ami}\"\ntags = {{ role = \"{name}\" }}\n"
+        ));
+    }
+    agentkernel::aws::genome::Genome::parse(&text).unwrap()
+}
+
+/// Room for everything these tests launch, so only the code under test can refuse.
+fn roomy() -> AwsEc2Scope {
+    AwsEc2Scope { amis: vec!["ami-*".into()], max_running_instances: 20, max_hourly_usd: 10.0, ..launcher() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_approvals_and_applies_launch_the_count_once() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = roomy();
+    let genome = genome_of("architect", &[("web", 2, MOTO_AMI)]);
+    let id = store.proposal_add("architect", "two web servers", &genome.to_toml()).unwrap();
+    let (a, b) = tokio::join!(
+        svc.approve_proposal(id, "admin:one", |_| Some(scope.clone())),
+        svc.approve_proposal(id, "admin:two", |_| Some(scope.clone())),
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("exactly one approval applies: {other:?}"),
+    };
+    assert_eq!(won.2.launched.len(), 2);
+    assert!(matches!(lost, Ec2Failure::InvalidParameter(ref m) if m.contains("not pending")), "{lost}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2, "the group's count, once");
+    assert_eq!(store.proposal_get(id).unwrap().unwrap().status, "applied");
+    let approvals = store.audit_list(None, 20).unwrap();
+    assert!(approvals.iter().any(|r| r.action == "genome-approve" && r.outcome == "error" && r.detail.contains("not pending")), "{approvals:?}");
+
+    // Two operators applying the same bigger genome at once: each plans under the lock.
+    let bigger = genome_of("architect", &[("web", 3, MOTO_AMI), ("worker", 1, MOTO_AMI)]);
+    let (a, b) = tokio::join!(svc.apply_genome("admin", &bigger, &scope, true), svc.apply_genome("admin", &bigger, &scope, true));
+    let launched = a.unwrap().1.unwrap().launched.len() + b.unwrap().1.unwrap().launched.len();
+    assert_eq!(launched, 2, "web +1 and worker +1, not twice");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_apply_needs_the_actions_the_plan_performs() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let proposer = AwsEc2Scope {
+        actions: vec!["describe-*".into(), "current-genome".into(), "propose-genome".into()],
+        auto_apply: true,
+        ..roomy()
+    };
+    let out = svc.propose_genome(who("architect", &proposer), genome_of("architect", &[("web", 2, MOTO_AMI)]), "web".into()).await.unwrap();
+    assert_eq!(out.status, "pending", "{out:?}");
+    assert!(out.message.contains("policy rule `action`") && out.message.contains("run-instances"), "the denial names the rule: {}", out.message);
+    assert!(ec2_instances(&svc).await.is_empty(), "proposing is not permission to launch");
+    let row = store.audit_list(Some("architect"), 10).unwrap().into_iter().find(|r| r.action == "genome-auto-apply").unwrap();
+    assert_eq!((row.outcome.as_str(), row.rule.as_deref()), ("denied", Some("action")));
+
+    let launcher_too = AwsEc2Scope { actions: vec!["describe-*".into(), "propose-genome".into(), "run-instances".into()], ..proposer.clone() };
+    let out = svc.propose_genome(who("architect", &launcher_too), genome_of("architect", &[("web", 2, MOTO_AMI)]), "web".into()).await.unwrap();
+    assert_eq!(out.status, "applied", "{out:?}");
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+    // Scaling down terminates, which this grant does not allow.
+    let out = svc.propose_genome(who("architect", &launcher_too), genome_of("architect", &[("web", 1, MOTO_AMI)]), "less".into()).await.unwrap();
+    assert_eq!(out.status, "pending", "{out:?}");
+    assert!(out.message.contains("terminate-instances"), "{}", out.message);
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_oversized_proposals_are_refused_and_nothing_is_stored() {
+    fake_aws_env();
+    // Refused before any EC2 call, so no endpoint is needed.
+    let (svc, store) = service("http://127.0.0.1:9");
+    let scope = AwsEc2Scope { auto_apply: true, ..roomy() };
+    let base = genome_of("architect", &[("web", 1, MOTO_AMI)]);
+    let with = |f: &dyn Fn(&mut agentkernel::aws::genome::Genome)| {
+        let mut g = base.clone();
+        f(&mut g);
+        g
+    };
+    let group = base.groups[0].clone();
+    let cases: Vec<(&str, agentkernel::aws::genome::Genome, &str)> = vec![
+        (
+            "groups",
+            with(&|g| g.groups = (0..51).map(|i| agentkernel::aws::genome::InstanceGroup { name: format!("g{i}"), ..group.clone() }).collect()),
+            "51 groups; at most 50",
+        ),
+        ("count", with(&|g| g.groups[0].count = 101), "count 101 exceeds 100"),
+        ("tags", with(&|g| g.groups[0].tags = (0..41).map(|i| (format!("k{i}"), "v".into())).collect()), "41 tags in one call; the limit is 40"),
+        ("tag value", with(&|g| { g.groups[0].tags.insert("k".into(), "v".repeat(300)); }), "values at most 256"),
+        ("tag key", with(&|g| { g.groups[0].tags.insert("k".repeat(200), "v".into()); }), "keys must be 1-128 bytes"),
+        ("reserved", with(&|g| { g.groups[0].tags.insert("agentkernel:owner".into(), "x".into()); }), "reserved"),
+        ("security groups", with(&|g| g.groups[0].security_group_ids = (0..17).map(|i| format!("sg-{i}")).collect()), "17 security groups; at most 16"),
+        ("ami", with(&|g| g.groups[0].ami = format!("ami-{}", "0".repeat(200))), "longer than 128 bytes"),
+        (
+            "size",
+            with(&|g| {
+                g.groups = (0..50)
+                    .map(|i| agentkernel::aws::genome::InstanceGroup {
+                        name: format!("g{i}"),
+                        tags: (0..10).map(|t| (format!("k{t}"), "v".repeat(250))).collect(),
+                        ..group.clone()
+                    })
+                    .collect()
+            }),
+            "bytes as TOML; at most 65536",
+        ),
+    ];
+    for (name, genome, expected) in cases {
+        let e = svc.propose_genome(who("architect", &scope), genome, "r".into()).await.unwrap_err();
+        assert!(matches!(e, Ec2Failure::InvalidParameter(_)), "{name}: {e}");
+        assert!(e.to_string().contains(expected), "{name}: {e}");
+    }
+    assert!(store.proposal_list(None, 100).unwrap().is_empty(), "nothing stored");
+    let rows = store.audit_list(Some("architect"), 20).unwrap();
+    assert_eq!(rows.len(), 9);
+    assert!(rows.iter().all(|r| r.action == "propose-genome" && r.outcome == "error"));
+    // The same bounds hold for genome files.
+    let huge = format!("id = \"x\"\nowner = \"a\"\n# {}\n", "x".repeat(70_000));
+    assert!(agentkernel::aws::genome::Genome::parse(&huge).unwrap_err().to_string().contains("at most 65536"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_start_stopped_members_retag_drift_and_replace_other_security_groups() {
+    let moto = Moto::start();
+    let (svc, _) = service(&moto.endpoint());
+    let scope = AwsEc2Scope { max_running_instances: 2, ..roomy() };
+    let genome = genome_of("architect", &[("web", 2, MOTO_AMI)]);
+    let (_, r) = svc.apply_genome("admin", &genome, &scope, true).await.unwrap();
+    let ids = r.unwrap().launched;
+    let client = svc.admin_client(None).await;
+
+    // A stopped member still counts toward `count`, and is started rather than replaced.
+    client.stop_instances().instance_ids(&ids[0]).send().await.unwrap();
+    let plan = svc.plan(&genome, None).await.unwrap();
+    let text = plan.render();
+    assert!(text.contains(&format!("> start {}", ids[0])) && !text.contains("+ launch"), "{text}");
+    assert_eq!((plan.running_before, plan.running_after), (1, 2), "{text}");
+    let (_, r) = svc.apply_genome("admin", &genome, &scope, true).await.unwrap();
+    let r = r.unwrap();
+    assert_eq!((r.started.clone(), r.launched.len()), (vec![ids[0].clone()], 0));
+    assert_eq!(live(&ec2_instances(&svc).await).len(), 2);
+    // ...under the same running-count rule as a launch.
+    client.stop_instances().instance_ids(&ids[0]).send().await.unwrap();
+    svc.run_instances(who("architect", &scope), None, spec("t3.micro", 1)).await.unwrap();
+    let e = svc.apply_genome("admin", &genome, &scope, true).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::MaxRunningInstances), "{e}");
+
+    // Tags that drifted are put back, without replacing the instance.
+    client
+        .create_tags()
+        .resources(&ids[1])
+        .tags(aws_sdk_ec2::types::Tag::builder().key("role").value("db").build())
+        .send()
+        .await
+        .unwrap();
+    let roomier = AwsEc2Scope { max_running_instances: 10, ..scope.clone() };
+    let plan = svc.plan(&genome, None).await.unwrap();
+    assert!(plan.render().contains(&format!("~ retag {}", ids[1])), "{}", plan.render());
+    let (_, r) = svc.apply_genome("admin", &genome, &roomier, true).await.unwrap();
+    assert_eq!(r.unwrap().retagged, vec![ids[1].clone()]);
+    assert_eq!(ec2_instances(&svc).await[&ids[1]].1["role"], "web");
+
+    // Security groups the genome names are compared: members without them are replaced.
+    let sg = client.create_security_group().group_name("web").description("web").send().await.unwrap();
+    let sg = sg.group_id().unwrap().to_string();
+    let mut with_sg = genome.clone();
+    with_sg.groups[0].security_group_ids = vec![sg.clone()];
+    let plan = svc.plan(&with_sg, None).await.unwrap();
+    let text = plan.render();
+    assert!(text.contains("security groups differ from the genome") && text.contains("+ launch 2"), "{text}");
+    svc.apply_genome("admin", &with_sg, &roomier, true).await.unwrap();
+    let again = svc.plan(&with_sg, None).await.unwrap();
+    assert!(again.is_empty(), "the new members match: {}", again.render());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_owner_has_its_own_current_genome() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = AwsEc2Scope { auto_apply: true, ..roomy() };
+    svc.apply_genome("admin", &genome_of("architect", &[("web", 1, MOTO_AMI)]), &scope, true).await.unwrap();
+    let out = svc.propose_genome(who("builder", &scope), genome_of("builder", &[("ci", 1, MOTO_AMI)]), "ci".into()).await.unwrap();
+    assert_eq!(out.status, "applied", "{out:?}");
+
+    let architects = svc.current_genome("architect").await.unwrap().expect("the operator's genome is still current");
+    assert_eq!(architects.groups[0].name, "web", "another agent's auto-apply does not replace it");
+    let seen = svc.read_genome(who("builder", &scope)).await.unwrap().unwrap();
+    assert_eq!((seen.owner.as_str(), seen.groups[0].name.as_str()), ("builder", "ci"), "an agent reads its own genome");
+    assert!(svc.read_genome(who("mallory", &scope)).await.unwrap().is_none(), "and nobody else's");
+    let owners: Vec<String> = store.genome_current_all().unwrap().into_iter().map(|g| g.owner).collect();
+    assert_eq!(owners, ["builder", "architect"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_apply_audits_what_it_already_did_and_reviews_are_audited() {
+    let moto = Moto::start();
+    let (svc, store) = service(&moto.endpoint());
+    let scope = roomy();
+    // The second group's AMI does not exist: its launch fails after the first group's.
+    let genome = genome_of("architect", &[("web", 1, MOTO_AMI), ("broken", 1, "ami-00000000")]);
+    let e = svc.apply_genome("admin", &genome, &scope, true).await.unwrap_err();
+    let launched = live(&ec2_instances(&svc).await);
+    assert_eq!(launched.len(), 1);
+    assert!(e.to_string().contains("InvalidAMIID") && e.to_string().contains(&launched[0]), "the error says what was done: {e}");
+    let row = &store.audit_list(Some("admin"), 1).unwrap()[0];
+    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("genome-apply", "error"));
+    assert!(row.detail.contains("launched 1") && row.detail.contains(&launched[0]), "{}", row.detail);
+    assert_eq!(svc.current_genome("architect").await.unwrap(), None, "a failed apply is not the current genome");
+
+    let id = store.proposal_add("architect", "r", &genome_of("architect", &[("web", 1, MOTO_AMI)]).to_toml()).unwrap();
+    svc.reject_proposal(id, "admin:ops", "not now").await.unwrap();
+    let e = svc.reject_proposal(id, "admin:ops", "again").await.unwrap_err();
+    assert!(e.to_string().contains("rejected, not pending"), "{e}");
+    let e = svc.approve_proposal(id, "admin:ops", |_| Some(scope.clone())).await.unwrap_err();
+    assert!(e.to_string().contains("not pending"), "{e}");
+    let rows = store.audit_list(Some("admin:ops"), 10).unwrap();
+    let summary: Vec<(&str, &str)> = rows.iter().rev().map(|r| (r.action.as_str(), r.outcome.as_str())).collect();
+    assert_eq!(summary, [("genome-reject", "ok"), ("genome-reject", "error"), ("genome-approve", "error")]);
+    assert_eq!(rows[2].params["reason"], "not now");
+}
+
+#[test]
+fn the_shipped_config_names_explicit_amis() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../agentkernel.toml")).unwrap();
+    let config = agentkernel::config::HostConfig::parse(&text).unwrap();
+    let scope = config.policy_for("infrastructure-architect").aws_ec2.scope().expect("the architect has a grant");
+    assert!(!scope.amis.is_empty() && scope.amis.iter().all(|a| !a.contains('*')), "an `ami-*` pattern voids the AMI rule: {:?}", scope.amis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_images_lists_the_accounts_own_images_unless_owners_are_named() {
+    use agentkernel::bindings::agentkernel::agent::aws_ec2::Filter;
+    let moto = Moto::start();
+    let (svc, _) = service(&moto.endpoint());
+    let scope = launcher();
+    let reader = || who("reader", &scope);
+    assert!(svc.describe_images(reader(), None, vec![]).await.unwrap().is_empty(), "moto's public AMIs are not the account's");
+    let ids = svc.run_instances(reader(), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    let client = svc.admin_client(None).await;
+    let own = client.create_image().instance_id(&ids[0]).name("golden").send().await.unwrap().image_id().unwrap().to_string();
+    let images = svc.describe_images(reader(), None, vec![]).await.unwrap();
+    assert_eq!(images.iter().map(|i| i.image_id.as_str()).collect::<Vec<_>>(), [own.as_str()]);
+
+    let amazon = |name: &str| vec![Filter { name: name.into(), values: vec!["801119661308".into()] }];
+    for named in [amazon("owners"), amazon("owner-id")] {
+        let images = svc.describe_images(reader(), None, named.clone()).await.unwrap();
+        assert!(images.iter().any(|i| i.image_id == MOTO_AMI), "{}: {images:?}", named[0].name);
+        assert!(!images.iter().any(|i| i.image_id == own), "{}", named[0].name);
+        assert!(images.len() <= agentkernel::aws::MAX_RESULTS);
+    }
 }

@@ -1,7 +1,9 @@
 //! A real EC2 API on loopback for tests: `moto_server` (PyPI `moto[server]`,
 //! installed by `scripts/deps/moto.sh`, which exports
 //! `AGENTKERNEL_MOTO_SERVER`), one server per test so tests never see each
-//! other's instances. Plus a loopback endpoint that always throttles.
+//! other's instances. Plus a loopback endpoint that always throttles, and
+//! one that drops EC2's `DryRun` flag on its way to moto (an endpoint that
+//! does what a dry run only asks).
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
@@ -94,6 +96,22 @@ impl Throttler {
 
     /// Throttles the first `throttled` requests, then passes requests to `upstream`.
     pub async fn start_then_forward(throttled: usize, upstream: Option<SocketAddr>) -> Throttler {
+        Self::serve(throttled, upstream, |body| body.to_vec()).await
+    }
+
+    /// Passes every request to `upstream` with `DryRun=true` removed, so
+    /// EC2 makes the change and answers success: what the host must never
+    /// report as a dry run.
+    pub async fn forward_ignoring_dry_run(upstream: SocketAddr) -> Throttler {
+        Self::serve(0, Some(upstream), |body| {
+            let text = String::from_utf8_lossy(body);
+            let kept: Vec<&str> = text.split('&').filter(|p| *p != "DryRun=true").collect();
+            kept.join("&").into_bytes()
+        })
+        .await
+    }
+
+    async fn serve(throttled: usize, upstream: Option<SocketAddr>, rewrite: fn(&[u8]) -> Vec<u8>) -> Throttler {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -132,12 +150,17 @@ impl Throttler {
                         if let (true, Some(up)) = (n >= throttled, upstream) {
                             // One request per upstream connection: ask it to close, relay until EOF.
                             let head = String::from_utf8_lossy(&request[..end]).to_string();
-                            let mut head: Vec<&str> =
-                                head.split("\r\n").filter(|l| !l.to_lowercase().starts_with("connection:")).collect();
+                            let body = rewrite(&request[end + 4..]);
+                            let length = format!("content-length: {}", body.len());
+                            let mut head: Vec<&str> = head
+                                .split("\r\n")
+                                .filter(|l| !l.to_lowercase().starts_with("connection:") && !l.to_lowercase().starts_with("content-length:"))
+                                .collect();
                             head.push("connection: close");
+                            head.push(&length);
                             let mut out = head.join("\r\n").into_bytes();
                             out.extend_from_slice(b"\r\n\r\n");
-                            out.extend_from_slice(&request[end + 4..]);
+                            out.extend_from_slice(&body);
                             let Ok(mut upstream) = tokio::net::TcpStream::connect(up).await else { return };
                             let mut reply = Vec::new();
                             if upstream.write_all(&out).await.is_err() || upstream.read_to_end(&mut reply).await.is_err() {

@@ -67,6 +67,15 @@ fn sdk_tags(tags: &[(String, String)]) -> Vec<sdk::Tag> {
     tags.iter().map(|(k, v)| sdk::Tag::builder().key(k).value(v).build()).collect()
 }
 
+/// EC2 answered a `DryRun` request by doing it (a proxy or endpoint that
+/// drops the flag): the change is real, and says so.
+fn dry_run_ignored(operation: &str, ids: &[String]) -> Ec2Failure {
+    Ec2Failure::Aws(format!(
+        "{operation} was sent as a dry run but EC2 answered with success, not DryRunOperation: the change was REAL ({})",
+        if ids.is_empty() { "no ids returned".to_string() } else { ids.join(", ") }
+    ))
+}
+
 fn is_dry_run_ok<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("DryRunOperation")
 }
@@ -91,6 +100,11 @@ fn instance_record(i: &sdk::Instance, region: &str) -> Instance {
 
 /// Most pages of one describe call the host reads (1000 items each).
 const MAX_PAGES: usize = 10;
+
+/// EC2's `MaxResults` for a call that wants `max` records (EC2 accepts 5-1000).
+fn page_size(max: usize) -> i32 {
+    max.clamp(5, 1000) as i32
+}
 
 impl Ec2 {
     /// Runs one SDK call under the deadline.
@@ -120,49 +134,87 @@ impl Ec2 {
         Ok(out)
     }
 
-    pub async fn images(&self, filters: &[Filter]) -> Result<Vec<Image>, Ec2Failure> {
-        let req = self.client.describe_images().set_filters(Some(sdk_filters(filters)));
-        let out = self.send(req.send()).await?.map_err(map_error)?;
-        Ok(out
-            .images()
-            .iter()
-            .map(|i| Image {
+    /// Images whose `Owners` are `owners` (EC2's `self`, `amazon`, account
+    /// ids), at most `max` of them.
+    pub async fn images(&self, filters: &[Filter], owners: &[String], max: usize) -> Result<Vec<Image>, Ec2Failure> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let req = self
+                .client
+                .describe_images()
+                .set_filters(Some(sdk_filters(filters)))
+                .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
+                .max_results(page_size(max))
+                .set_next_token(token.take());
+            let page = self.send(req.send()).await?.map_err(map_error)?;
+            out.extend(page.images().iter().map(|i| Image {
                 image_id: i.image_id().unwrap_or_default().to_string(),
                 name: i.name().unwrap_or_default().to_string(),
                 state: i.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
                 architecture: i.architecture().map(|a| a.as_str().to_string()),
-            })
-            .collect())
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() && out.len() < max => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.truncate(max);
+        Ok(out)
     }
 
-    pub async fn security_groups(&self, filters: &[Filter]) -> Result<Vec<SecurityGroup>, Ec2Failure> {
-        let req = self.client.describe_security_groups().set_filters(Some(sdk_filters(filters)));
-        let out = self.send(req.send()).await?.map_err(map_error)?;
-        Ok(out
-            .security_groups()
-            .iter()
-            .map(|g| SecurityGroup {
+    /// At most `max` security groups.
+    pub async fn security_groups(&self, filters: &[Filter], max: usize) -> Result<Vec<SecurityGroup>, Ec2Failure> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let req = self
+                .client
+                .describe_security_groups()
+                .set_filters(Some(sdk_filters(filters)))
+                .max_results(page_size(max))
+                .set_next_token(token.take());
+            let page = self.send(req.send()).await?.map_err(map_error)?;
+            out.extend(page.security_groups().iter().map(|g| SecurityGroup {
                 group_id: g.group_id().unwrap_or_default().to_string(),
                 name: g.group_name().unwrap_or_default().to_string(),
                 description: g.description().unwrap_or_default().to_string(),
                 vpc_id: g.vpc_id().map(str::to_string),
-            })
-            .collect())
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() && out.len() < max => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.truncate(max);
+        Ok(out)
     }
 
-    pub async fn subnets(&self, filters: &[Filter]) -> Result<Vec<Subnet>, Ec2Failure> {
-        let req = self.client.describe_subnets().set_filters(Some(sdk_filters(filters)));
-        let out = self.send(req.send()).await?.map_err(map_error)?;
-        Ok(out
-            .subnets()
-            .iter()
-            .map(|s| Subnet {
+    /// At most `max` subnets.
+    pub async fn subnets(&self, filters: &[Filter], max: usize) -> Result<Vec<Subnet>, Ec2Failure> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let req = self
+                .client
+                .describe_subnets()
+                .set_filters(Some(sdk_filters(filters)))
+                .max_results(page_size(max))
+                .set_next_token(token.take());
+            let page = self.send(req.send()).await?.map_err(map_error)?;
+            out.extend(page.subnets().iter().map(|s| Subnet {
                 subnet_id: s.subnet_id().unwrap_or_default().to_string(),
                 vpc_id: s.vpc_id().unwrap_or_default().to_string(),
                 cidr_block: s.cidr_block().unwrap_or_default().to_string(),
                 availability_zone: s.availability_zone().unwrap_or_default().to_string(),
-            })
-            .collect())
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() && out.len() < max => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.truncate(max);
+        Ok(out)
     }
 
     /// Launches; in dry-run mode asks EC2 to validate only and returns no ids.
@@ -185,7 +237,13 @@ impl Ec2 {
             )
             .dry_run(dry_run);
         match self.send(req.send()).await? {
-            Ok(out) => Ok(out.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect()),
+            Ok(out) => {
+                let ids: Vec<String> = out.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+                if dry_run {
+                    return Err(dry_run_ignored("RunInstances", &ids));
+                }
+                Ok(ids)
+            }
             Err(e) if dry_run && is_dry_run_ok(&e) => Ok(vec![]),
             Err(e) => Err(map_error(e)),
         }
@@ -193,22 +251,22 @@ impl Ec2 {
 
     pub async fn start(&self, ids: &[String], dry_run: bool) -> Result<(), Ec2Failure> {
         let req = self.client.start_instances().set_instance_ids(Some(ids.to_vec())).dry_run(dry_run);
-        self.unit(self.send(req.send()).await?, dry_run)
+        self.unit(self.send(req.send()).await?, dry_run, "StartInstances", ids)
     }
 
     pub async fn stop(&self, ids: &[String], dry_run: bool) -> Result<(), Ec2Failure> {
         let req = self.client.stop_instances().set_instance_ids(Some(ids.to_vec())).dry_run(dry_run);
-        self.unit(self.send(req.send()).await?, dry_run)
+        self.unit(self.send(req.send()).await?, dry_run, "StopInstances", ids)
     }
 
     pub async fn terminate(&self, ids: &[String], dry_run: bool) -> Result<(), Ec2Failure> {
         let req = self.client.terminate_instances().set_instance_ids(Some(ids.to_vec())).dry_run(dry_run);
-        self.unit(self.send(req.send()).await?, dry_run)
+        self.unit(self.send(req.send()).await?, dry_run, "TerminateInstances", ids)
     }
 
     pub async fn create_tags(&self, ids: &[String], tags: &[(String, String)], dry_run: bool) -> Result<(), Ec2Failure> {
         let req = self.client.create_tags().set_resources(Some(ids.to_vec())).set_tags(Some(sdk_tags(tags))).dry_run(dry_run);
-        self.unit(self.send(req.send()).await?, dry_run)
+        self.unit(self.send(req.send()).await?, dry_run, "CreateTags", ids)
     }
 
     /// An empty value deletes the key whatever its value.
@@ -218,15 +276,21 @@ impl Ec2 {
             .map(|(k, v)| sdk::Tag::builder().key(k).set_value((!v.is_empty()).then(|| v.clone())).build())
             .collect();
         let req = self.client.delete_tags().set_resources(Some(ids.to_vec())).set_tags(Some(tags)).dry_run(dry_run);
-        self.unit(self.send(req.send()).await?, dry_run)
+        self.unit(self.send(req.send()).await?, dry_run, "DeleteTags", ids)
     }
 
+    /// A changing call's answer. With `dry_run`, EC2 must answer
+    /// `DryRunOperation`; a success means it made the change anyway, which
+    /// is reported as the error it is, never as a dry run.
     fn unit<T, E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
         &self,
         result: Result<T, SdkError<E, R>>,
         dry_run: bool,
+        operation: &str,
+        ids: &[String],
     ) -> Result<(), Ec2Failure> {
         match result {
+            Ok(_) if dry_run => Err(dry_run_ignored(operation, ids)),
             Ok(_) => Ok(()),
             Err(e) if dry_run && is_dry_run_ok(&e) => Ok(()),
             Err(e) => Err(map_error(e)),

@@ -19,19 +19,27 @@
 //! tags = { role = "web" }            # optional; `agentkernel:` keys are reserved
 //! ```
 //!
-//! The applied genome and agents' proposals are kept in SQLite
-//! ([`crate::storage::aws::AwsStore`]): `genome_versions` (newest row is
-//! the current genome) and `genome_proposals`.
+//! A group's members are the owner's instances tagged with the genome id
+//! and group name. A member matches when its type, AMI, subnet (if the
+//! group names one) and security groups (if it names any) are the group's;
+//! other members are replaced (terminated, and new ones launched). A
+//! matching member whose group tags drifted is retagged. Stopped members
+//! count toward `count` and are started (under the same running-count and
+//! cost checks as a launch), so a genome always means "this many running".
+//!
+//! The applied genomes and agents' proposals are kept in SQLite
+//! ([`crate::storage::aws::AwsStore`]): `genome_versions` (one current
+//! genome per owner agent: its newest row) and `genome_proposals`.
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::policy::{AwsEc2Scope, Denial, GENOME_TAG, GROUP_TAG, OWNER_TAG, Rule, check_tag_keys};
-use super::{Ec2Failure, Ec2Service, Principal, client::Launch, now, tag_value};
+use super::policy::{AwsEc2Scope, Denial, GENOME_TAG, GROUP_TAG, OWNER_TAG, Rule};
+use super::{Ec2Failure, Ec2Service, MAX_SECURITY_GROUPS, Principal, check_tag_list, client::Launch, now, tag_value};
 use crate::bindings::agentkernel::agent::aws_ec2 as wit;
-use crate::storage::aws::{AuditRecord, AwsStore, StoredProposal};
+use crate::storage::aws::{AuditRecord, AwsStore, StoredGenome, StoredProposal};
 
 /// Instance states that count as a group member (still exists, may run again).
 const MEMBER_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
@@ -39,6 +47,10 @@ const ACTIVE_STATES: [&str; 2] = ["pending", "running"];
 /// Most groups and instances per group one genome may name.
 pub const MAX_GROUPS: usize = 50;
 pub const MAX_GROUP_COUNT: u32 = 100;
+/// Largest genome, as TOML (files, stored versions and agents' proposals).
+pub const MAX_GENOME_BYTES: usize = 64 * 1024;
+/// Longest instance type, AMI, subnet and security group id a genome may name.
+const MAX_ID_LEN: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +90,9 @@ fn simple_name(s: &str) -> bool {
 
 impl Genome {
     pub fn parse(text: &str) -> Result<Genome, GenomeError> {
+        if text.len() > MAX_GENOME_BYTES {
+            return Err(GenomeError::Invalid(format!("{} bytes of TOML; at most {MAX_GENOME_BYTES}", text.len())));
+        }
         let g: Genome = toml::from_str(text).map_err(|e| GenomeError::Invalid(e.to_string()))?;
         g.validate()?;
         Ok(g)
@@ -111,9 +126,31 @@ impl Genome {
             if g.instance_type.is_empty() || g.ami.is_empty() {
                 return bad(format!("group `{}` needs instance_type and ami", g.name));
             }
-            if let Err(d) = check_tag_keys(g.tags.keys().map(String::as_str)) {
-                return bad(format!("group `{}`: {}", g.name, d.message));
+            let ids = [&g.instance_type, &g.ami].into_iter().chain(&g.subnet_id).chain(&g.security_group_ids);
+            if let Some(id) = ids.into_iter().find(|id| id.len() > MAX_ID_LEN) {
+                return bad(format!("group `{}`: `{}...` is longer than {MAX_ID_LEN} bytes", g.name, super::clip(id, 40)));
             }
+            if g.security_group_ids.len() > MAX_SECURITY_GROUPS {
+                return bad(format!(
+                    "group `{}`: {} security groups; at most {MAX_SECURITY_GROUPS}",
+                    g.name,
+                    g.security_group_ids.len()
+                ));
+            }
+            if let Err(e) = check_tag_list(g.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                let why = match e {
+                    Ec2Failure::Denied(d) => d.message,
+                    other => other.to_string(),
+                };
+                return bad(format!("group `{}`: {why}", g.name));
+            }
+        }
+        if let Some(r) = self.region.as_deref().filter(|r| r.is_empty() || r.len() > 64) {
+            return bad(format!("region `{}` is not a region name", super::clip(r, 40)));
+        }
+        let size = self.to_toml().len();
+        if size > MAX_GENOME_BYTES {
+            return bad(format!("{size} bytes as TOML; at most {MAX_GENOME_BYTES}"));
         }
         Ok(())
     }
@@ -166,6 +203,23 @@ impl Genome {
 pub enum ChangeKind {
     Launch,
     Terminate,
+    /// Start stopped members (they count toward the group's `count`).
+    Start,
+    /// Set the group's tags on members whose tags drifted.
+    Retag,
+}
+
+impl ChangeKind {
+    /// The `aws-ec2` action this change is made with: what an auto-applied
+    /// plan needs its owner's policy to allow.
+    pub fn action(self) -> &'static str {
+        match self {
+            ChangeKind::Launch => "run-instances",
+            ChangeKind::Terminate => "terminate-instances",
+            ChangeKind::Start => "start-instances",
+            ChangeKind::Retag => "create-tags",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -175,7 +229,7 @@ pub struct PlanChange {
     pub count: u32,
     pub instance_type: String,
     pub image_id: String,
-    /// Terminations: which instances.
+    /// Terminations, starts and retags: which instances.
     pub instance_ids: Vec<String>,
     pub reason: String,
 }
@@ -208,20 +262,31 @@ impl Plan {
         self.changes.iter().filter(|c| c.kind == ChangeKind::Launch)
     }
 
+    fn of_kind(&self, kind: ChangeKind) -> impl Iterator<Item = &PlanChange> {
+        self.changes.iter().filter(move |c| c.kind == kind)
+    }
+
+    /// For guests. WIT knows launches and terminations: a start is shown as
+    /// a launch that names the (stopped) instances it brings back; retags
+    /// change no capacity or cost and are left out.
     pub fn to_wit(&self) -> wit::Plan {
         wit::Plan {
             changes: self
                 .changes
                 .iter()
-                .map(|c| wit::PlanChange {
-                    group: c.group.clone(),
-                    kind: match c.kind {
-                        ChangeKind::Launch => wit::ChangeKind::Launch,
+                .filter_map(|c| {
+                    let kind = match c.kind {
+                        ChangeKind::Launch | ChangeKind::Start => wit::ChangeKind::Launch,
                         ChangeKind::Terminate => wit::ChangeKind::Terminate,
-                    },
-                    count: c.count,
-                    instance_type: c.instance_type.clone(),
-                    instance_ids: c.instance_ids.clone(),
+                        ChangeKind::Retag => return None,
+                    };
+                    Some(wit::PlanChange {
+                        group: c.group.clone(),
+                        kind,
+                        count: c.count,
+                        instance_type: c.instance_type.clone(),
+                        instance_ids: c.instance_ids.clone(),
+                    })
                 })
                 .collect(),
             hourly_cost_before: self.hourly_cost_before,
@@ -236,19 +301,16 @@ impl Plan {
             out.push_str("  no changes: EC2 matches the genome\n");
         }
         for c in &self.changes {
-            match c.kind {
-                ChangeKind::Launch => out.push_str(&format!(
+            let ids = c.instance_ids.join(", ");
+            out.push_str(&match c.kind {
+                ChangeKind::Launch => format!(
                     "  + launch {} x {} ({}) for group `{}`: {}\n",
                     c.count, c.instance_type, c.image_id, c.group, c.reason
-                )),
-                ChangeKind::Terminate => out.push_str(&format!(
-                    "  - terminate {} ({}) of group `{}`: {}\n",
-                    c.instance_ids.join(", "),
-                    c.instance_type,
-                    c.group,
-                    c.reason
-                )),
-            }
+                ),
+                ChangeKind::Terminate => format!("  - terminate {ids} ({}) of group `{}`: {}\n", c.instance_type, c.group, c.reason),
+                ChangeKind::Start => format!("  > start {ids} ({}) of group `{}`: {}\n", c.instance_type, c.group, c.reason),
+                ChangeKind::Retag => format!("  ~ retag {ids} of group `{}`: {}\n", c.group, c.reason),
+            });
         }
         for (g, n) in &self.unchanged {
             out.push_str(&format!("  = group `{g}`: {n} instances, unchanged\n"));
@@ -269,17 +331,29 @@ impl Plan {
 pub struct ApplyReport {
     pub launched: Vec<String>,
     pub terminated: Vec<String>,
+    pub started: Vec<String>,
+    pub retagged: Vec<String>,
 }
 
 impl ApplyReport {
+    pub fn is_empty(&self) -> bool {
+        self.launched.is_empty() && self.terminated.is_empty() && self.started.is_empty() && self.retagged.is_empty()
+    }
+
     pub fn summary(&self) -> String {
-        format!(
+        let mut out = format!(
             "launched {} ({}), terminated {} ({})",
             self.launched.len(),
             self.launched.join(", "),
             self.terminated.len(),
             self.terminated.join(", ")
-        )
+        );
+        for (verb, ids) in [("started", &self.started), ("retagged", &self.retagged)] {
+            if !ids.is_empty() {
+                out.push_str(&format!(", {verb} {} ({})", ids.len(), ids.join(", ")));
+            }
+        }
+        out
     }
 }
 
@@ -292,8 +366,68 @@ pub struct ProposalOutcome {
     pub message: String,
 }
 
+/// Which plan [`Ec2Service::apply_plan`] makes (under the owner's lock) and carries out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanMode {
+    /// Match the genome's groups ([`Ec2Service::plan`]); on success the
+    /// genome becomes its owner's current one.
+    Apply,
+    /// Drop what the genome no longer names ([`Ec2Service::cleanup_plan`]).
+    Cleanup,
+}
+
+/// Who decided that a plan may be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// An operator (CLI or admin API): the owner's limits apply, its `actions` do not.
+    Admin,
+    /// The owner's own `auto_apply`: its `actions` must also allow every change the plan makes.
+    Auto,
+}
+
 fn storage_failure(e: impl std::fmt::Display) -> Ec2Failure {
     Ec2Failure::Unavailable(format!("genome storage: {e}"))
+}
+
+/// How a member differs from its group (empty: it matches).
+fn differences(i: &wit::Instance, g: &InstanceGroup) -> Vec<&'static str> {
+    let mut diff = Vec::new();
+    if i.instance_type != g.instance_type {
+        diff.push("instance type");
+    }
+    if i.image_id != g.ami {
+        diff.push("AMI");
+    }
+    if g.subnet_id.as_ref().is_some_and(|s| i.subnet_id.as_deref() != Some(s)) {
+        diff.push("subnet");
+    }
+    // No security groups in the genome means EC2's default: not compared.
+    if !g.security_group_ids.is_empty() {
+        let mut want = g.security_group_ids.clone();
+        let mut have = i.security_group_ids.clone();
+        want.sort();
+        want.dedup();
+        have.sort();
+        have.dedup();
+        if want != have {
+            diff.push("security groups");
+        }
+    }
+    diff
+}
+
+/// The group's tags a member lacks or carries with another value.
+fn drifted_tags<'a>(i: &wit::Instance, g: &'a InstanceGroup) -> Vec<(&'a String, &'a String)> {
+    g.tags.iter().filter(|(k, v)| tag_value(i, k) != Some(v.as_str())).collect()
+}
+
+/// `(outcome, rule, detail)` of an audit row for `result`.
+fn audit_fields<T>(result: &Result<T, Ec2Failure>, ok_detail: impl FnOnce(&T) -> String) -> (&'static str, Option<String>, String) {
+    match result {
+        Ok(v) => ("ok", None, ok_detail(v)),
+        Err(Ec2Failure::Denied(d)) => ("denied", Some(d.rule.name().to_string()), d.message.clone()),
+        Err(e) => ("error", None, e.to_string()),
+    }
 }
 
 impl Ec2Service {
@@ -325,8 +459,9 @@ impl Ec2Service {
     pub async fn plan(&self, genome: &Genome, deadline: Option<Instant>) -> Result<Plan, Ec2Failure> {
         let region = self.genome_region(genome).await;
         let owned = self.owned_instances(&genome.owner, &region, &MEMBER_STATES, deadline).await?;
+        let is_active = |i: &wit::Instance| ACTIVE_STATES.contains(&i.state.as_str());
         let mut unpriced = Vec::new();
-        let active: Vec<_> = owned.iter().filter(|i| ACTIVE_STATES.contains(&i.state.as_str())).collect();
+        let active: Vec<_> = owned.iter().filter(|i| is_active(i)).collect();
         let before: f64 = active.iter().fold(0.0, |sum, i| sum + self.price_of(&i.instance_type, &mut unpriced));
         let mut after = before;
         let mut running_after = active.len() as i64;
@@ -337,19 +472,20 @@ impl Ec2Service {
                 .iter()
                 .filter(|i| tag_value(i, GENOME_TAG) == Some(&genome.id) && tag_value(i, GROUP_TAG) == Some(&g.name))
                 .collect();
-            // Oldest ids first is not knowable from EC2 ids; sort for a stable plan.
-            members.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-            let (matching, stale): (Vec<_>, Vec<_>) = members.into_iter().partition(|i| {
-                i.instance_type == g.instance_type
-                    && i.image_id == g.ami
-                    && g.subnet_id.as_ref().is_none_or(|s| i.subnet_id.as_deref() == Some(s))
-            });
+            // Running members first, so those kept are those already
+            // serving (surplus stopped ones go first); then by id, for a stable plan.
+            members.sort_by(|a, b| (!is_active(a), &a.instance_id).cmp(&(!is_active(b), &b.instance_id)));
+            let (matching, stale): (Vec<_>, Vec<_>) = members.into_iter().partition(|i| differences(i, g).is_empty());
             let keep = matching.len().min(g.count as usize);
-            let excess = &matching[keep..];
-            let reasons = [(&stale[..], "type, AMI or subnet differs from the genome"), (excess, "more instances than the genome's count")];
+            let (kept, excess) = matching.split_at(keep);
+            let mut differing: Vec<&str> = stale.iter().flat_map(|i| differences(i, g)).collect();
+            differing.sort();
+            differing.dedup();
+            let stale_reason = format!("{} differ from the genome (replaced)", differing.join(", "));
+            let reasons = [(&stale[..], stale_reason.as_str()), (excess, "more instances than the genome's count")];
             for (instances, reason) in reasons {
                 let Some(first) = instances.first() else { continue };
-                for i in instances.iter().filter(|i| ACTIVE_STATES.contains(&i.state.as_str())) {
+                for i in instances.iter().filter(|i| is_active(i)) {
                     after -= self.price_of(&i.instance_type, &mut unpriced);
                     running_after -= 1;
                 }
@@ -361,6 +497,34 @@ impl Ec2Service {
                     image_id: first.image_id.clone(),
                     instance_ids: instances.iter().map(|i| i.instance_id.clone()).collect(),
                     reason: reason.to_string(),
+                });
+            }
+            // A genome's count means running: stopped members are started.
+            let stopped: Vec<_> = kept.iter().filter(|i| !is_active(i)).collect();
+            if !stopped.is_empty() {
+                after += self.price_of(&g.instance_type, &mut unpriced) * stopped.len() as f64;
+                running_after += stopped.len() as i64;
+                changes.push(PlanChange {
+                    group: g.name.clone(),
+                    kind: ChangeKind::Start,
+                    count: stopped.len() as u32,
+                    instance_type: g.instance_type.clone(),
+                    image_id: g.ami.clone(),
+                    instance_ids: stopped.iter().map(|i| i.instance_id.clone()).collect(),
+                    reason: "stopped; the genome counts it as running".into(),
+                });
+            }
+            let drifted: Vec<_> = kept.iter().filter(|i| !drifted_tags(i, g).is_empty()).collect();
+            if let Some(first) = drifted.first() {
+                let tags: Vec<String> = drifted_tags(first, g).iter().map(|(k, v)| format!("{k}={v}")).collect();
+                changes.push(PlanChange {
+                    group: g.name.clone(),
+                    kind: ChangeKind::Retag,
+                    count: drifted.len() as u32,
+                    instance_type: g.instance_type.clone(),
+                    image_id: g.ami.clone(),
+                    instance_ids: drifted.iter().map(|i| i.instance_id.clone()).collect(),
+                    reason: format!("group tags missing or changed (e.g. {})", tags.join(", ")),
                 });
             }
             let missing = g.count.saturating_sub(keep as u32);
@@ -377,7 +541,7 @@ impl Ec2Service {
                     reason: format!("{keep} of {} exist", g.count),
                 });
             }
-            if stale.is_empty() && excess.is_empty() && missing == 0 {
+            if stale.is_empty() && excess.is_empty() && stopped.is_empty() && drifted.is_empty() && missing == 0 {
                 unchanged.push((g.name.clone(), g.count));
             }
         }
@@ -454,26 +618,26 @@ impl Ec2Service {
     /// The owner's policy limits, applied to a plan: region, types, AMIs,
     /// running count and hourly cost across the owner's regions. (Who
     /// approved it, an admin or the owner's `auto_apply`, decides whether
-    /// `actions` and `dry_run` matter; that is the caller's check.)
+    /// `actions` matter: [`check_plan_actions`].)
     pub async fn check_plan(&self, plan: &Plan, owner_scope: &AwsEc2Scope, deadline: Option<Instant>) -> Result<(), Ec2Failure> {
         owner_scope.check_region(&plan.region, &self.default_region().await)?;
         for c in plan.launches() {
             owner_scope.check_instance_type(&c.instance_type)?;
             owner_scope.check_image(&c.image_id)?;
         }
-        if plan.launches().next().is_none() {
-            return Ok(()); // only terminations: never more running or more cost
-        }
-        let active = self.active_across(&plan.owner, owner_scope, deadline).await?;
-        let terminating: Vec<&str> = plan
+        // Launches and starts add to what runs; terminations and retags never do.
+        let adding: Vec<&str> = plan
             .changes
             .iter()
-            .filter(|c| c.kind == ChangeKind::Terminate)
-            .flat_map(|c| c.instance_ids.iter().map(String::as_str))
+            .filter(|c| matches!(c.kind, ChangeKind::Launch | ChangeKind::Start))
+            .flat_map(|c| std::iter::repeat_n(c.instance_type.as_str(), c.count as usize))
             .collect();
+        if adding.is_empty() {
+            return Ok(());
+        }
+        let active = self.active_across(&plan.owner, owner_scope, deadline).await?;
+        let terminating: Vec<&str> = plan.of_kind(ChangeKind::Terminate).flat_map(|c| c.instance_ids.iter().map(String::as_str)).collect();
         let staying: Vec<_> = active.iter().filter(|i| !terminating.contains(&i.instance_id.as_str())).collect();
-        let adding: Vec<&str> =
-            plan.launches().flat_map(|c| std::iter::repeat_n(c.instance_type.as_str(), c.count as usize)).collect();
         owner_scope.check_running(staying.len() as u32, adding.len() as u32)?;
         let before = self.config.hourly(active.iter().map(|i| i.instance_type.as_str()));
         let after = self
@@ -485,14 +649,32 @@ impl Ec2Service {
     }
 
     /// Makes the plan's changes (never in dry-run mode: approval happened).
-    async fn execute(&self, genome: &Genome, plan: &Plan, deadline: Option<Instant>) -> Result<ApplyReport, Ec2Failure> {
+    /// On a failure, also returns what had already been done.
+    async fn execute(&self, genome: &Genome, plan: &Plan, deadline: Option<Instant>) -> Result<ApplyReport, (ApplyReport, Ec2Failure)> {
         let ec2 = self.client(&plan.region, deadline).await;
         let mut report = ApplyReport::default();
-        let terminate: Vec<String> =
-            plan.changes.iter().filter(|c| c.kind == ChangeKind::Terminate).flat_map(|c| c.instance_ids.clone()).collect();
+        let ids_of = |kind| plan.of_kind(kind).flat_map(|c| c.instance_ids.clone()).collect::<Vec<_>>();
+        let terminate = ids_of(ChangeKind::Terminate);
         if !terminate.is_empty() {
-            ec2.terminate(&terminate, false).await?;
+            if let Err(e) = ec2.terminate(&terminate, false).await {
+                return Err((report, e));
+            }
             report.terminated = terminate;
+        }
+        let start = ids_of(ChangeKind::Start);
+        if !start.is_empty() {
+            if let Err(e) = ec2.start(&start, false).await {
+                return Err((report, e));
+            }
+            report.started = start;
+        }
+        for c in plan.of_kind(ChangeKind::Retag) {
+            let Some(g) = genome.groups.iter().find(|g| g.name == c.group) else { continue };
+            let tags: Vec<(String, String)> = g.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            if let Err(e) = ec2.create_tags(&c.instance_ids, &tags, false).await {
+                return Err((report, e));
+            }
+            report.retagged.extend(c.instance_ids.iter().cloned());
         }
         for c in plan.launches() {
             let Some(g) = genome.groups.iter().find(|g| g.name == c.group) else { continue };
@@ -509,42 +691,68 @@ impl Ec2Service {
                 security_group_ids: g.security_group_ids.clone(),
                 tags,
             };
-            report.launched.extend(ec2.run(&launch, false).await?);
+            match ec2.run(&launch, false).await {
+                Ok(ids) => report.launched.extend(ids),
+                Err(e) => return Err((report, e)),
+            }
         }
         Ok(report)
     }
 
-    /// Checks `plan` against the owner's policy and makes it, under the
-    /// owner's lock; `by` (`admin` or the agent) is what the audit log shows.
-    /// `deadline` is the calling guest's, for auto-apply: past it the
-    /// remaining changes are not made (a later apply finishes the job).
+    /// Plans (`mode`), checks the plan against the owner's policy and makes
+    /// it, all under the owner's lock: a plan made before the lock could be
+    /// stale (a concurrent apply may have launched since) and would then
+    /// launch twice. With [`PlanMode::Apply`] the genome then becomes its
+    /// owner's current one. `by` (`admin`, `admin:<token>` or the agent) is
+    /// what the audit log shows; the audit row keeps what was done even when
+    /// a later step fails. `deadline` is the calling guest's, for
+    /// auto-apply: past it the remaining changes are not made (a later
+    /// apply finishes the job).
+    #[allow(clippy::too_many_arguments)]
     pub async fn apply_plan(
         &self,
         by: &str,
         action: &str,
         genome: &Genome,
-        plan: &Plan,
+        mode: PlanMode,
+        approval: Approval,
         owner_scope: &AwsEc2Scope,
         deadline: Option<Instant>,
-    ) -> Result<ApplyReport, Ec2Failure> {
+    ) -> Result<(Plan, ApplyReport), Ec2Failure> {
         let lock = self.owner_lock(&genome.owner);
         let _held = lock.lock().await;
-        let result = match self.check_plan(plan, owner_scope, deadline).await {
-            Ok(()) => self.execute(genome, plan, deadline).await,
-            Err(e) => Err(e),
+        let planned = match mode {
+            PlanMode::Apply => self.plan(genome, deadline).await,
+            PlanMode::Cleanup => self.cleanup_plan(genome, deadline).await,
         };
-        let (outcome, rule, detail) = match &result {
-            Ok(r) => ("ok", None, r.summary()),
-            Err(Ec2Failure::Denied(d)) => ("denied", Some(d.rule.name().to_string()), d.message.clone()),
-            Err(e) => ("error", None, e.to_string()),
+        let (region, changes) = match &planned {
+            Ok(p) => (p.region.clone(), json!(p.changes)),
+            Err(_) => (self.genome_region(genome).await, json!([])),
         };
+        let result = async {
+            let plan = planned?;
+            if approval == Approval::Auto {
+                check_plan_actions(&plan, owner_scope)?;
+            }
+            self.check_plan(&plan, owner_scope, deadline).await?;
+            let report = self.execute(genome, &plan, deadline).await.map_err(|(done, e)| {
+                if done.is_empty() { e } else { e.with_note(&format!("already done before the failure: {}", done.summary())) }
+            })?;
+            if mode == PlanMode::Apply {
+                let (owner, text, by) = (genome.owner.clone(), genome.to_toml(), by.to_string());
+                self.blocking(move |s| s.genome_record(&owner, &text, &by)).await?;
+            }
+            Ok((plan, report))
+        }
+        .await;
+        let (outcome, rule, detail) = audit_fields(&result, |(_, r)| r.summary());
         self.audit(AuditRecord {
             id: 0,
             at: now(),
             agent: by.to_string(),
             action: action.to_string(),
-            region: plan.region.clone(),
-            params: json!({"genome": genome.id, "owner": genome.owner, "changes": plan.changes}),
+            region,
+            params: json!({"genome": genome.id, "owner": genome.owner, "changes": changes}),
             outcome: outcome.into(),
             rule,
             detail,
@@ -553,46 +761,49 @@ impl Ec2Service {
         result
     }
 
-    /// Plans, then (with `approve`) applies and records the genome as current.
+    /// Plans, then (with `approve`) applies and records the genome as its owner's current one.
     pub async fn apply_genome(&self, by: &str, genome: &Genome, owner_scope: &AwsEc2Scope, approve: bool) -> Result<(Plan, Option<ApplyReport>), Ec2Failure> {
-        let plan = self.plan(genome, None).await?;
         if !approve {
+            let plan = self.plan(genome, None).await?;
             // Still say whether policy would refuse it.
             self.check_plan(&plan, owner_scope, None).await?;
             return Ok((plan, None));
         }
-        let report = self.apply_plan(by, "genome-apply", genome, &plan, owner_scope, None).await?;
-        let text = genome.to_toml();
-        let by = by.to_string();
-        self.blocking(move |s| s.genome_record(&text, &by)).await?;
+        let (plan, report) = self.apply_plan(by, "genome-apply", genome, PlanMode::Apply, Approval::Admin, owner_scope, None).await?;
         Ok((plan, Some(report)))
     }
 
     /// Terminates the owner's genome instances `genome` no longer names.
     pub async fn cleanup(&self, by: &str, genome: &Genome, owner_scope: &AwsEc2Scope, approve: bool) -> Result<(Plan, Option<ApplyReport>), Ec2Failure> {
-        let plan = self.cleanup_plan(genome, None).await?;
-        if !approve || plan.is_empty() {
-            return Ok((plan, None));
+        if !approve {
+            return Ok((self.cleanup_plan(genome, None).await?, None));
         }
-        let report = self.apply_plan(by, "genome-cleanup", genome, &plan, owner_scope, None).await?;
+        let (plan, report) = self.apply_plan(by, "genome-cleanup", genome, PlanMode::Cleanup, Approval::Admin, owner_scope, None).await?;
         Ok((plan, Some(report)))
     }
 
-    /// The genome last applied.
-    pub async fn current_genome(&self) -> Result<Option<Genome>, Ec2Failure> {
-        let stored = self.blocking(|s| s.genome_current()).await?;
+    /// `owner`'s current genome (the one last applied for it).
+    pub async fn current_genome(&self, owner: &str) -> Result<Option<Genome>, Ec2Failure> {
+        let owner = owner.to_string();
+        let stored = self.blocking(move |s| s.genome_current(&owner)).await?;
         match stored {
             None => Ok(None),
             Some(g) => Genome::parse(&g.toml).map(Some).map_err(|e| Ec2Failure::Aws(format!("stored genome: {e}"))),
         }
     }
 
-    /// The capability's `current-genome`: audited like every call.
+    /// Every owner's current genome, newest first.
+    pub async fn current_genomes(&self) -> Result<Vec<StoredGenome>, Ec2Failure> {
+        self.blocking(|s| s.genome_current_all()).await
+    }
+
+    /// The capability's `current-genome`: the calling agent's own genome
+    /// (others' are not its business), audited like every call.
     pub async fn read_genome(&self, who: Principal<'_>) -> Result<Option<wit::Genome>, Ec2Failure> {
         let region = self.default_region().await;
         let op = async {
             who.scope.check_action("current-genome")?;
-            let g = self.current_genome().await?;
+            let g = self.current_genome(who.agent).await?;
             Ok(g.map(|g| g.to_wit(&region)))
         };
         self.audited(&who, "current-genome", &region, json!({}), op, |g| {
@@ -602,10 +813,13 @@ impl Ec2Service {
     }
 
     /// An agent's proposal: validated, planned and stored; applied at once
-    /// when its scope allows auto-apply (and is not dry-run) and the plan is
-    /// within policy.
+    /// when its scope allows auto-apply (and is not dry-run), its actions
+    /// allow every change the plan makes, and the plan is within its limits.
     pub async fn propose_genome(&self, who: Principal<'_>, genome: Genome, reason: String) -> Result<ProposalOutcome, Ec2Failure> {
-        let region = self.genome_region(&genome).await;
+        let region = match &genome.region {
+            Some(r) => super::clip(r, 64).to_string(),
+            None => self.default_region().await,
+        };
         let params = json!({"genome": genome.id, "reason": reason, "groups": genome.groups.len()});
         let op = async {
             self.admit(&who, "propose-genome", &region).await?;
@@ -615,22 +829,31 @@ impl Ec2Service {
                     message: format!("the genome names owner `{}`; an agent may only propose genomes it owns", genome.owner),
                 }));
             }
+            // Before anything is planned or stored: a malformed or oversized
+            // proposal leaves no trace but its audit row.
             genome.validate().map_err(|e| Ec2Failure::InvalidParameter(e.to_string()))?;
             if reason.len() > 4096 {
                 return Err(Ec2Failure::InvalidParameter("reason is longer than 4096 bytes".into()));
             }
-            let plan = self.plan(&genome, who.deadline).await?;
+            let mut plan = self.plan(&genome, who.deadline).await?;
             let (agent, text, why) = (who.agent.to_string(), genome.to_toml(), reason.clone());
             let id = self.blocking(move |s| s.proposal_add(&agent, &why, &text)).await?;
             let (status, message) = if !who.scope.auto_apply {
                 ("pending".to_string(), format!("waiting for an admin: agentkernel genome approve {id}"))
             } else if who.scope.dry_run {
                 ("pending".to_string(), format!("dry-run mode: not applied; an admin can run agentkernel genome approve {id}"))
+            } else if !self.blocking(move |s| s.proposal_transition(id, "pending", "applying", "auto-applying")).await? {
+                // An admin acted on it between the insert and here.
+                let now = self.blocking(move |s| s.proposal_get(id)).await?;
+                let p = now.ok_or_else(|| storage_failure(format!("proposal {id} vanished")))?;
+                return Ok(ProposalOutcome { id, status: p.status, plan, message: p.message });
             } else {
-                match self.apply_plan(who.agent, "genome-auto-apply", &genome, &plan, who.scope, who.deadline).await {
-                    Ok(report) => {
-                        let (text, by) = (genome.to_toml(), who.agent.to_string());
-                        self.blocking(move |s| s.genome_record(&text, &by)).await?;
+                let applied = self
+                    .apply_plan(who.agent, "genome-auto-apply", &genome, PlanMode::Apply, Approval::Auto, who.scope, who.deadline)
+                    .await;
+                match applied {
+                    Ok((fresh, report)) => {
+                        plan = fresh;
                         ("applied".to_string(), format!("auto-applied: {}", report.summary()))
                     }
                     Err(Ec2Failure::Denied(d)) => (
@@ -648,47 +871,114 @@ impl Ec2Service {
             .await
     }
 
+    /// Writes an admin's decision on a proposal to the audit log.
+    async fn audit_review<T>(&self, by: &str, action: &str, region: String, params: serde_json::Value, result: &Result<T, Ec2Failure>, ok: &str) {
+        let (outcome, rule, detail) = audit_fields(result, |_| ok.to_string());
+        if let Err(e) = result {
+            tracing::info!(by, action, code = e.code(), "proposal review refused or failed: {e}");
+        }
+        self.audit(AuditRecord { id: 0, at: now(), agent: by.to_string(), action: action.to_string(), region, params, outcome: outcome.into(), rule, detail })
+            .await;
+    }
+
+    /// The proposal's genome region (for audit rows), else the host's.
+    async fn proposal_region(&self, p: Option<&StoredProposal>) -> String {
+        match p.and_then(|p| Genome::parse(&p.toml).ok()) {
+            Some(g) => self.genome_region(&g).await,
+            None => self.default_region().await,
+        }
+    }
+
     /// Admin: applies a pending proposal within its owner's policy. `by`
-    /// names the admin in the audit log and the proposal's message.
+    /// names the admin in the audit log and the proposal's message. The
+    /// proposal is claimed (`pending` → `applying`) in one statement
+    /// first, so of two concurrent approvals exactly one applies it.
     pub async fn approve_proposal(
         &self,
         id: i64,
         by: &str,
         owner_scope: impl FnOnce(&str) -> Option<AwsEc2Scope>,
     ) -> Result<(StoredProposal, Plan, ApplyReport), Ec2Failure> {
-        let p = self
-            .blocking(move |s| s.proposal_get(id))
-            .await?
-            .ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
-        if p.status != "pending" {
-            return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
+        let found = self.blocking(move |s| s.proposal_get(id)).await;
+        let region = self.proposal_region(found.as_ref().ok().and_then(Option::as_ref)).await;
+        let claimed = async {
+            let p = found?.ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
+            if p.status != "pending" {
+                return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
+            }
+            let genome = Genome::parse(&p.toml).map_err(|e| Ec2Failure::InvalidParameter(e.to_string()))?;
+            let scope = owner_scope(&genome.owner).ok_or_else(|| {
+                Ec2Failure::Denied(Denial { rule: Rule::Action, message: format!("genome owner `{}` has no aws_ec2 grant", genome.owner) })
+            })?;
+            let msg = format!("being applied (approved by {by})");
+            if !self.blocking(move |s| s.proposal_transition(id, "pending", "applying", &msg)).await? {
+                let status = self.blocking(move |s| s.proposal_get(id)).await?.map_or("gone".to_string(), |p| p.status);
+                return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {status}, not pending")));
+            }
+            Ok((p, genome, scope))
         }
-        let genome = Genome::parse(&p.toml).map_err(|e| Ec2Failure::InvalidParameter(e.to_string()))?;
-        let scope = owner_scope(&genome.owner)
-            .ok_or_else(|| Ec2Failure::Denied(Denial { rule: Rule::Action, message: format!("genome owner `{}` has no aws_ec2 grant", genome.owner) }))?;
-        let plan = self.plan(&genome, None).await?;
-        let result = self.apply_plan(by, "genome-approve", &genome, &plan, &scope, None).await;
+        .await;
+        let (p, genome, scope) = match claimed {
+            Ok(v) => v,
+            Err(e) => {
+                // apply_plan writes the row of an approval that got that far; this one did not.
+                let r: Result<(), _> = Err(e);
+                self.audit_review(by, "genome-approve", region, json!({"proposal": id}), &r, "").await;
+                return Err(r.unwrap_err());
+            }
+        };
+        let result = self.apply_plan(by, "genome-approve", &genome, PlanMode::Apply, Approval::Admin, &scope, None).await;
         let (status, message) = match &result {
-            Ok(r) => ("applied", format!("approved by {by}: {}", r.summary())),
-            Err(e) => ("failed", format!("approval failed: {e}")),
+            Ok((_, r)) => ("applied", format!("approved by {by}: {}", r.summary())),
+            Err(e) => ("failed", format!("approval by {by} failed: {e}")),
         };
         let (st, msg) = (status.to_string(), message);
         self.blocking(move |s| s.proposal_set_status(id, &st, &msg)).await?;
-        let report = result?;
-        let (text, by) = (genome.to_toml(), by.to_string());
-        self.blocking(move |s| s.genome_record(&text, &by)).await?;
+        let (plan, report) = result?;
         let p = self.blocking(move |s| s.proposal_get(id)).await?.unwrap_or(p);
         Ok((p, plan, report))
     }
 
-    /// Admin: marks a pending proposal rejected.
+    /// Admin: marks a pending proposal rejected (atomically, like approval).
     pub async fn reject_proposal(&self, id: i64, by: &str, why: &str) -> Result<(), Ec2Failure> {
-        let p = self.blocking(move |s| s.proposal_get(id)).await?.ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
-        if p.status != "pending" {
-            return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {}, not pending", p.status)));
-        }
+        let found = self.blocking(move |s| s.proposal_get(id)).await;
+        let region = self.proposal_region(found.as_ref().ok().and_then(Option::as_ref)).await;
+        let why = super::clip(why, 4096).to_string();
         let msg = format!("rejected by {by}: {why}");
-        self.blocking(move |s| s.proposal_set_status(id, "rejected", &msg)).await
+        let result = async {
+            let p = found?.ok_or_else(|| Ec2Failure::InvalidParameter(format!("no proposal {id}")))?;
+            if !self.blocking(move |s| s.proposal_transition(id, "pending", "rejected", &msg)).await? {
+                let status = self.blocking(move |s| s.proposal_get(id)).await?.map_or(p.status, |p| p.status);
+                return Err(Ec2Failure::InvalidParameter(format!("proposal {id} is {status}, not pending")));
+            }
+            Ok(())
+        }
+        .await;
+        self.audit_review(by, "genome-reject", region, json!({"proposal": id, "reason": why}), &result, &format!("proposal {id} rejected")).await;
+        result
+    }
+}
+
+/// For auto-apply: every change the plan makes must be an action the
+/// owner's policy allows (proposing is not permission to launch).
+pub fn check_plan_actions(plan: &Plan, scope: &AwsEc2Scope) -> Result<(), Denial> {
+    for c in &plan.changes {
+        if let Err(d) = scope.check_action(c.kind.action()) {
+            return Err(Denial {
+                rule: Rule::Action,
+                message: format!("auto-apply would {} instances of group `{}`, but {}", verb(c.kind), c.group, d.message),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn verb(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Launch => "launch",
+        ChangeKind::Terminate => "terminate",
+        ChangeKind::Start => "start",
+        ChangeKind::Retag => "retag",
     }
 }
 

@@ -2,7 +2,8 @@
 //! `agentkernel genome proposals/approve/reject` and `agentkernel audit`
 //! do, for operators who are not on the host's shell.
 //!
-//! - `GET /v1/admin/genome`: the current genome (TOML and version)
+//! - `GET /v1/admin/genome[?owner=A]`: the current genomes, one per owner
+//!   (`genomes`), and `genome`: the owner's (or the newest of all)
 //! - `GET /v1/admin/genome/proposals?status=pending`
 //! - `POST /v1/admin/genome/proposals/{id}/approve`: apply within the owner's policy
 //! - `POST /v1/admin/genome/proposals/{id}/reject`
@@ -64,9 +65,20 @@ async fn read<T: Send + 'static>(
     }
 }
 
-async fn current(State(app): State<Arc<App>>) -> Response {
-    match read(&app, |s| s.genome_current()).await {
-        Ok(g) => Json(json!({ "genome": g })).into_response(),
+#[derive(Deserialize)]
+struct GenomeQuery {
+    owner: Option<String>,
+}
+
+async fn current(State(app): State<Arc<App>>, Query(q): Query<GenomeQuery>) -> Response {
+    match read(&app, |s| s.genome_current_all()).await {
+        Ok(all) => {
+            let genome = match &q.owner {
+                Some(o) => all.iter().find(|g| &g.owner == o),
+                None => all.first(),
+            };
+            Json(json!({ "genome": genome, "genomes": all })).into_response()
+        }
         Err(r) => r,
     }
 }

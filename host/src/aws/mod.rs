@@ -110,6 +110,20 @@ impl Ec2Failure {
         }
     }
 
+    /// The same failure with `note` appended to its message (e.g. what a
+    /// multi-step apply had already done when this step failed).
+    pub fn with_note(self, note: &str) -> Ec2Failure {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Ec2Failure::Denied(d) => Ec2Failure::Denied(Denial { rule: d.rule, message: add(d.message) }),
+            Ec2Failure::NotOwned(m) => Ec2Failure::NotOwned(add(m)),
+            Ec2Failure::Throttled(m) => Ec2Failure::Throttled(add(m)),
+            Ec2Failure::InvalidParameter(m) => Ec2Failure::InvalidParameter(add(m)),
+            Ec2Failure::Unavailable(m) => Ec2Failure::Unavailable(add(m)),
+            Ec2Failure::Aws(m) => Ec2Failure::Aws(add(m)),
+        }
+    }
+
     pub fn to_wit(&self) -> wit::Ec2Error {
         match self.clone() {
             Ec2Failure::Denied(d) => wit::Ec2Error::Denied(wit::Denial { rule: rule_to_wit(d.rule), message: d.message }),
@@ -151,9 +165,18 @@ pub const MAX_FILTERS: usize = 50;
 pub const MAX_TAGS: usize = 40;
 /// Most instances one launch may ask for.
 pub const MAX_LAUNCH: u32 = 100;
+/// Most security groups one launch (or genome group) may name.
+pub const MAX_SECURITY_GROUPS: usize = 16;
+/// Most records one describe call returns to a guest (the rest are cut;
+/// the audit row says so).
+pub const MAX_RESULTS: usize = 1000;
 /// Longest tag key and value EC2 accepts.
-const MAX_TAG_KEY: usize = 128;
-const MAX_TAG_VALUE: usize = 256;
+pub const MAX_TAG_KEY: usize = 128;
+pub const MAX_TAG_VALUE: usize = 256;
+/// `describe-images` pseudo-filter naming DescribeImages' `Owners`
+/// (`self`, `amazon`, account ids); without it, and without an
+/// `owner-id`/`owner-alias` filter, only the account's own images are listed.
+pub const OWNERS_FILTER: &str = "owners";
 
 const ACTIVE_STATES: [&str; 2] = ["pending", "running"];
 /// Largest parameters (JSON) and detail one audit row keeps in full.
@@ -204,15 +227,35 @@ fn check_filters(filters: &[Filter]) -> Result<(), Denial> {
 }
 
 fn check_tags(tags: &[Tag]) -> Result<(), Ec2Failure> {
-    check_size("tags", tags.len(), MAX_TAGS)?;
-    check_tag_keys(tags.iter().map(|t| t.key.as_str()))?;
-    if let Some(t) = tags.iter().find(|t| t.key.is_empty() || t.key.len() > MAX_TAG_KEY || t.value.len() > MAX_TAG_VALUE) {
+    check_tag_list(tags.iter().map(|t| (t.key.as_str(), t.value.as_str())))
+}
+
+/// Count, reserved keys and lengths of a list of tags (a launch's, a tag
+/// call's, a genome group's).
+pub fn check_tag_list<'a>(tags: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Result<(), Ec2Failure> {
+    check_size("tags", tags.clone().count(), MAX_TAGS)?;
+    check_tag_keys(tags.clone().map(|(k, _)| k))?;
+    if let Some((k, _)) = tags.into_iter().find(|(k, v)| k.is_empty() || k.len() > MAX_TAG_KEY || v.len() > MAX_TAG_VALUE) {
         return Err(Ec2Failure::InvalidParameter(format!(
             "tag `{}`: keys must be 1-{MAX_TAG_KEY} bytes and values at most {MAX_TAG_VALUE}",
-            t.key.chars().take(40).collect::<String>()
+            k.chars().take(40).collect::<String>()
         )));
     }
     Ok(())
+}
+
+/// Splits `describe-images` filters into EC2 filters and the `Owners` to ask for.
+fn image_owners(filters: &[Filter]) -> (Vec<Filter>, Vec<String>) {
+    let (owners, rest): (Vec<Filter>, Vec<Filter>) = filters.iter().cloned().partition(|f| f.name == OWNERS_FILTER);
+    let mut owners: Vec<String> = owners.into_iter().flat_map(|f| f.values).collect();
+    if owners.is_empty() && !rest.iter().any(|f| f.name == "owner-id" || f.name == "owner-alias") {
+        owners.push("self".into());
+    }
+    (rest, owners)
+}
+
+fn counted(n: usize, what: &str) -> String {
+    if n >= MAX_RESULTS { format!("{n} {what} (cut at {MAX_RESULTS})") } else { format!("{n} {what}") }
 }
 
 impl Ec2Service {
@@ -435,9 +478,15 @@ impl Ec2Service {
             filters.push(Filter { name: format!("tag:{OWNER_TAG}"), values: vec![who.agent.to_string()] });
             let ec2 = self.client(&region, who.deadline).await;
             // Agents see only their own instances.
-            Ok(ec2.instances(&filters).await?.into_iter().filter(|i| tag_value(i, OWNER_TAG) == Some(who.agent)).collect())
+            Ok(ec2
+                .instances(&filters)
+                .await?
+                .into_iter()
+                .filter(|i| tag_value(i, OWNER_TAG) == Some(who.agent))
+                .take(MAX_RESULTS)
+                .collect())
         };
-        self.audited(&who, "describe-instances", &region, params, op, |v: &Vec<Instance>| (false, format!("{} instances", v.len())))
+        self.audited(&who, "describe-instances", &region, params, op, |v: &Vec<Instance>| (false, counted(v.len(), "instances")))
             .await
     }
 
@@ -447,9 +496,12 @@ impl Ec2Service {
         let op = async {
             self.admit(&who, "describe-images", &region).await?;
             check_filters(&filters)?;
-            self.client(&region, who.deadline).await.images(&filters).await
+            // Unbounded by default on AWS (every public image): the
+            // account's own images unless the guest names owners.
+            let (filters, owners) = image_owners(&filters);
+            self.client(&region, who.deadline).await.images(&filters, &owners, MAX_RESULTS).await
         };
-        self.audited(&who, "describe-images", &region, params, op, |v: &Vec<Image>| (false, format!("{} images", v.len()))).await
+        self.audited(&who, "describe-images", &region, params, op, |v: &Vec<Image>| (false, counted(v.len(), "images"))).await
     }
 
     pub async fn describe_security_groups(&self, who: Principal<'_>, region: Option<String>, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>, Ec2Failure> {
@@ -458,10 +510,10 @@ impl Ec2Service {
         let op = async {
             self.admit(&who, "describe-security-groups", &region).await?;
             check_filters(&filters)?;
-            self.client(&region, who.deadline).await.security_groups(&filters).await
+            self.client(&region, who.deadline).await.security_groups(&filters, MAX_RESULTS).await
         };
         self.audited(&who, "describe-security-groups", &region, params, op, |v: &Vec<SecurityGroup>| {
-            (false, format!("{} security groups", v.len()))
+            (false, counted(v.len(), "security groups"))
         })
         .await
     }
@@ -472,9 +524,9 @@ impl Ec2Service {
         let op = async {
             self.admit(&who, "describe-subnets", &region).await?;
             check_filters(&filters)?;
-            self.client(&region, who.deadline).await.subnets(&filters).await
+            self.client(&region, who.deadline).await.subnets(&filters, MAX_RESULTS).await
         };
-        self.audited(&who, "describe-subnets", &region, params, op, |v: &Vec<Subnet>| (false, format!("{} subnets", v.len()))).await
+        self.audited(&who, "describe-subnets", &region, params, op, |v: &Vec<Subnet>| (false, counted(v.len(), "subnets"))).await
     }
 
     pub async fn run_instances(&self, who: Principal<'_>, region: Option<String>, spec: RunSpec) -> Result<ChangeResult, Ec2Failure> {
@@ -489,7 +541,7 @@ impl Ec2Service {
                 return Err(Ec2Failure::InvalidParameter("count must be at least 1".into()));
             }
             check_size("instances", spec.count as usize, MAX_LAUNCH as usize)?;
-            check_size("security groups", spec.security_group_ids.len(), MAX_TAGS)?;
+            check_size("security groups", spec.security_group_ids.len(), MAX_SECURITY_GROUPS)?;
             check_tags(&spec.tags)?;
             who.scope.check_instance_type(&spec.instance_type)?;
             who.scope.check_image(&spec.image_id)?;

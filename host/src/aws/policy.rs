@@ -3,7 +3,7 @@
 //! ```toml
 //! [agents.infrastructure-architect]
 //! aws_ec2 = { actions = ["describe-*", "run-instances", "terminate-instances"],
-//!             regions = ["us-east-1"], instance_types = ["t3.micro"], amis = ["ami-*"],
+//!             regions = ["us-east-1"], instance_types = ["t3.micro"], amis = ["ami-0123456789abcdef0"],
 //!             max_running_instances = 4, max_hourly_usd = 0.5, dry_run = false }
 //! ```
 //!

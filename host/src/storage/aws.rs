@@ -1,6 +1,7 @@
 //! What the `aws-ec2` capability and `agentkernel genome` keep: the audit
-//! log of every EC2 call (allowed or refused), the applied genome (one
-//! current version, older ones kept), and genome proposals from agents.
+//! log of every EC2 call (allowed or refused), the applied genomes (one
+//! current version per owner agent, older ones kept), and genome proposals
+//! from agents.
 //!
 //! A narrow trait of its own, beside [`super::Storage`], so a networked
 //! backend can implement it later without widening the memory interface.
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS genome_versions (
     version    INTEGER PRIMARY KEY AUTOINCREMENT,
     at         INTEGER NOT NULL,
     applied_by TEXT NOT NULL,
-    toml       TEXT NOT NULL
+    toml       TEXT NOT NULL,
+    owner      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS genome_proposals (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,6 +42,39 @@ CREATE TABLE IF NOT EXISTS genome_proposals (
     message  TEXT NOT NULL
 );
 ";
+
+/// Brings the AWS tables of a database made by an older host up to date.
+/// Idempotent and keyed on the columns present, not on `user_version`, so
+/// it composes with the other tables' migrations.
+///
+/// - `genome_versions.owner` (genomes are kept per owner agent): added and
+///   filled from each stored TOML's `owner`.
+pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), StorageError> {
+    let has_owner: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('genome_versions') WHERE name = 'owner'")?
+        .exists([])?;
+    if !has_owner {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch("ALTER TABLE genome_versions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
+        let rows: Vec<(i64, String)> = tx
+            .prepare("SELECT version, toml FROM genome_versions")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (version, text) in rows {
+            // Stored by the host after validation, so `owner` is there; a row
+            // that does not parse keeps '' and is never any agent's genome.
+            let owner = text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("owner").and_then(|o| o.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            tx.execute("UPDATE genome_versions SET owner = ?1 WHERE version = ?2", params![owner, version])?;
+        }
+        tx.commit()?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS genome_versions_by_owner ON genome_versions (owner, version)")?;
+    Ok(())
+}
 
 /// One EC2 call as the audit log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +103,8 @@ pub struct AuditRecord {
 pub struct StoredGenome {
     pub version: i64,
     pub at: i64,
+    /// The agent whose genome this is (the TOML's `owner`).
+    pub owner: String,
     pub applied_by: String,
     pub toml: String,
 }
@@ -80,7 +117,8 @@ pub struct StoredProposal {
     pub agent: String,
     pub reason: String,
     pub toml: String,
-    /// `pending`, `applied`, `rejected` or `failed`.
+    /// `pending`, `applying` (claimed by one approval or auto-apply),
+    /// `applied`, `rejected` or `failed`.
     pub status: String,
     pub message: String,
 }
@@ -89,14 +127,20 @@ pub trait AwsStore: Send + Sync + 'static {
     fn audit_append(&self, record: &AuditRecord) -> Result<(), StorageError>;
     /// The newest `limit` rows, newest first, optionally for one agent.
     fn audit_list(&self, agent: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;
-    fn genome_current(&self) -> Result<Option<StoredGenome>, StorageError>;
-    /// Records `toml` as the current genome; returns its version.
-    fn genome_record(&self, toml: &str, applied_by: &str) -> Result<i64, StorageError>;
+    /// `owner`'s current genome (its newest version).
+    fn genome_current(&self, owner: &str) -> Result<Option<StoredGenome>, StorageError>;
+    /// Every owner's current genome, newest first.
+    fn genome_current_all(&self) -> Result<Vec<StoredGenome>, StorageError>;
+    /// Records `toml` as `owner`'s current genome; returns its version.
+    fn genome_record(&self, owner: &str, toml: &str, applied_by: &str) -> Result<i64, StorageError>;
     fn proposal_add(&self, agent: &str, reason: &str, toml: &str) -> Result<i64, StorageError>;
     fn proposal_get(&self, id: i64) -> Result<Option<StoredProposal>, StorageError>;
     /// Newest first, optionally only those with `status`.
     fn proposal_list(&self, status: Option<&str>, limit: u32) -> Result<Vec<StoredProposal>, StorageError>;
     fn proposal_set_status(&self, id: i64, status: &str, message: &str) -> Result<(), StorageError>;
+    /// Moves proposal `id` from `from` to `to` only if it is still `from`,
+    /// in one statement; `false` when another caller moved it first.
+    fn proposal_transition(&self, id: i64, from: &str, to: &str, message: &str) -> Result<bool, StorageError>;
 }
 
 fn now() -> i64 {
@@ -138,18 +182,31 @@ impl AwsStore for SqliteStorage {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    fn genome_current(&self) -> Result<Option<StoredGenome>, StorageError> {
+    fn genome_current(&self, owner: &str) -> Result<Option<StoredGenome>, StorageError> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT version, at, applied_by, toml FROM genome_versions ORDER BY version DESC LIMIT 1")?
-            .query_row([], |r| Ok(StoredGenome { version: r.get(0)?, at: r.get(1)?, applied_by: r.get(2)?, toml: r.get(3)? }))
+            .prepare_cached(
+                "SELECT version, at, owner, applied_by, toml FROM genome_versions WHERE owner = ?1 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![owner], genome_row)
             .optional()?)
     }
 
-    fn genome_record(&self, toml: &str, applied_by: &str) -> Result<i64, StorageError> {
+    fn genome_current_all(&self) -> Result<Vec<StoredGenome>, StorageError> {
         let conn = self.conn();
-        conn.prepare_cached("INSERT INTO genome_versions (at, applied_by, toml) VALUES (?1, ?2, ?3)")?
-            .execute(params![now(), applied_by, toml])?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT version, at, owner, applied_by, toml FROM genome_versions
+             WHERE version IN (SELECT MAX(version) FROM genome_versions WHERE owner != '' GROUP BY owner)
+             ORDER BY version DESC",
+        )?;
+        let rows = stmt.query_map([], genome_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn genome_record(&self, owner: &str, toml: &str, applied_by: &str) -> Result<i64, StorageError> {
+        let conn = self.conn();
+        conn.prepare_cached("INSERT INTO genome_versions (at, owner, applied_by, toml) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![now(), owner, applied_by, toml])?;
         Ok(conn.last_insert_rowid())
     }
 
@@ -186,6 +243,18 @@ impl AwsStore for SqliteStorage {
             .execute(params![id, status, message])?;
         Ok(())
     }
+
+    fn proposal_transition(&self, id: i64, from: &str, to: &str, message: &str) -> Result<bool, StorageError> {
+        let changed = self
+            .conn()
+            .prepare_cached("UPDATE genome_proposals SET status = ?3, message = ?4 WHERE id = ?1 AND status = ?2")?
+            .execute(params![id, from, to, message])?;
+        Ok(changed == 1)
+    }
+}
+
+fn genome_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredGenome> {
+    Ok(StoredGenome { version: r.get(0)?, at: r.get(1)?, owner: r.get(2)?, applied_by: r.get(3)?, toml: r.get(4)? })
 }
 
 fn proposal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredProposal> {
@@ -234,17 +303,46 @@ mod tests {
     }
 
     #[test]
-    fn genome_versions_and_proposals_round_trip() {
+    fn genome_versions_are_kept_per_owner_and_proposals_round_trip() {
         let s = SqliteStorage::in_memory().unwrap();
-        assert_eq!(s.genome_current().unwrap(), None);
-        s.genome_record("id = \"one\"", "admin").unwrap();
-        let v2 = s.genome_record("id = \"two\"", "admin").unwrap();
-        let current = s.genome_current().unwrap().unwrap();
-        assert_eq!((current.version, current.toml.as_str()), (v2, "id = \"two\""));
+        assert_eq!(s.genome_current("architect").unwrap(), None);
+        s.genome_record("architect", "id = \"one\"", "admin").unwrap();
+        let v2 = s.genome_record("architect", "id = \"two\"", "admin").unwrap();
+        let other = s.genome_record("builder", "id = \"b\"", "builder").unwrap();
+        let current = s.genome_current("architect").unwrap().unwrap();
+        assert_eq!((current.version, current.toml.as_str()), (v2, "id = \"two\""), "another owner's genome does not replace it");
+        assert_eq!(s.genome_current("builder").unwrap().unwrap().version, other);
+        assert_eq!(s.genome_current("nobody").unwrap(), None);
+        let all: Vec<_> = s.genome_current_all().unwrap().into_iter().map(|g| (g.owner, g.version)).collect();
+        assert_eq!(all, [("builder".to_string(), other), ("architect".to_string(), v2)]);
+
         let p = s.proposal_add("architect", "more web", "id = \"three\"").unwrap();
         assert_eq!(s.proposal_list(Some("pending"), 10).unwrap().len(), 1);
+        assert!(s.proposal_transition(p, "pending", "applying", "").unwrap(), "the first claim wins");
+        assert!(!s.proposal_transition(p, "pending", "applying", "").unwrap(), "a second claim loses");
         s.proposal_set_status(p, "applied", "launched 1").unwrap();
         assert!(s.proposal_list(Some("pending"), 10).unwrap().is_empty());
         assert_eq!(s.proposal_get(p).unwrap().unwrap().status, "applied");
+    }
+
+    #[test]
+    fn an_older_database_gets_genome_owners_from_its_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The table as hosts before per-owner genomes made it.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE genome_versions (version INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+                     applied_by TEXT NOT NULL, toml TEXT NOT NULL);
+                 INSERT INTO genome_versions (at, applied_by, toml) VALUES (1, 'admin', 'id = \"shop\"\nowner = \"architect\"\n');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        let g = s.genome_current("architect").unwrap().expect("the old row is the architect's genome");
+        assert!(g.toml.contains("shop"));
+        drop(s);
+        SqliteStorage::open(&path).expect("opening again is a no-op");
     }
 }

@@ -118,6 +118,7 @@ impl SqliteStorage {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::aws::SCHEMA)?;
+        super::aws::migrate(&conn)?;
         conn.execute_batch(super::sessions::SCHEMA)?;
         migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
