@@ -996,3 +996,21 @@ async fn describe_images_lists_the_accounts_own_images_unless_owners_are_named()
         assert!(images.len() <= agentkernel::aws::MAX_RESULTS);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_architect_picks_only_the_accounts_own_images() {
+    let moto = Moto::start();
+    let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
+    let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
+    let svc = h.host.runtime.aws().clone();
+    let (text, _) = ask(&h, "2 web servers", None).await;
+    assert!(text.contains("no AMI to launch the new group from"), "moto's public images are not candidates: {text}");
+
+    let launcher = launcher();
+    let ids = svc.run_instances(who("someone", &launcher), None, spec("t3.micro", 1)).await.unwrap().instance_ids;
+    let client = svc.admin_client(None).await;
+    let own = client.create_image().instance_id(&ids[0]).name("golden").send().await.unwrap().image_id().unwrap().to_string();
+    let (text, data) = ask(&h, "2 web servers", None).await;
+    assert_eq!(data["status"], "pending", "{text}");
+    assert!(text.contains(&format!("new group, AMI {own}")), "{text}");
+}

@@ -140,7 +140,9 @@ fn parse_with_model(text: &str, known_groups: &[String]) -> Option<CapacityReque
 /// Options a caller may pass in the request context.
 #[derive(Debug, Default, Deserialize)]
 pub struct Hints {
-    /// AMI for a new group (default: an existing group's, else the first image EC2 lists).
+    /// AMI for a new group (default: an existing group's, else the first
+    /// available image the account itself owns; the host's policy decides
+    /// whether it may be launched).
     pub ami: Option<String>,
     /// Instance type for a new group when the request names none (default `t3.micro`).
     pub instance_type: Option<String>,
@@ -226,6 +228,10 @@ pub fn explain(proposal: &Proposal) -> String {
     }
     for c in &proposal.plan.changes {
         let line = match c.kind {
+            // A launch naming instances brings stopped members back (WIT has no `start` kind).
+            aws_ec2::ChangeKind::Launch if !c.instance_ids.is_empty() => {
+                format!("Plan: start {} ({}, stopped) of group `{}`.", c.instance_ids.join(", "), c.instance_type, c.group)
+            }
             aws_ec2::ChangeKind::Launch => format!("Plan: launch {} x {} for group `{}`.", c.count, c.instance_type, c.group),
             aws_ec2::ChangeKind::Terminate => {
                 format!("Plan: terminate {} ({}) of group `{}`.", c.instance_ids.join(", "), c.instance_type, c.group)
@@ -277,8 +283,11 @@ impl Agent for Architect {
                 "I did not understand how much capacity you want. Try \"3 more t3.micro web servers\" or \"scale web to 5\".",
             ));
         };
+        // Last resort for a new group: one of the account's own images
+        // (`owners = self`), never any public image EC2 would list.
         let ami_lookup = || {
-            let images = aws_ec2::describe_images(None, &[aws_ec2::Filter::new("state", ["available"])]).ok()?;
+            let filters = [aws_ec2::Filter::new("owners", ["self"]), aws_ec2::Filter::new("state", ["available"])];
+            let images = aws_ec2::describe_images(None, &filters).ok()?;
             images.into_iter().map(|i| i.image_id).next()
         };
         let (genome, what) = match change_genome(current, &reading, &hints, ami_lookup) {
