@@ -211,7 +211,11 @@ pub struct AgentResult {
 pub struct ChatUsage {
     pub calls: u32,
     pub fuel: u64,
+    /// LLM tokens of every call in the request, prompt and completion.
     pub tokens: u64,
+    /// Of `tokens`, those of prompts.
+    #[serde(default)]
+    pub prompt_tokens: u64,
     pub cost_usd: f64,
     pub elapsed_ms: f64,
 }
@@ -735,6 +739,7 @@ fn usage_of(budget: BudgetUsage, scope: &RequestScope) -> ChatUsage {
         calls: budget.calls,
         fuel: budget.fuel,
         tokens: budget.tokens,
+        prompt_tokens: budget.prompt_tokens,
         cost_usd: spans.iter().map(|s| s.cost_usd).sum(),
         elapsed_ms: scope.trace.elapsed().as_secs_f64() * 1000.0,
     }

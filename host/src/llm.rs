@@ -205,7 +205,7 @@ impl LlmService {
         };
         if let Some((scope, span)) = caller.request {
             let tokens = record.prompt_tokens + record.completion_tokens;
-            scope.budget.charge_tokens(tokens);
+            scope.budget.charge_llm_tokens(record.prompt_tokens, record.completion_tokens);
             scope.trace.add_llm_usage(span, tokens, record.cost_usd.unwrap_or(0.0));
         }
         if let Some(m) = &self.metrics {

@@ -53,6 +53,8 @@ pub struct Budget {
     calls: AtomicU32,
     fuel_used: AtomicU64,
     tokens_used: AtomicU64,
+    /// The prompt part of `tokens_used` (OpenAI clients expect the split).
+    prompt_tokens_used: AtomicU64,
 }
 
 impl Budget {
@@ -63,6 +65,7 @@ impl Budget {
             calls: AtomicU32::new(0),
             fuel_used: AtomicU64::new(0),
             tokens_used: AtomicU64::new(0),
+            prompt_tokens_used: AtomicU64::new(0),
         }
     }
 
@@ -107,11 +110,19 @@ impl Budget {
         self.tokens_used.fetch_add(tokens, Ordering::Relaxed);
     }
 
+    /// Charges one LLM call: prompt and completion count alike against
+    /// the budget; the split is kept for reporting.
+    pub fn charge_llm_tokens(&self, prompt: u64, completion: u64) {
+        self.prompt_tokens_used.fetch_add(prompt, Ordering::Relaxed);
+        self.charge_tokens(prompt + completion);
+    }
+
     pub fn usage(&self) -> BudgetUsage {
         BudgetUsage {
             calls: self.calls.load(Ordering::Relaxed),
             fuel: self.fuel_used.load(Ordering::Relaxed),
             tokens: self.tokens_used.load(Ordering::Relaxed),
+            prompt_tokens: self.prompt_tokens_used.load(Ordering::Relaxed),
         }
     }
 }
@@ -120,7 +131,10 @@ impl Budget {
 pub struct BudgetUsage {
     pub calls: u32,
     pub fuel: u64,
+    /// LLM tokens, prompt and completion.
     pub tokens: u64,
+    /// Of `tokens`, those of prompts.
+    pub prompt_tokens: u64,
 }
 
 /// One agent call in a request's trace.

@@ -47,7 +47,13 @@ for c in chunks:
     if c.choices and c.choices[0].delta.content:
         content.append(c.choices[0].delta.content)
     usage = c.usage or usage
-seen["llm_stream"] = {"text": "".join(content), "content_chunks": len(content), "total_tokens": usage and usage.total_tokens}
+seen["llm_stream"] = {
+    "text": "".join(content),
+    "content_chunks": len(content),
+    "total_tokens": usage and usage.total_tokens,
+    "prompt_tokens": usage and usage.prompt_tokens,
+    "completion_tokens": usage and usage.completion_tokens,
+}
 
 try:
     client.chat.completions.create(model="no-such-agent", messages=[{"role": "user", "content": "x"}])

@@ -46,6 +46,11 @@ async fn the_official_openai_client_talks_to_the_agents() {
     assert_eq!(seen["llm_stream"]["text"], "Cats sleep a lot.", "{seen}");
     assert_eq!(seen["llm_stream"]["content_chunks"], 4, "one chunk per streamed word, as the model produced them: {seen}");
     assert_eq!(seen["llm_stream"]["total_tokens"], 15, "usage arrives with the last chunk");
+    assert_eq!(
+        (&seen["llm_stream"]["prompt_tokens"], &seen["llm_stream"]["completion_tokens"]),
+        (&json!(10), &json!(5)),
+        "the model's prompt/completion split reaches the client: {seen}"
+    );
     assert_eq!(seen["unknown_model"], 404);
     assert_eq!(seen["bad_key"], 401);
 }

@@ -93,10 +93,12 @@ fn extension(resp: &ChatResponse) -> Value {
 }
 
 fn usage(resp: &ChatResponse) -> Value {
-    // Agents' LLM tokens are all the tokens there are; the facade has no
-    // prompt of its own. The request's budget counts prompt and completion
-    // together, so they are reported as one.
-    json!({"prompt_tokens": 0, "completion_tokens": resp.usage.tokens, "total_tokens": resp.usage.tokens})
+    // Agents' LLM calls are all the tokens there are (the facade has no
+    // prompt of its own): the request's prompt and completion tokens summed
+    // over every call, nested ones included.
+    let u = &resp.usage;
+    let completion = u.tokens.saturating_sub(u.prompt_tokens);
+    json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": completion, "total_tokens": u.tokens})
 }
 
 pub(super) async fn completions(
