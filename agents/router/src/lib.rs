@@ -152,7 +152,7 @@ fn ask_llm(message: &str, candidates: &Candidates) -> Option<Choice> {
 
 impl Agent for Router {
     fn describe() -> Manifest {
-        Manifest::new("router", env!("CARGO_PKG_VERSION"), "Chooses the agents that should answer a chat message.")
+        Manifest::new("router", "0.1.0", "Chooses the agents that should answer a chat message.")
             .skill(Skill::new("route", "Pick agents for a message from their skills"))
             .capability("llm", "routes with a fast model when one is configured")
     }

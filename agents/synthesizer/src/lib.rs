@@ -44,7 +44,7 @@ pub fn merge(answers: &[AgentAnswer]) -> String {
 
 impl Agent for Synthesizer {
     fn describe() -> Manifest {
-        Manifest::new("synthesizer", env!("CARGO_PKG_VERSION"), "Combines several agents' answers into one.")
+        Manifest::new("synthesizer", "0.1.0", "Combines several agents' answers into one.")
             .skill(Skill::new("synthesize", "Write one answer from several agents' answers"))
             .capability("llm", "writes the combined answer with a fast model when one is configured")
     }
