@@ -872,8 +872,12 @@ impl Ec2Service {
     }
 
     /// Writes an admin's decision on a proposal to the audit log.
-    async fn audit_review<T>(&self, by: &str, action: &str, region: String, params: serde_json::Value, result: &Result<T, Ec2Failure>, ok: &str) {
-        let (outcome, rule, detail) = audit_fields(result, |_| ok.to_string());
+    async fn audit_review(&self, by: &str, action: &str, region: String, params: serde_json::Value, result: Result<(), &Ec2Failure>, ok: &str) {
+        let (outcome, rule, detail) = match result {
+            Ok(()) => ("ok", None, ok.to_string()),
+            Err(Ec2Failure::Denied(d)) => ("denied", Some(d.rule.name().to_string()), d.message.clone()),
+            Err(e) => ("error", None, e.to_string()),
+        };
         if let Err(e) = result {
             tracing::info!(by, action, code = e.code(), "proposal review refused or failed: {e}");
         }
@@ -922,9 +926,8 @@ impl Ec2Service {
             Ok(v) => v,
             Err(e) => {
                 // apply_plan writes the row of an approval that got that far; this one did not.
-                let r: Result<(), _> = Err(e);
-                self.audit_review(by, "genome-approve", region, json!({"proposal": id}), &r, "").await;
-                return Err(r.unwrap_err());
+                self.audit_review(by, "genome-approve", region, json!({"proposal": id}), Err(&e), "").await;
+                return Err(e);
             }
         };
         let result = self.apply_plan(by, "genome-approve", &genome, PlanMode::Apply, Approval::Admin, &scope, None).await;
@@ -954,7 +957,7 @@ impl Ec2Service {
             Ok(())
         }
         .await;
-        self.audit_review(by, "genome-reject", region, json!({"proposal": id, "reason": why}), &result, &format!("proposal {id} rejected")).await;
+        self.audit_review(by, "genome-reject", region, json!({"proposal": id, "reason": why}), result.as_ref().copied(), &format!("proposal {id} rejected")).await;
         result
     }
 }
