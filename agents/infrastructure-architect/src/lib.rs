@@ -254,7 +254,7 @@ fn refusal(what: &str, e: &Ec2Error) -> Response {
 
 impl Agent for Architect {
     fn describe() -> Manifest {
-        Manifest::new(NAME, env!("CARGO_PKG_VERSION"), "Plans EC2 capacity: proposes infrastructure genome changes and explains them.")
+        Manifest::new(NAME, "0.1.0", "Plans EC2 capacity: proposes infrastructure genome changes and explains them.")
             .skill(
                 Skill::new("plan-capacity", "Propose more or fewer EC2 instances for a group and explain the cost")
                     .keywords(["capacity", "servers", "instances", "scale", "ec2", "genome", "infrastructure"]),
