@@ -299,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn an_override_of_listen_is_validated_again() {
+    fn validate_refuses_an_open_api_beyond_loopback() {
         let mut c = HostConfig::parse("").unwrap();
         c.host.listen = "0.0.0.0:8080".parse().unwrap();
         let e = c.validate().unwrap_err().to_string();

@@ -239,6 +239,17 @@ async fn owners_stop_start_and_retag_their_instances_within_limits() {
     let e = svc.delete_tags(ops(), None, ids.clone(), owner_tag).await.unwrap_err();
     assert_eq!(rule_of(&e), Some(Rule::ReservedTag), "{e}");
     assert_eq!(ec2_instances(&svc).await[&ids[0]].1["agentkernel:owner"], "ops", "ownership cannot be given away");
+
+    // The policy narrowed while the instance was stopped: starting it is
+    // refused like launching its type or AMI would be.
+    svc.stop_instances(ops(), None, ids.clone()).await.unwrap();
+    let small_only = AwsEc2Scope { instance_types: vec!["t3.small".into()], ..scope.clone() };
+    let e = svc.start_instances(who("ops", &small_only), None, ids.clone()).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::InstanceType), "{e}");
+    let other_ami = AwsEc2Scope { amis: vec!["ami-0123456789abcdef0".into()], ..scope.clone() };
+    let e = svc.start_instances(who("ops", &other_ami), None, ids.clone()).await.unwrap_err();
+    assert_eq!(rule_of(&e), Some(Rule::Image), "{e}");
+    assert!(!live(&ec2_instances(&svc).await).contains(&ids[0]), "still stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,8 +312,8 @@ async fn llm_generator_repairs_a_candidate_from_compiler_errors_and_wins() {
     let broken_sieve = sieve.replace("let mut count = 0;", "let mut count: u64 = \"zero\";");
     let first = format!("Use a sieve.\n```rust src/lib.rs\n{lib}```\n```rust src/sieve.rs\n{broken_sieve}```\n");
     let repair = "src/sieve.rs\n<<<<<<< SEARCH\n    let mut count: u64 = \"zero\";\n=======\n    let mut count: u64 = 0;\n>>>>>>> REPLACE\n";
-    // Generation 2: a file under `src/lib.rs/`, which cannot be written
-    // beside the file `src/lib.rs`: that candidate fails, not the run.
+    // Generation 2: a file under `src/lib.rs/`, which cannot exist beside
+    // the file `src/lib.rs`: that candidate is refused, not the run.
     let unwritable = "```rust src/lib.rs/x.rs\npub fn x() {}\n```\n";
     let llm = ScriptedLlm::start(vec![
         Scripted::Reply { content: first, prompt_tokens: 900, completion_tokens: 400 },
@@ -336,8 +336,8 @@ async fn llm_generator_repairs_a_candidate_from_compiler_errors_and_wins() {
     assert_eq!(report.winner.as_ref().unwrap().version, c.version.clone().unwrap());
     let bad = &report.generations[1].candidates[0];
     assert!(!bad.build.ok);
-    assert_eq!(bad.build.kind.as_deref(), Some("setup"), "{:?}", bad.build);
-    assert_eq!(bad.build.errors.len(), 1, "the reason is in the report: {:?}", bad.build.errors);
+    assert_eq!(bad.build.kind.as_deref(), Some("rejected"), "{:?}", bad.build);
+    assert!(bad.build.violations.iter().any(|v| v.construct == "file path"), "the reason is in the report: {:?}", bad.build);
     assert_eq!((report.llm.calls, report.llm.prompt_tokens, report.llm.completion_tokens), (3, 3100, 480));
     assert!(report.llm.cost_usd > 0.0, "priced at the test model's rates");
 

@@ -621,7 +621,9 @@ impl Ec2Service {
     /// `actions` matter: [`check_plan_actions`].)
     pub async fn check_plan(&self, plan: &Plan, owner_scope: &AwsEc2Scope, deadline: Option<Instant>) -> Result<(), Ec2Failure> {
         owner_scope.check_region(&plan.region, &self.default_region().await)?;
-        for c in plan.launches() {
+        // A start brings back an instance as much as a launch makes one:
+        // a policy narrowed since it stopped must refuse it too.
+        for c in plan.changes.iter().filter(|c| matches!(c.kind, ChangeKind::Launch | ChangeKind::Start)) {
             owner_scope.check_instance_type(&c.instance_type)?;
             owner_scope.check_image(&c.image_id)?;
         }

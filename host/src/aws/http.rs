@@ -96,10 +96,19 @@ async fn proposals(State(app): State<Arc<App>>, Query(q): Query<ProposalQuery>) 
 }
 
 async fn approve(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> Response {
-    let runtime = app.registry.runtime();
-    let config = runtime.config();
     let by = format!("admin:{}", caller.name);
-    match runtime.aws().approve_proposal(id, &by, |owner| config.policy_for(owner).aws_ec2.scope()).await {
+    // Claim, apply, mark and audit as one unit in its own task: a client
+    // that hangs up midway must not leave the proposal `applying` forever.
+    let task_app = app.clone();
+    let task = tokio::spawn(async move {
+        let runtime = task_app.registry.runtime();
+        runtime.aws().approve_proposal(id, &by, |owner| runtime.config().policy_for(owner).aws_ec2.scope()).await
+    });
+    let result = match task.await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody::new("internal", format!("approval task failed: {e}")))).into_response(),
+    };
+    match result {
         Ok((proposal, plan, applied)) => Json(json!({ "proposal": proposal, "plan": plan, "applied": applied })).into_response(),
         Err(e) => failure(&e),
     }

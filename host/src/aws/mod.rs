@@ -581,9 +581,14 @@ impl Ec2Service {
             let lock = self.owner_lock(who.agent);
             let _held = lock.lock().await;
             let owned = self.require_owned(who.agent, &region, &ids, who.deadline).await?;
-            // Starting adds to what runs: the same count and cost rules as a launch.
-            let starting: Vec<&str> =
-                owned.iter().filter(|i| !ACTIVE_STATES.contains(&i.state.as_str())).map(|i| i.instance_type.as_str()).collect();
+            // Starting adds to what runs: the same type, AMI, count and cost
+            // rules as a launch (the policy may have narrowed since it stopped).
+            let to_start: Vec<_> = owned.iter().filter(|i| !ACTIVE_STATES.contains(&i.state.as_str())).collect();
+            for i in &to_start {
+                who.scope.check_instance_type(&i.instance_type)?;
+                who.scope.check_image(&i.image_id)?;
+            }
+            let starting: Vec<&str> = to_start.iter().map(|i| i.instance_type.as_str()).collect();
             let after = self.check_capacity(who.agent, who.scope, &starting, who.deadline).await?;
             self.client(&region, who.deadline).await.start(&ids, who.scope.dry_run).await?;
             Ok(change(who.scope.dry_run, "start", ids.clone(), Some(after)))

@@ -114,7 +114,15 @@ impl wit::Host for AwsEc2State {
     }
 
     async fn propose_genome(&mut self, genome: wit::Genome, reason: String) -> wasmtime::Result<Result<Proposal, Ec2Error>> {
-        let outcome = self.service.propose_genome(self.who(), Genome::from_wit(genome), reason).await;
+        // A proposal that auto-applies is claimed, applied, marked and
+        // audited as one unit: run in its own task, so a guest dropped
+        // midway (deadline, a cancelled caller) cannot leave it half done.
+        let (service, agent, scope, deadline) = (self.service.clone(), self.agent.clone(), self.scope.clone(), self.deadline);
+        let task = tokio::spawn(async move {
+            let who = Principal { agent: &agent, scope: &scope, deadline: Some(deadline) };
+            service.propose_genome(who, Genome::from_wit(genome), reason).await
+        });
+        let outcome = task.await.map_err(|e| wasmtime::format_err!("genome proposal task failed: {e}"))?;
         typed(outcome.map(|o| Proposal {
             id: o.id.max(0) as u64,
             status: match o.status.as_str() {

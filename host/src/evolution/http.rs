@@ -78,7 +78,7 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
     let reg = app.registry.clone();
     let Json(body) = match body {
         Ok(b) => b,
-        Err(rej) => return error(rej.status(), "invalid-request", rej.body_text()),
+        Err(rej) => return crate::server::json_rejection(rej),
     };
     if let Err(e) = crate::runtime::validate_agent_name(&name) {
         return error(StatusCode::BAD_REQUEST, "invalid-request", e);

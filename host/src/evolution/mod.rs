@@ -557,7 +557,11 @@ impl Engine {
             l.usage = state.llm.clone();
         }
         // What the generator is told about its parent: the best so far, else the incumbent.
-        let parent_feedback = |best: Option<&Best>| best.map(|b| b.feedback.clone()).unwrap_or_else(|| feedback_lines("parent", &inc_bench));
+        // (A checkpoint from before parents kept feedback has none: then
+        // the incumbent's results are the best there is.)
+        let parent_feedback = |best: Option<&Best>| {
+            best.map(|b| b.feedback.clone()).filter(|f| !f.is_empty()).unwrap_or_else(|| feedback_lines("parent", &inc_bench))
+        };
         let mut feedback = parent_feedback(state.best.as_ref());
         let visible: Vec<&suite::Case> = suite.visible().collect();
 
@@ -861,17 +865,12 @@ impl Engine {
                     // The (possibly repaired) source is what lineage keeps.
                     return Ok((report, Some((built.component, source))));
                 }
-                // Without a sandbox nothing can be built: the run stops.
-                Err(e @ BuildError::SandboxUnavailable(_)) => return Err(EvolveError::Build(e)),
-                // Anything else that keeps one candidate from building (its
-                // files cannot be written, say `lib.rs` beside `lib.rs/x.rs`)
-                // fails that candidate only.
-                Err(e @ BuildError::Setup(_)) => {
-                    progress(&format!("  cannot be built: {e}"));
-                    report.build.kind = Some(e.kind().into());
-                    report.build.errors = vec![e.to_string()];
-                    return Ok((report, None));
-                }
+                // Without a sandbox, or when the host cannot run builds at
+                // all (cargo does not start, the disk is full), nothing can
+                // be built: the run stops rather than spend the rest of its
+                // budget failing every candidate. What one candidate can get
+                // wrong about its files the source check refuses first.
+                Err(e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_))) => return Err(EvolveError::Build(e)),
                 Err(BuildError::Rejected(violations)) => {
                     progress(&format!("  rejected before building: {}", violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")));
                     report.build.kind = Some("rejected".into());

@@ -137,6 +137,16 @@ pub fn check(source: &CandidateSource) -> Vec<Violation> {
         out.push(whole("too large", format!("more than {MAX_FILES} files or {MAX_TOTAL_BYTES} bytes")));
     }
     for (rel, text) in &source.files {
+        // `lib.rs` beside `lib.rs/x.rs`: no directory can hold both.
+        if source.files.keys().any(|other| other.starts_with(&format!("{rel}/"))) {
+            out.push(Violation {
+                file: rel.clone(),
+                line: 0,
+                construct: "file path".into(),
+                message: format!("`{rel}` is both a file and a directory of other files"),
+            });
+            continue;
+        }
         if !is_plain_relative(rel) || !rel.ends_with(".rs") {
             out.push(Violation {
                 file: rel.clone(),
@@ -532,6 +542,8 @@ mod tests {
         rejected("macro_rules! m { ($n:ident) => { mod $n; } }", "mod $name");
         let escape = CandidateSource { files: [("lib.rs".into(), String::new()), ("../x.rs".into(), String::new())].into() };
         assert!(check(&escape).iter().any(|v| v.construct == "file path"));
+        let file_and_dir = CandidateSource { files: [("lib.rs".into(), String::new()), ("lib.rs/x.rs".into(), String::new())].into() };
+        assert!(check(&file_and_dir).iter().any(|v| v.construct == "file path" && v.file == "lib.rs"), "{:?}", check(&file_and_dir));
         assert!(check(&CandidateSource::default()).iter().any(|v| v.construct == "missing lib.rs"));
     }
 

@@ -50,11 +50,17 @@ CREATE TABLE IF NOT EXISTS genome_proposals (
 /// - `genome_versions.owner` (genomes are kept per owner agent): added and
 ///   filled from each stored TOML's `owner`.
 pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), StorageError> {
-    let has_owner: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('genome_versions') WHERE name = 'owner'")?
-        .exists([])?;
-    if !has_owner {
-        let tx = conn.unchecked_transaction()?;
+    let has_owner = |c: &rusqlite::Connection| -> Result<bool, rusqlite::Error> {
+        c.prepare("SELECT 1 FROM pragma_table_info('genome_versions') WHERE name = 'owner'")?.exists([])
+    };
+    if !has_owner(conn)? {
+        // Write-locked from the start and checked again inside: a server
+        // and a CLI opening an old database at once migrate it once.
+        let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        if has_owner(&*tx)? {
+            drop(tx);
+            return create_owner_index(conn);
+        }
         tx.execute_batch("ALTER TABLE genome_versions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
         let rows: Vec<(i64, String)> = tx
             .prepare("SELECT version, toml FROM genome_versions")?
@@ -72,6 +78,10 @@ pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), StorageError> {
         }
         tx.commit()?;
     }
+    create_owner_index(conn)
+}
+
+fn create_owner_index(conn: &rusqlite::Connection) -> Result<(), StorageError> {
     conn.execute_batch("CREATE INDEX IF NOT EXISTS genome_versions_by_owner ON genome_versions (owner, version)")?;
     Ok(())
 }
