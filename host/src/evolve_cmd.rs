@@ -75,7 +75,25 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
             eprintln!("{line}");
         }
     };
-    let outcome = engine.evolve(opts, &progress).await?;
+    // The id is known up front, so Ctrl-C can mark the run and say how to
+    // resume it. Dropping the run kills a candidate build in flight
+    // (kill_on_drop); the checkpoint of the last finished generation stays.
+    let id = opts.resume.clone().unwrap_or_else(|| evolution::new_id(&opts.agent));
+    let agent = opts.agent.clone();
+    let outcome = tokio::select! {
+        r = engine.evolve_with_id(opts, id.clone(), &progress) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(mut rec) = engine.store.evolution(&id)? {
+                if rec.status == "running" {
+                    rec.status = "interrupted".into();
+                    rec.finished_at = Some(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+                    engine.store.upsert_evolution(&rec)?;
+                }
+            }
+            eprintln!("interrupted: continue with `agentkernel evolve {agent} --resume {id}`");
+            return Ok(ExitCode::from(130));
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -837,3 +837,50 @@ async fn the_chat_page_lists_evolutions_and_links_their_reports() {
     assert_eq!(seen["charts"], 2);
     assert_eq!(seen["consoleErrors"], serde_json::json!([]));
 }
+
+#[test]
+fn ctrl_c_marks_a_cli_evolution_interrupted_and_names_the_resume_command() {
+    let dir = tempfile::tempdir().unwrap();
+    cli_setup(dir.path(), "build_timeout_secs = 120");
+    // One candidate whose build never ends by itself (constant evaluation
+    // without end), so the run is surely mid-build when Ctrl-C comes.
+    let cands = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cands.path().join("endless-build.rs"),
+        "#![allow(long_running_const_eval)]\nconst N: u64 = { let mut i = 0u64; let mut x = 0u64; while i < u64::MAX { x = x.wrapping_mul(31).wrapping_add(i); i += 1; } x };\npub fn f() -> u64 { N }\n",
+    )
+    .unwrap();
+    let generator = format!("dir:{}", cands.path().display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentkernel"))
+        .args(["--config", dir.path().join("agentkernel.toml").to_str().unwrap(), "evolve", "primes", "--generator", &generator])
+        .current_dir(repo())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = dir.path().join("data/agentkernel.sqlite");
+    let started = std::time::Instant::now();
+    let id = loop {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the evolution never started");
+        assert!(child.try_wait().unwrap().is_none(), "the evolution ended before Ctrl-C");
+        let running = db.exists().then(|| SqliteStorage::open(&db).ok()).flatten().and_then(|s| s.evolutions(10).ok()).unwrap_or_default();
+        if let Some(r) = running.into_iter().find(|r| r.status == "running") {
+            break r.id;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Into the candidate's build (the incumbent is installed, so it is benchmarked first, quickly).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "still building when interrupted");
+    // SAFETY: a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let interrupted_at = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(interrupted_at.elapsed() < std::time::Duration::from_secs(10), "Ctrl-C stops the run promptly");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("agentkernel evolve primes --resume {id}")), "{stderr}");
+    let rec = SqliteStorage::open(&db).unwrap().evolution(&id).unwrap().unwrap();
+    assert_eq!(rec.status, "interrupted");
+}

@@ -44,6 +44,16 @@ try {
   seen.second = { text: await second.locator(".text").textContent(), spans: await second.locator(".span").count() };
   seen.session = await page.locator("#session-label").textContent();
   await page.screenshot({ path: screenshot, fullPage: true });
+
+  // A reload brings the conversation back from the host, traces included.
+  await page.reload();
+  await page.locator('[data-testid="answer"]').nth(1).waitFor({ timeout: 10000 });
+  seen.reloaded = {
+    userTurns: await page.locator(".turn.user .text").allTextContents(),
+    answers: await page.locator('[data-testid="answer"] .text').allTextContents(),
+    firstSpans: await page.locator('[data-testid="answer"]').first().locator(".span").count(),
+    session: await page.locator("#session-label").textContent(),
+  };
   seen.consoleErrors = consoleErrors;
 } finally {
   await browser.close();

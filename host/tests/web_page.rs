@@ -44,6 +44,12 @@ async fn a_person_chats_and_sees_the_answer_and_the_trace() {
     assert!(seen["second"]["text"].as_str().unwrap().contains("1234"), "same session remembers: {}", seen["second"]);
     assert_eq!(seen["second"]["spans"], 2);
     assert!(seen["session"].as_str().unwrap().starts_with("session s-"));
+    let reloaded = &seen["reloaded"];
+    assert_eq!(reloaded["userTurns"], json!(["remember that the door code is 1234", "recall my notes"]), "{reloaded}");
+    assert_eq!(reloaded["answers"][0], "Noted: the door code is 1234");
+    assert_eq!(reloaded["answers"][1], seen["second"]["text"]);
+    assert_eq!(reloaded["firstSpans"], json!(spans.len()), "the trace comes back too: {reloaded}");
+    assert_eq!(reloaded["session"], seen["session"]);
     assert_eq!(seen["consoleErrors"], json!([]));
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a real screenshot was taken");
 }

@@ -317,7 +317,9 @@ struct Checkpoint {
     timings: Timings,
 }
 
-pub(crate) fn new_id(agent: &str) -> String {
+/// A fresh evolution id for `agent` (callers that must know the id before
+/// the run starts pass it to [`Engine::evolve_with_id`]).
+pub fn new_id(agent: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{agent}-{}-{:05x}", now_unix(), (nanos ^ std::process::id()) & 0xfffff)
 }
