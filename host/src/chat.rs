@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use agentkernel_sdk::routing::{self, Candidate, CandidateSkill};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -603,71 +604,27 @@ struct RouterChoice {
     reason: String,
 }
 
-/// Lower-case words of `text`, with a plural/gerund form also giving its
-/// stem ("notes" → "note"), as the bundled router splits them.
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for w in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != ';').filter(|w| !w.is_empty()) {
-        let w = w.to_lowercase();
-        for suffix in ["ing", "es", "s", "ed"] {
-            if w.len() > suffix.len() + 2 {
-                if let Some(stem) = w.strip_suffix(suffix) {
-                    out.push(stem.to_string());
-                }
-            }
-        }
-        out.push(w);
-    }
-    out
-}
-
-const STOP_WORDS: &[&str] = &["the", "and", "for", "with", "that", "this", "from", "what", "your", "text", "a", "an", "of", "to"];
-
 /// The host's routing when the router agent cannot route: the bundled
-/// router's offline rule (a keyword or skill name in the message scores 3,
-/// a word of a skill's description 1, at most 2 per skill; 3 is needed),
+/// router's offline rule (`agentkernel_sdk::routing`, one copy for both),
 /// so routing stays deterministic and explainable. Returns the agents,
 /// best first, and why.
 fn match_skills(message: &str, candidates: &[Arc<LoadedAgent>], max_agents: usize) -> (Vec<Arc<LoadedAgent>>, String) {
-    let lower = message.to_lowercase();
-    let msg_words = words(message);
-    let has_word = |w: &str| msg_words.iter().any(|m| m == w);
-    let mut scored: Vec<(u32, &Arc<LoadedAgent>, Vec<String>)> = Vec::new();
-    for agent in candidates {
-        let (mut score, mut hits) = (0, Vec::new());
-        for skill in &agent.manifest.skills {
-            for kw in skill.keywords.iter().map(|k| k.to_lowercase()) {
-                let phrase = kw.contains(' ') || !kw.chars().all(char::is_alphanumeric);
-                if if phrase { lower.contains(&kw) } else { has_word(&kw) } {
-                    score += 3;
-                    hits.push(kw);
-                }
-            }
-            let name = skill.name.to_lowercase();
-            if has_word(&name) && !hits.contains(&name) {
-                score += 3;
-                hits.push(name);
-            }
-            let described = words(&skill.description)
-                .into_iter()
-                .filter(|w| w.len() >= 4 && !STOP_WORDS.contains(&w.as_str()) && has_word(w))
-                .count() as u32;
-            score += described.min(2);
-        }
-        if score >= 3 {
-            scored.push((score, agent, hits));
-        }
-    }
-    // Highest score first; ties keep the registry's (name) order.
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
-    scored.truncate(max_agents.max(1));
-    let reason = if scored.is_empty() {
-        "no agent's skills match the message".to_string()
-    } else {
-        let parts: Vec<String> = scored.iter().map(|(_, a, hits)| format!("{} ({})", a.name(), hits.join(", "))).collect();
-        format!("skill keywords matched: {}", parts.join("; "))
-    };
-    (scored.into_iter().map(|(_, a, _)| a.clone()).collect(), reason)
+    let views: Vec<Candidate> = candidates
+        .iter()
+        .map(|a| Candidate {
+            name: a.name().to_string(),
+            description: a.manifest.description.clone(),
+            skills: a
+                .manifest
+                .skills
+                .iter()
+                .map(|s| CandidateSkill { name: s.name.clone(), description: s.description.clone(), keywords: s.keywords.clone() })
+                .collect(),
+        })
+        .collect();
+    let matched = routing::match_skills(message, &views, max_agents);
+    let chosen = matched.agents.iter().filter_map(|n| candidates.iter().find(|a| a.name() == n.as_str()).cloned()).collect();
+    (chosen, matched.reason)
 }
 
 /// Runs the chosen agents, at most `parallel` at once, results in order.

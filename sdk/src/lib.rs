@@ -73,6 +73,8 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
+pub mod routing;
+
 pub use bindings::agentkernel::agent::types::{
     AgentError, CapabilityRequest, Manifest, Request, Response, Role, Skill, Turn,
 };

@@ -8,6 +8,7 @@
 //! against the agents' skills, so offline routing still makes sense.
 use agentkernel_sdk::llm::Chat;
 use agentkernel_sdk::prelude::*;
+use agentkernel_sdk::routing::{self, Candidate};
 use serde::{Deserialize, Serialize};
 
 pub struct Router;
@@ -23,94 +24,17 @@ fn default_max() -> usize {
     3
 }
 
-#[derive(Debug, Deserialize, Serialize)]
-pub struct Candidate {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub skills: Vec<CandidateSkill>,
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-pub struct CandidateSkill {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub keywords: Vec<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Choice {
     pub agents: Vec<String>,
     pub reason: String,
 }
 
-/// Lower-case words of `text`, with a plural/gerund form also giving its stem
-/// ("notes" → "note", "summarizing" → "summariz").
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for w in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != ';').filter(|w| !w.is_empty()) {
-        let w = w.to_lowercase();
-        for suffix in ["ing", "es", "s", "ed"] {
-            if w.len() > suffix.len() + 2 {
-                if let Some(stem) = w.strip_suffix(suffix) {
-                    out.push(stem.to_string());
-                }
-            }
-        }
-        out.push(w);
-    }
-    out
-}
-
-const STOP_WORDS: &[&str] = &["the", "and", "for", "with", "that", "this", "from", "what", "your", "text", "a", "an", "of", "to"];
-
-/// Scores each candidate against the message: a keyword or skill name in
-/// the message weighs most, a word of a skill's description a little.
+/// The offline choice: the SDK's skill matching (the same rule the host
+/// falls back to when no router can route).
 pub fn match_skills(message: &str, candidates: &Candidates) -> Choice {
-    let lower = message.to_lowercase();
-    let msg_words = words(message);
-    let has_word = |w: &str| msg_words.iter().any(|m| m == w);
-    let mut scored: Vec<(u32, &str, Vec<String>)> = Vec::new();
-    for agent in &candidates.agents {
-        let mut score = 0;
-        let mut hits = Vec::new();
-        for skill in &agent.skills {
-            for kw in &skill.keywords {
-                let kw = kw.to_lowercase();
-                let hit = if kw.contains(' ') || !kw.chars().all(char::is_alphanumeric) { lower.contains(&kw) } else { has_word(&kw) };
-                if hit {
-                    score += 3;
-                    hits.push(kw);
-                }
-            }
-            let name = skill.name.to_lowercase();
-            if has_word(&name) && !hits.contains(&name) {
-                score += 3;
-                hits.push(name);
-            }
-            let description_hits = words(&skill.description)
-                .into_iter()
-                .filter(|w| w.len() >= 4 && !STOP_WORDS.contains(&w.as_str()) && has_word(w))
-                .count() as u32;
-            score += description_hits.min(2);
-        }
-        if score >= 3 {
-            scored.push((score, &agent.name, hits));
-        }
-    }
-    // Highest score first; ties keep the host's (name) order.
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
-    scored.truncate(candidates.max_agents.max(1));
-    let reason = if scored.is_empty() {
-        "no agent's skills match the message".to_string()
-    } else {
-        let parts: Vec<String> = scored.iter().map(|(_, name, hits)| format!("{name} ({})", hits.join(", "))).collect();
-        format!("skill keywords matched: {}", parts.join("; "))
-    };
-    Choice { agents: scored.into_iter().map(|(_, n, _)| n.to_string()).collect(), reason }
+    let m = routing::match_skills(message, &candidates.agents, candidates.max_agents);
+    Choice { agents: m.agents, reason: m.reason }
 }
 
 /// Asks the model; `None` when there is no model or its answer is unusable.
@@ -172,6 +96,7 @@ export_agent!(Router);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentkernel_sdk::routing::CandidateSkill;
 
     fn candidates() -> Candidates {
         let skill = |name: &str, description: &str, kws: &[&str]| CandidateSkill {
