@@ -777,12 +777,6 @@ mod tests {
     }
 
     #[test]
-    fn words_give_stems_like_the_router() {
-        assert!(words("Notes!").contains(&"note".to_string()));
-        assert!(words("tl;dr please").contains(&"tl;dr".to_string()));
-    }
-
-    #[test]
     fn session_ids_are_checked_and_fresh_ones_differ() {
         assert!(validate_session_id("abc-1_2.3:4").is_ok());
         assert!(validate_session_id("").is_err());

@@ -99,3 +99,14 @@ pub fn match_skills(message: &str, candidates: &[Candidate], max_agents: usize) 
     };
     SkillMatch { agents: scored.into_iter().map(|(_, n, _)| n.to_string()).collect(), reason }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_give_stems_and_keep_tldr() {
+        assert!(words("Notes!").contains(&"note".to_string()));
+        assert!(words("tl;dr please").contains(&"tl;dr".to_string()));
+    }
+}
