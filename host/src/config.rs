@@ -45,6 +45,9 @@ pub enum ConfigError {
 pub struct HostConfig {
     #[serde(default)]
     pub host: HostSection,
+    /// Connection limits, timeouts and per-address request rates of the HTTP server.
+    #[serde(default)]
+    pub server: crate::server::listener::ServerConfig,
     #[serde(default)]
     pub limits: LimitOverrides,
     /// The LLM endpoint, model profiles and prices.
@@ -204,6 +207,7 @@ impl HostConfig {
                 self.host.listen
             )));
         }
+        self.server.validate().map_err(ConfigError::Invalid)?;
         self.aws.validate().map_err(ConfigError::Invalid)?;
         let aws_scopes = std::iter::once(("[defaults]".to_string(), &self.defaults))
             .chain(self.agents.iter().map(|(n, s)| (format!("[agents.{n}]"), &s.policy)));

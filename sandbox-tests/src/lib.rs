@@ -97,7 +97,10 @@ impl TestHost {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let app = agentkernel::server::App::new(&self.host).expect("API tokens resolve");
-        tokio::spawn(async move { axum::serve(listener, agentkernel::server::router(app)).await });
+        // The accept loop production runs: its caps and timeouts apply here too.
+        let limits = self.host.config.server.clone();
+        let router = agentkernel::server::router(app);
+        tokio::spawn(agentkernel::server::listener::serve_connections(listener, router, limits, std::future::pending()));
         addr
     }
 

@@ -5,10 +5,11 @@
 //! only on a loopback address) and every caller is `local` with all scopes.
 //! `admin` includes `chat`.
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -104,7 +105,10 @@ struct Token {
 pub struct Auth {
     tokens: Vec<Token>,
     open_per_minute: u32,
+    /// One per token name (and `local` when open): as many as the config has.
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Requests with no valid token, per client address.
+    unauthenticated: AddressBuckets,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +119,7 @@ pub struct MissingTokenEnv {
 }
 
 impl Auth {
-    pub fn new(config: &crate::config::HostSection) -> Result<Auth, MissingTokenEnv> {
+    pub fn new(config: &crate::config::HostSection, server: &super::listener::ServerConfig) -> Result<Auth, MissingTokenEnv> {
         let mut tokens = Vec::new();
         for t in &config.tokens {
             let secret = match (&t.token, &t.token_env) {
@@ -129,7 +133,12 @@ impl Auth {
                 per_minute: t.requests_per_minute.unwrap_or(config.requests_per_minute),
             });
         }
-        Ok(Auth { tokens, open_per_minute: config.requests_per_minute, buckets: Mutex::new(HashMap::new()) })
+        Ok(Auth {
+            tokens,
+            open_per_minute: config.requests_per_minute,
+            buckets: Mutex::new(HashMap::new()),
+            unauthenticated: AddressBuckets::new(server.unauthenticated_requests_per_minute, MAX_TRACKED_ADDRESSES),
+        })
     }
 
     pub fn is_open(&self) -> bool {
@@ -172,6 +181,61 @@ impl Auth {
     }
 }
 
+/// Client addresses with a bucket of their own; beyond, new addresses share one.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Token buckets per client address ([`super::listener::client_key`]),
+/// bounded: at most `capacity` addresses. A full bucket is the same as no
+/// bucket, so full ones are dropped when room is needed; if every tracked
+/// address is still limited, new addresses share one overflow bucket
+/// (clients spread over many addresses then limit each other, not the host).
+pub(crate) struct AddressBuckets {
+    per_minute: u32,
+    capacity: usize,
+    table: Mutex<AddressTable>,
+}
+
+struct AddressTable {
+    buckets: HashMap<IpAddr, Bucket>,
+    overflow: Bucket,
+    last_sweep: Instant,
+}
+
+impl AddressBuckets {
+    pub(crate) fn new(per_minute: u32, capacity: usize) -> Self {
+        let table = AddressTable { buckets: HashMap::new(), overflow: Bucket::full(per_minute), last_sweep: Instant::now() };
+        AddressBuckets { per_minute, capacity, table: Mutex::new(table) }
+    }
+
+    /// Takes one request from `ip`'s bucket; `Err(seconds)` to wait when empty.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let key = super::listener::client_key(ip);
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = &mut *table;
+        if let Some(bucket) = table.buckets.get_mut(&key) {
+            return bucket.take(self.per_minute);
+        }
+        // Sweeping is O(tracked): at most once a second, however many new addresses arrive.
+        if table.buckets.len() >= self.capacity && table.last_sweep.elapsed() >= Duration::from_secs(1) {
+            let now = Instant::now();
+            table.buckets.retain(|_, b| !b.is_full(self.per_minute, now));
+            table.last_sweep = now;
+        }
+        if table.buckets.len() >= self.capacity {
+            return table.overflow.take(self.per_minute);
+        }
+        table.buckets.entry(key).or_insert_with(|| Bucket::full(self.per_minute)).take(self.per_minute)
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.table.lock().unwrap().buckets.len()
+    }
+}
+
 /// A token bucket: `per_minute` requests of burst, refilled continuously.
 struct Bucket {
     tokens: f64,
@@ -181,6 +245,11 @@ struct Bucket {
 impl Bucket {
     fn full(per_minute: u32) -> Self {
         Bucket { tokens: f64::from(per_minute), at: Instant::now() }
+    }
+
+    /// Whether it has refilled completely by `now` (and so could be forgotten).
+    fn is_full(&self, per_minute: u32, now: Instant) -> bool {
+        self.tokens + now.duration_since(self.at).as_secs_f64() * f64::from(per_minute) / 60.0 >= f64::from(per_minute)
     }
 
     fn take(&mut self, per_minute: u32) -> Result<(), u64> {
@@ -222,6 +291,9 @@ pub async fn authenticate(State(app): State<std::sync::Arc<App>>, mut request: R
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
         let host = host.or_else(|| request.uri().authority().map(|a| a.as_str().to_string()));
         if !host.as_deref().is_some_and(is_loopback_host) {
+            if let Some(limited) = unauthenticated_limit(&app.auth, &request) {
+                return limited;
+            }
             return error(
                 StatusCode::FORBIDDEN,
                 "host-not-allowed",
@@ -235,21 +307,56 @@ pub async fn authenticate(State(app): State<std::sync::Arc<App>>, mut request: R
     let (caller, per_minute) = match app.auth.identify(request.headers().get(header::AUTHORIZATION)) {
         Ok(c) => c,
         Err(why) => {
+            // Guessing tokens costs the guesser its address's request rate.
+            if let Some(limited) = unauthenticated_limit(&app.auth, &request) {
+                return limited;
+            }
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", why);
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
     };
     if let Err(wait) = app.auth.admit(&caller.name, per_minute) {
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            format!("`{}` may make {per_minute} requests per minute; retry in {wait} s", caller.name),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return r;
+        return rate_limited(format!("`{}` may make {per_minute} requests per minute; retry in {wait} s", caller.name), wait);
     }
     request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn rate_limited(message: String, wait: u64) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    r
+}
+
+/// Charges a request that carries no valid token to its client address;
+/// the 429 to answer instead when that address's rate is spent. Requests
+/// that did not come through a socket (no `ConnectInfo`) are not limited.
+fn unauthenticated_limit(auth: &Auth, request: &Request) -> Option<Response> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0;
+    let wait = auth.unauthenticated.admit(peer.ip()).err()?;
+    let per_minute = auth.unauthenticated.per_minute;
+    Some(rate_limited(
+        format!("{} may make {per_minute} requests per minute without a valid token; retry in {wait} s", peer.ip()),
+        wait,
+    ))
+}
+
+/// The per-address rate of requests no token covers: the public routes
+/// (`public`, matched route templates) and paths that match no route.
+/// Requests to authenticated routes are charged by [`authenticate`].
+pub async fn limit_public(
+    State(app): State<std::sync::Arc<App>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let public = matched.as_ref().is_none_or(|m| super::PUBLIC_ROUTES.contains(&m.as_str()));
+    if public {
+        if let Some(limited) = unauthenticated_limit(&app.auth, &request) {
+            return limited;
+        }
+    }
     next.run(request).await
 }
 
@@ -274,6 +381,23 @@ mod tests {
         assert!(b.take(3).is_ok());
         let wait = b.take(3).unwrap_err();
         assert!((1..=20).contains(&wait), "wait {wait}");
+    }
+
+    #[test]
+    fn address_buckets_stay_bounded_under_many_addresses() {
+        let limits = AddressBuckets::new(2, 4);
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..4 {
+            assert!(limits.admit(ip(i)).is_ok());
+        }
+        // Every tracked address is still limited: newcomers share the overflow bucket.
+        assert!(limits.admit(ip(100)).is_ok());
+        assert!(limits.admit(ip(101)).is_ok());
+        assert!(limits.admit(ip(102)).is_err(), "the overflow bucket is spent");
+        assert_eq!(limits.tracked(), 4);
+        // A tracked address keeps its own bucket.
+        assert!(limits.admit(ip(0)).is_ok());
+        assert!(limits.admit(ip(0)).is_err());
     }
 
     #[test]

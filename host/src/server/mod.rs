@@ -10,6 +10,8 @@
 //! Every error is `{"error": {"code", "message"}}` with a stable code.
 pub mod auth;
 mod chat;
+pub mod edge;
+pub mod listener;
 mod openai;
 
 use std::sync::Arc;
@@ -40,10 +42,13 @@ impl App {
         Ok(Arc::new(App {
             registry: host.registry.clone(),
             chat: host.chat.clone(),
-            auth: auth::Auth::new(&host.config.host)?,
+            auth: auth::Auth::new(&host.config.host, &host.config.server)?,
         }))
     }
 }
+
+/// Routes any client may use without a token (rate-limited per address).
+pub(crate) const PUBLIC_ROUTES: [&str; 3] = ["/", "/healthz", "/openapi.json"];
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -70,6 +75,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::limit_public))
+        .layer(axum::middleware::from_fn(edge::head_limits))
+        // Outside everything that can answer an error: one shape for all.
+        .layer(axum::middleware::map_response(edge::json_errors))
         .layer(axum::middleware::from_fn_with_state(app.registry.clone(), record_request))
         .with_state(app)
 }
@@ -207,6 +216,8 @@ pub async fn serve(
     }
     // `[evolution.auto]`: evolutions started from live metrics (off by default).
     let _auto = crate::evolution::auto::spawn(&host.registry).map(AbortOnDrop);
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    let server = host.config.server.clone();
+    self::listener::ensure_descriptors(&server);
+    self::listener::serve_connections(listener, router(app), server, shutdown).await;
     Ok(())
 }
