@@ -23,7 +23,7 @@ use agentkernel_sdk::routing::{self, Candidate, CandidateSkill};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use crate::bindings::{Request, Role, Turn};
 use crate::registry::Registry;
@@ -331,7 +331,7 @@ impl ChatService {
         req: &ChatRequest,
         principal: &Principal,
         conversation: Conversation,
-        events: Option<UnboundedSender<Event>>,
+        events: Option<Sender<Event>>,
     ) -> Result<ChatResponse, ChatError> {
         let accepted = self.accept(req, principal, conversation).await?;
         self.run(accepted, events).await
@@ -376,7 +376,7 @@ impl ChatService {
     }
 
     /// Runs an accepted request: route, agents, synthesis, transcript.
-    pub async fn run(&self, accepted: Accepted, events: Option<UnboundedSender<Event>>) -> Result<ChatResponse, ChatError> {
+    pub async fn run(&self, accepted: Accepted, events: Option<Sender<Event>>) -> Result<ChatResponse, ChatError> {
         let Accepted { message, owner, session, request, limits, named } = accepted;
         let scope = Arc::new(RequestScope::new(limits.budget.clone(), events));
 

@@ -68,6 +68,9 @@ pub struct HostConfig {
     /// The self-modification engine: sources, sandboxed builds, swaps.
     #[serde(default)]
     pub evolution: crate::evolution::EvolutionConfig,
+    /// The database: what an acknowledged write survives (`durability`).
+    #[serde(default)]
+    pub storage: crate::storage::sqlite::StorageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

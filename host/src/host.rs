@@ -27,7 +27,7 @@ impl Host {
     /// Opens storage in the data dir and a registry of the agents dir
     /// (nothing is loaded until [`Registry::scan`]).
     pub fn open(config: HostConfig) -> anyhow::Result<Host> {
-        let storage = Arc::new(SqliteStorage::open(&Self::database_path(&config))?);
+        let storage = Arc::new(SqliteStorage::open_with(&Self::database_path(&config), config.storage.durability)?);
         Self::with_backend(config, storage)
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// Longest piece of an agent's output copied into a span or event.
 pub const PREVIEW_BYTES: usize = 2048;
@@ -168,6 +168,8 @@ pub enum Event {
     /// Text an LLM produced for `span` so far (one delta per event).
     Token { span: u32, agent: String, text: String },
     AgentEnd { span: u32, agent: String, outcome: String, elapsed_ms: f64, fuel: Option<u64>, tokens: u64, output: String },
+    /// The client read too slowly: `missed` events before this one were dropped.
+    Lagged { missed: u64 },
 }
 
 /// The spans of one request, and the stream they are reported on.
@@ -175,14 +177,17 @@ pub enum Event {
 pub struct Trace {
     started: Instant,
     spans: Mutex<Vec<Span>>,
-    events: Option<UnboundedSender<Event>>,
+    /// Bounded (`[server] stream_buffer_events`): a slow client cannot make it grow.
+    events: Option<Sender<Event>>,
+    /// Events dropped since the last one that fitted.
+    missed: AtomicU64,
 }
 
 impl Trace {
     /// `events` receives every span as it starts and ends (streaming clients);
     /// a closed receiver (client gone) is ignored.
-    pub fn new(events: Option<UnboundedSender<Event>>) -> Self {
-        Trace { started: Instant::now(), spans: Mutex::new(Vec::new()), events }
+    pub fn new(events: Option<Sender<Event>>) -> Self {
+        Trace { started: Instant::now(), spans: Mutex::new(Vec::new()), events, missed: AtomicU64::new(0) }
     }
 
     fn spans(&self) -> std::sync::MutexGuard<'_, Vec<Span>> {
@@ -190,9 +195,19 @@ impl Trace {
         self.spans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Never waits: an agent call must not slow down to a client's reading
+    /// pace. When the buffer is full the event is dropped and counted, and
+    /// the next one that fits is preceded by a `Lagged` marker. (The final
+    /// answer is not an event: it always arrives.)
     pub fn emit(&self, event: Event) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(event);
+        let Some(tx) = &self.events else { return };
+        let missed = self.missed.swap(0, Ordering::Relaxed);
+        if missed > 0 && tx.try_send(Event::Lagged { missed }).is_err() {
+            self.missed.fetch_add(missed + 1, Ordering::Relaxed);
+            return;
+        }
+        if tx.try_send(event).is_err() {
+            self.missed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -268,7 +283,7 @@ pub struct RequestScope {
 }
 
 impl RequestScope {
-    pub fn new(limits: BudgetLimits, events: Option<UnboundedSender<Event>>) -> Self {
+    pub fn new(limits: BudgetLimits, events: Option<Sender<Event>>) -> Self {
         RequestScope { budget: Budget::new(limits), trace: Trace::new(events) }
     }
 }
@@ -310,7 +325,7 @@ mod tests {
 
     #[test]
     fn trace_records_spans_and_streams_events() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let t = Trace::new(Some(tx));
         let a = t.open(None, "a", "agent");
         let b = t.open(Some(a), "b", "callee");

@@ -30,9 +30,9 @@
 //!
 //!     fn handle(req: Request) -> Result<Response, AgentError> {
 //!         // Capability calls return typed errors; `?` turns them into an AgentError.
-//!         let seen = memory::get_string("greeted")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-//!         memory::set_string("greeted", &(seen + 1).to_string())?;
-//!         log::info(&format!("greeting #{}", seen + 1));
+//!         // `increment` is atomic: concurrent calls each get their own number.
+//!         let seen = memory::increment("greeted", 1)?;
+//!         log::info(&format!("greeting #{seen}"));
 //!         Ok(Response::text(format!("Hello, {}!", req.text.trim())))
 //!     }
 //! }
@@ -209,9 +209,20 @@ pub mod log {
 
 /// Persistent key-value memory and per-session history, inside the
 /// namespace policy assigns to this agent.
+///
+/// Calls run concurrently with other calls of the same agent (other
+/// requests, other sessions). A value computed from what was read (a
+/// counter, "the next free key") must be written with [`increment`],
+/// [`compare_and_swap`] or [`batch`]: a [`get`] followed by a [`set`] can
+/// lose another call's write made in between.
+///
+/// Every [`MemoryError`] except `OutcomeUnknown` means the write was not
+/// applied. History is a window: a session keeps its newest turns (1,000
+/// turns and 4 MiB by default) and the namespace refuses appends past its
+/// own quota (100,000 turns and 64 MiB by default).
 pub mod memory {
     use crate::bindings::agentkernel::agent::memory as raw;
-    pub use raw::MemoryError;
+    pub use raw::{BatchOp, MemoryError};
     use crate::{AgentError, Turn};
 
     impl From<MemoryError> for AgentError {
@@ -241,6 +252,26 @@ pub mod memory {
     pub fn list_keys(prefix: &str, limit: u32) -> Result<Vec<String>, MemoryError> {
         raw::list_keys(prefix, limit)
     }
+    /// Atomically: if `key` holds `expected` (`None`: absent), sets it to
+    /// `new` (`None`: deletes it) and returns `true`; otherwise changes
+    /// nothing and returns `false`. Loop on `false` to update a value safely.
+    pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, MemoryError> {
+        raw::compare_and_swap(key, expected, new)
+    }
+    /// Atomically adds `delta` to the counter under `key` (absent counts as
+    /// 0) and returns the new value: concurrent callers each get a distinct
+    /// value, so it allocates ids safely. Stored as decimal text.
+    pub fn increment(key: &str, delta: i64) -> Result<i64, MemoryError> {
+        raw::increment(key, delta)
+    }
+    /// Applies `ops` in order, all or nothing (at most 64 steps, 1 MiB).
+    /// A [`BatchOp::Expect`] that does not hold fails the batch with
+    /// `MemoryError::Conflict` and nothing is written.
+    pub fn batch(ops: &[BatchOp]) -> Result<(), MemoryError> {
+        raw::batch(ops)
+    }
+    /// Appends a turn; the session's oldest turns are dropped when it is
+    /// full, and `QuotaExceeded` means the namespace's history is full.
     pub fn append_history(session_id: &str, entry: &Turn) -> Result<(), MemoryError> {
         raw::append_history(session_id, entry)
     }

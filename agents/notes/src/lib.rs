@@ -42,6 +42,28 @@ fn session_prefix(session: &str) -> String {
     format!("session/{session}/note/")
 }
 
+/// The session's note counter; outside the notes' prefix, so `recall` does
+/// not list it.
+fn counter_key(session: &str) -> String {
+    format!("session/{session}/next-note")
+}
+
+/// A note number no other call of this session gets, even when several
+/// "remember"s run at once: the memory host's atomic `increment` hands them
+/// out (counting existing keys, then writing, would let two calls pick the
+/// same number and one note overwrite the other).
+fn next_note_number(session: &str) -> Result<i64, AgentError> {
+    let counter = counter_key(session);
+    if memory::get(&counter)?.is_none() {
+        // A session from before the counter starts after its existing notes.
+        // Only the first seed lands (compare-and-swap from absent), and no
+        // number is handed out before the counter exists, so none repeats.
+        let existing = memory::list_keys(&session_prefix(session), MAX_NOTES * 10)?.len();
+        memory::compare_and_swap(&counter, None, Some(existing.to_string().as_bytes()))?;
+    }
+    Ok(memory::increment(&counter, 1)? - 1)
+}
+
 impl Agent for Notes {
     fn describe() -> Manifest {
         Manifest::new("notes", "0.1.0", "Remembers notes per session and recalls them on request.")
@@ -56,10 +78,10 @@ impl Agent for Notes {
         let prefix = session_prefix(&req.session_id);
         let answer = match parse(&req.text) {
             Command::Remember(note) => {
-                // Keys sort lexically, so a zero-padded counter keeps notes in order.
-                let count = memory::list_keys(&prefix, MAX_NOTES * 10)?.len();
-                memory::set_string(&format!("{prefix}{count:08}"), note)?;
-                log::info(&format!("stored note {count} for session {}", req.session_id));
+                // Keys sort lexically, so a zero-padded number keeps notes in order.
+                let number = next_note_number(&req.session_id)?;
+                memory::set_string(&format!("{prefix}{number:08}"), note)?;
+                log::info(&format!("stored note {number} for session {}", req.session_id));
                 Response::text(format!("Noted: {note}"))
             }
             Command::Recall => {
@@ -114,5 +136,6 @@ mod tests {
     fn notes_are_scoped_by_session() {
         assert_ne!(session_prefix("a"), session_prefix("b"));
         assert!(session_prefix("a").starts_with("session/a/"));
+        assert!(!counter_key("a").starts_with(&session_prefix("a")), "recall must not list the counter");
     }
 }

@@ -23,7 +23,10 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::storage::sqlite::SqliteStorage;
-use crate::storage::{LlmTotals, LlmUsageRecord, NamespaceUsage, Storage, StorageError, StoredTurn};
+use crate::storage::{
+    CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage, Storage,
+    StorageError, StoredTurn, WriteRefused,
+};
 
 /// Makes an instance's WASI deterministic: `wasi:random` (secure and
 /// insecure) yields fixed pseudo-random sequences, the insecure seed is a
@@ -103,7 +106,7 @@ impl CaseStorage {
         let db = SqliteStorage::in_memory()?;
         if let Some(ns) = namespace {
             for (k, v) in seed {
-                db.kv_set(ns, k, v.as_bytes())?;
+                db.seed(ns, k, v.as_bytes())?;
             }
         }
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(db);
@@ -119,11 +122,14 @@ impl Storage for CaseStorage {
     fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.db().kv_get(ns, key)
     }
-    fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.db().kv_set(ns, key, value)
-    }
-    fn kv_delete(&self, ns: &str, key: &str) -> Result<bool, StorageError> {
-        self.db().kv_delete(ns, key)
+    fn kv_apply(
+        &self,
+        ns: &str,
+        ops: &[KvOp],
+        quota: &KvQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
+        self.db().kv_apply(ns, ops, quota, gate)
     }
     fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
         self.db().kv_list(ns, prefix, limit)
@@ -131,8 +137,18 @@ impl Storage for CaseStorage {
     fn kv_usage(&self, ns: &str) -> Result<NamespaceUsage, StorageError> {
         self.db().kv_usage(ns)
     }
-    fn history_append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
-        self.db().history_append(ns, session, turn)
+    fn history_append(
+        &self,
+        ns: &str,
+        session: &str,
+        turn: &StoredTurn,
+        quota: &HistoryQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<(), WriteRefused>, StorageError> {
+        self.db().history_append(ns, session, turn, quota, gate)
+    }
+    fn history_usage(&self, ns: &str) -> Result<HistoryUsage, StorageError> {
+        self.db().history_usage(ns)
     }
     fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
         self.db().history_tail(ns, session, limit)

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use super::auth::Caller;
@@ -59,12 +59,15 @@ pub(super) async fn chat(
 
 /// Runs an accepted chat request in its own task, reporting its events on
 /// the returned channel. The request runs to the end (and is recorded)
-/// even if the client goes away.
+/// even if the client goes away. The channel holds at most
+/// `stream_buffer_events`: a client reading more slowly than the request
+/// runs misses progress events (a `lagged` event says how many), never the
+/// result, and never slows the agents down (see `Trace::emit`).
 pub(super) fn spawn_streaming(
     app: Arc<App>,
     accepted: Accepted,
-) -> (UnboundedReceiver<Event>, JoinHandle<Result<ChatResponse, ChatError>>) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+) -> (Receiver<Event>, JoinHandle<Result<ChatResponse, ChatError>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(app.stream_buffer_events);
     let task = tokio::spawn(async move { app.chat.run(accepted, Some(tx)).await });
     (rx, task)
 }
@@ -72,7 +75,7 @@ pub(super) fn spawn_streaming(
 /// The SSE stream of `/v1/chat`: one event per trace event (named by its
 /// `type`), then `done` with the whole response or `error`.
 fn sse_events(
-    events: UnboundedReceiver<Event>,
+    events: Receiver<Event>,
     task: JoinHandle<Result<ChatResponse, ChatError>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     stream::unfold((events, Some(task)), |(mut events, task)| async move {
@@ -109,5 +112,31 @@ pub(super) async fn session(
         Ok(turns) if turns.is_empty() => error(StatusCode::NOT_FOUND, "not-found", format!("no session `{id}`")),
         Ok(turns) => Json(json!({"session": id, "turns": turns})).into_response(),
         Err(e) => chat_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::trace::{Event, Trace};
+
+    fn token(text: &str) -> Event {
+        Event::Token { span: 0, agent: "a".into(), text: text.into() }
+    }
+
+    /// A client that does not read holds at most the buffer; what it missed
+    /// is reported once it reads again, and emitting never waits.
+    #[test]
+    fn a_slow_reader_misses_events_not_memory() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let trace = Trace::new(Some(tx));
+        for i in 0..10_000 {
+            trace.emit(token(&i.to_string()));
+        }
+        let first: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(first.len(), 8, "the buffer bounds what is held");
+        trace.emit(token("after"));
+        let next: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert!(matches!(next[0], Event::Lagged { missed: 9_992 }), "{:?}", next[0]);
+        assert!(matches!(&next[1], Event::Token { text, .. } if text == "after"));
     }
 }

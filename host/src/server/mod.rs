@@ -35,6 +35,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub chat: Arc<ChatService>,
     pub auth: auth::Auth,
+    /// Events buffered per streaming response (`[server] stream_buffer_events`).
+    pub stream_buffer_events: usize,
 }
 
 impl App {
@@ -43,6 +45,7 @@ impl App {
             registry: host.registry.clone(),
             chat: host.chat.clone(),
             auth: auth::Auth::new(&host.config.host, &host.config.server)?,
+            stream_buffer_events: host.config.server.stream_buffer_events,
         }))
     }
 }

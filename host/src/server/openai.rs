@@ -148,10 +148,14 @@ pub(super) async fn completions(
 /// Which spans' LLM tokens are the answer, learned from the request's
 /// events: the one chosen agent's own span (not its callees'), or the
 /// synthesizer's when several agents answer. The router's tokens are not.
+/// After a `Lagged` event (the client read too slowly and tokens were
+/// dropped) no more tokens are forwarded, so what was streamed stays a
+/// prefix of the model's text and the final chunk carries the rest.
 #[derive(Default)]
 struct AnswerSpans {
     single_agent: bool,
     spans: Vec<u32>,
+    lagged: bool,
 }
 
 impl AnswerSpans {
@@ -161,7 +165,8 @@ impl AnswerSpans {
             Event::Route { agents, .. } => self.single_agent = agents.len() == 1,
             Event::AgentStart { span, parent: None, role: "agent", .. } if self.single_agent => self.spans.push(span),
             Event::AgentStart { span, role: "synthesizer", .. } => self.spans = vec![span],
-            Event::Token { span, text, .. } if self.spans.contains(&span) => return Some(text),
+            Event::Lagged { .. } => self.lagged = true,
+            Event::Token { span, text, .. } if !self.lagged && self.spans.contains(&span) => return Some(text),
             _ => {}
         }
         None
@@ -189,7 +194,7 @@ fn remainder(streamed: &str, answer: &str) -> String {
 /// stream.
 fn completion_chunks(
     model: String,
-    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    events: tokio::sync::mpsc::Receiver<Event>,
     task: tokio::task::JoinHandle<Result<ChatResponse, crate::chat::ChatError>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let id = completion_id();
@@ -273,6 +278,11 @@ mod tests {
         assert_eq!(many.observe(token(0, "part")), None, "with several agents only the synthesis is the answer");
         many.observe(start(2, None, "synthesizer"));
         assert_eq!(many.observe(token(2, "Both")).as_deref(), Some("Both"));
+
+        // Once tokens were dropped, the rest of the answer comes whole at the end.
+        a.observe(Event::Lagged { missed: 3 });
+        assert_eq!(a.observe(token(1, " world")), None);
+        assert_eq!(remainder("Hello", "Hello there, world"), " there, world");
     }
 
     #[test]

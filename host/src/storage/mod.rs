@@ -6,9 +6,15 @@
 //! [`crate::capabilities::memory`], which runs them on the blocking pool
 //! under a timeout, so a slow backend never stalls a guest's executor thread.
 pub mod aws;
+mod commit_gate;
 pub mod evolution;
+mod quota;
 pub mod sessions;
 pub mod sqlite;
+mod sqlite_memory;
+
+pub use commit_gate::CommitGate;
+pub use quota::{HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, WriteRefused};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +24,10 @@ pub enum StorageError {
     Backend(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The caller gave up waiting (its [`CommitGate`] was cancelled) before
+    /// the write committed, so it was rolled back: nothing was applied.
+    #[error("the write was cancelled before it committed; nothing was applied")]
+    Cancelled,
 }
 
 /// One stored conversation turn. `role` is the WIT role name.
@@ -37,15 +47,40 @@ pub struct NamespaceUsage {
 /// Namespaced key-value data plus append-only session history.
 /// Namespaces are opaque strings chosen by policy; the backend never lets a
 /// call in one namespace read or change another.
+///
+/// Writes take their quota and a [`CommitGate`]: the backend checks the
+/// quota in the same transaction as the write (so concurrent writers cannot
+/// overshoot it), and asks the gate just before committing (so a caller that
+/// stopped waiting can be told, truthfully, that nothing was applied).
+/// `Ok(Err(refused))` means the write was refused and changed nothing.
 pub trait Storage: Send + Sync + 'static {
     fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
-    fn kv_set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StorageError>;
-    fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool, StorageError>;
+    /// Applies `ops` in order, all or nothing, in one transaction that also
+    /// checks `quota` against the namespace's usage after the last op.
+    fn kv_apply(
+        &self,
+        namespace: &str,
+        ops: &[KvOp],
+        quota: &KvQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError>;
     /// Keys starting with `prefix`, sorted, at most `limit`.
     fn kv_list(&self, namespace: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError>;
-    /// Keys and bytes (keys + values) stored in `namespace`.
+    /// Keys and bytes (keys + values, in bytes) stored in `namespace`.
     fn kv_usage(&self, namespace: &str) -> Result<NamespaceUsage, StorageError>;
-    fn history_append(&self, namespace: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError>;
+    /// Appends one turn. To stay within the session's share of `quota` the
+    /// session's oldest turns are dropped (same transaction); a turn that
+    /// would take the namespace past its share is refused.
+    fn history_append(
+        &self,
+        namespace: &str,
+        session: &str,
+        turn: &StoredTurn,
+        quota: &HistoryQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<(), WriteRefused>, StorageError>;
+    /// Turns and bytes of history kept for the whole `namespace`.
+    fn history_usage(&self, namespace: &str) -> Result<HistoryUsage, StorageError>;
     /// The last `limit` turns, oldest first.
     fn history_tail(&self, namespace: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError>;
 

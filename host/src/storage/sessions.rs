@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::StorageError;
 use super::sqlite::SqliteStorage;
+use super::sqlite_memory::{Oldest, chat_session_usage, drop_oldest};
+
+/// Most turns one chat session's transcript keeps; older turns are dropped
+/// (in the transaction that appends) so a client cannot grow it without bound.
+pub const MAX_TRANSCRIPT_TURNS: u64 = 1_000;
+/// Most bytes (text, agent list and trace detail) one session's transcript
+/// keeps; oldest turns are dropped first.
+pub const MAX_TRANSCRIPT_BYTES: u64 = 16 << 20;
 
 /// Created with the rest of the schema (`sqlite::SCHEMA` runs it).
 pub(crate) const SCHEMA: &str = "
@@ -45,7 +53,9 @@ pub struct TranscriptEntry {
 /// neither read nor extend another's conversation by guessing its id.
 pub trait SessionStore: Send + Sync + 'static {
     /// Appends `turns` to `session` atomically (a request's question and
-    /// answer are stored together or not at all).
+    /// answer are stored together or not at all). A session keeps at most
+    /// [`MAX_TRANSCRIPT_TURNS`] turns and [`MAX_TRANSCRIPT_BYTES`] bytes:
+    /// past that its oldest turns are dropped.
     fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError>;
     /// The last `limit` turns of `session`, oldest first.
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError>;
@@ -83,6 +93,15 @@ impl SessionStore for SqliteStorage {
                     stmt.execute(params![a.owner, a.session, t.at_ms, t.role, t.text, agents, detail])?;
                 }
             }
+        }
+        for a in batch {
+            let usage = chat_session_usage(&tx, &a.owner, &a.session)?;
+            drop_oldest(
+                &tx,
+                Oldest::ChatTranscript { owner: &a.owner, session: &a.session },
+                usage.turns.saturating_sub(MAX_TRANSCRIPT_TURNS),
+                usage.bytes.saturating_sub(MAX_TRANSCRIPT_BYTES),
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -132,5 +151,30 @@ mod tests {
         assert_eq!(s.session_tail("me", "a", 2).unwrap()[0].text, "q2");
         assert!(s.session_tail("me", "missing", 10).unwrap().is_empty());
         assert_eq!(s.session_tail("you", "a", 10).unwrap().len(), 1, "owners do not share a session id");
+    }
+
+    #[test]
+    fn a_transcript_keeps_its_newest_turns_within_the_bounds() {
+        let s = SqliteStorage::in_memory().unwrap();
+        let n = MAX_TRANSCRIPT_TURNS + 7;
+        for i in 0..n {
+            s.session_append("me", "long", &[turn("user", &format!("t{i}"))]).unwrap();
+        }
+        s.session_append("me", "short", &[turn("user", "kept")]).unwrap();
+        let all = s.session_tail("me", "long", u32::MAX).unwrap();
+        assert_eq!(all.len() as u64, MAX_TRANSCRIPT_TURNS);
+        assert_eq!(all[0].text, "t7", "the oldest turns went first");
+        assert_eq!(all.last().unwrap().text, format!("t{}", n - 1));
+        assert_eq!(s.session_tail("me", "short", 10).unwrap().len(), 1, "other sessions are untouched");
+
+        // Bytes: a few large turns push the oldest out.
+        let big = "x".repeat((MAX_TRANSCRIPT_BYTES / 4) as usize);
+        for i in 0..6 {
+            s.session_append("me", "big", &[turn("user", &format!("{i}{big}"))]).unwrap();
+        }
+        let kept = s.session_tail("me", "big", u32::MAX).unwrap();
+        let bytes: usize = kept.iter().map(|t| t.text.len()).sum();
+        assert!(bytes as u64 <= MAX_TRANSCRIPT_BYTES, "{bytes} bytes kept");
+        assert!(kept.len() >= 3 && kept.last().unwrap().text.starts_with('5'), "newest kept");
     }
 }

@@ -5,8 +5,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
-use super::{LlmTotals, LlmUsageRecord, NamespaceUsage, Storage, StorageError, StoredTurn};
+use super::sqlite_memory;
+use super::{
+    CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage,
+    Storage, StorageError, StoredTurn, WriteRefused,
+};
 
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
@@ -49,19 +54,7 @@ CREATE TABLE IF NOT EXISTS llm_usage (
     outcome           TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS llm_usage_by_agent ON llm_usage (agent, at);
--- Per-namespace totals, kept by triggers so quota checks read one row.
-CREATE TABLE IF NOT EXISTS kv_usage (
-    namespace TEXT PRIMARY KEY,
-    keys      INTEGER NOT NULL,
-    bytes     INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS kv_usage_insert AFTER INSERT ON kv BEGIN
-    INSERT INTO kv_usage (namespace, keys, bytes) VALUES (new.namespace, 1, length(new.key) + length(new.value))
-    ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + length(new.key) + length(new.value);
-END;
-CREATE TRIGGER IF NOT EXISTS kv_usage_update AFTER UPDATE OF value ON kv BEGIN
-    UPDATE kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE namespace = new.namespace;
-END;
+-- Usage tables and their triggers: `sqlite_memory` (created by the migration).
 -- Evolution: every agent version (lineage), every evolution run, and
 -- every install into the agents directory (what rollback walks back).
 CREATE TABLE IF NOT EXISTS agent_versions (
@@ -91,37 +84,78 @@ CREATE TABLE IF NOT EXISTS agent_installs (
     reason TEXT NOT NULL,
     at     INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS kv_usage_delete AFTER DELETE ON kv BEGIN
-    UPDATE kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
-    WHERE namespace = old.namespace;
-END;
 ";
 
+/// What an acknowledged write survives (`[storage] durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The process being killed (crash, OOM, `kill -9`), not power loss or
+    /// an OS crash, which may lose the last commits (never corrupts):
+    /// WAL with `synchronous = NORMAL`, no fsync per commit.
+    #[default]
+    Process,
+    /// Power loss and OS crashes too: `synchronous = FULL`, an fsync of the
+    /// WAL per commit (slower writes).
+    Power,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        }
+    }
+}
+
+/// `[storage]` in `agentkernel.toml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default)]
+    pub durability: Durability,
+}
+
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with the default
+    /// durability.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StorageError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
         }
-        Self::init(Connection::open(path)?)
+        Self::init(Connection::open(path)?, durability)
     }
 
     /// A private in-memory database (tests, benchmarks, evolution doubles).
     pub fn in_memory() -> Result<Self, StorageError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, Durability::default())
     }
 
-    fn init(conn: Connection) -> Result<Self, StorageError> {
+    fn init(conn: Connection, durability: Durability) -> Result<Self, StorageError> {
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL lets readers (e.g. `agentkernel` CLI queries) run beside the server.
         let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(&format!("PRAGMA synchronous={}; PRAGMA foreign_keys=ON;", durability.pragma()))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::aws::SCHEMA)?;
         super::aws::migrate(&conn)?;
         conn.execute_batch(super::sessions::SCHEMA)?;
-        migrate(&conn)?;
+        sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    /// Stores `value` without a quota: seeding test and benchmark databases.
+    pub fn seed(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let ops = [KvOp::Set { key: key.into(), value: value.to_vec() }];
+        self.kv_apply(ns, &ops, &KvQuota::UNLIMITED, &CommitGate::new())?
+            .map_err(|refused| StorageError::Backend(format!("seeding without a quota was refused: {refused}")))?;
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -129,28 +163,6 @@ impl SqliteStorage {
         // (statements are atomic), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Schema version, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Brings an older database up to [`SCHEMA_VERSION`], in one transaction.
-fn migrate(conn: &Connection) -> Result<(), StorageError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(());
-    }
-    // Version 1 added `kv_usage`; totals for data written before it are
-    // computed once here, the triggers keep them from then on.
-    conn.execute_batch(&format!(
-        "BEGIN;
-         DELETE FROM kv_usage;
-         INSERT INTO kv_usage (namespace, keys, bytes)
-             SELECT namespace, COUNT(*), SUM(length(key) + length(value)) FROM kv GROUP BY namespace;
-         PRAGMA user_version = {SCHEMA_VERSION};
-         COMMIT;"
-    ))?;
-    Ok(())
 }
 
 impl Storage for SqliteStorage {
@@ -162,19 +174,14 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = unixepoch()",
-            )?
-            .execute(params![ns, key, value])?;
-        Ok(())
-    }
-
-    fn kv_delete(&self, ns: &str, key: &str) -> Result<bool, StorageError> {
-        let n = self.conn().prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")?.execute(params![ns, key])?;
-        Ok(n > 0)
+    fn kv_apply(
+        &self,
+        ns: &str,
+        ops: &[KvOp],
+        quota: &KvQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
+        sqlite_memory::kv_apply(&mut self.conn(), ns, ops, quota, gate)
     }
 
     fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
@@ -198,20 +205,22 @@ impl Storage for SqliteStorage {
     }
 
     fn kv_usage(&self, ns: &str) -> Result<NamespaceUsage, StorageError> {
-        let row: Option<(i64, i64)> = self
-            .conn()
-            .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE namespace = ?1")?
-            .query_row([ns], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (keys, bytes) = row.unwrap_or((0, 0));
-        Ok(NamespaceUsage { keys: keys.max(0) as u64, bytes: bytes.max(0) as u64 })
+        sqlite_memory::kv_usage(&self.conn(), ns)
     }
 
-    fn history_append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
-        self.conn()
-            .prepare_cached("INSERT INTO history (namespace, session, role, content) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![ns, session, turn.role, turn.content])?;
-        Ok(())
+    fn history_append(
+        &self,
+        ns: &str,
+        session: &str,
+        turn: &StoredTurn,
+        quota: &HistoryQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<(), WriteRefused>, StorageError> {
+        sqlite_memory::history_append(&mut self.conn(), ns, session, turn, quota, gate)
+    }
+
+    fn history_usage(&self, ns: &str) -> Result<HistoryUsage, StorageError> {
+        sqlite_memory::history_usage(&self.conn(), ns)
     }
 
     fn llm_record(&self, r: &LlmUsageRecord) -> Result<(), StorageError> {
@@ -288,13 +297,29 @@ fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LlmUsageRecord> {
 mod tests {
     use super::*;
 
+    /// Unbounded, ungated writes: what these tests exercise is elsewhere.
+    impl SqliteStorage {
+        fn put(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+            self.seed(ns, key, value)
+        }
+        fn del(&self, ns: &str, key: &str) -> Result<bool, StorageError> {
+            let ops = [KvOp::Delete { key: key.into() }];
+            let out = self.kv_apply(ns, &ops, &KvQuota::UNLIMITED, &CommitGate::new())?.unwrap();
+            Ok(out[0] == KvOutcome::Deleted(true))
+        }
+        fn append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
+            self.history_append(ns, session, turn, &HistoryQuota::UNLIMITED, &CommitGate::new())?.unwrap();
+            Ok(())
+        }
+    }
+
     #[test]
     fn namespaces_are_isolated() {
         let s = SqliteStorage::in_memory().unwrap();
-        s.kv_set("a", "k", b"1").unwrap();
+        s.put("a", "k", b"1").unwrap();
         assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
         assert_eq!(s.kv_get("b", "k").unwrap(), None);
-        assert!(!s.kv_delete("b", "k").unwrap());
+        assert!(!s.del("b", "k").unwrap());
         assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
     }
 
@@ -302,7 +327,7 @@ mod tests {
     fn list_matches_prefix_literally() {
         let s = SqliteStorage::in_memory().unwrap();
         for k in ["p/1", "p/2", "P/3", "p_x", "q/1"] {
-            s.kv_set("n", k, b"").unwrap();
+            s.put("n", k, b"").unwrap();
         }
         assert_eq!(s.kv_list("n", "p/", 10).unwrap(), vec!["p/1", "p/2"]);
         assert_eq!(s.kv_list("n", "p_", 10).unwrap(), vec!["p_x"]);
@@ -313,12 +338,12 @@ mod tests {
     #[test]
     fn usage_tracks_inserts_overwrites_and_deletes() {
         let s = SqliteStorage::in_memory().unwrap();
-        s.kv_set("n", "ab", b"1234").unwrap();
-        s.kv_set("n", "c", b"1").unwrap();
+        s.put("n", "ab", b"1234").unwrap();
+        s.put("n", "c", b"1").unwrap();
         assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 8 });
-        s.kv_set("n", "ab", b"12").unwrap();
+        s.put("n", "ab", b"12").unwrap();
         assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 6 });
-        s.kv_delete("n", "c").unwrap();
+        s.del("n", "c").unwrap();
         assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 4 });
         assert_eq!(s.kv_usage("other").unwrap(), NamespaceUsage::default());
     }
@@ -327,9 +352,9 @@ mod tests {
     fn history_tail_is_oldest_first_and_per_session() {
         let s = SqliteStorage::in_memory().unwrap();
         for i in 0..5 {
-            s.history_append("n", "s1", &StoredTurn { role: "user".into(), content: format!("m{i}") }).unwrap();
+            s.append("n", "s1", &StoredTurn { role: "user".into(), content: format!("m{i}") }).unwrap();
         }
-        s.history_append("n", "s2", &StoredTurn { role: "user".into(), content: "other".into() }).unwrap();
+        s.append("n", "s2", &StoredTurn { role: "user".into(), content: "other".into() }).unwrap();
         let tail: Vec<_> = s.history_tail("n", "s1", 2).unwrap().into_iter().map(|t| t.content).collect();
         assert_eq!(tail, vec!["m3", "m4"]);
         assert!(s.history_tail("other-ns", "s1", 10).unwrap().is_empty());
@@ -341,7 +366,7 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         {
             let s = SqliteStorage::open(&path).unwrap();
-            s.kv_set("n", "k", b"vv").unwrap();
+            s.put("n", "k", b"vv").unwrap();
             // Simulate a database written before usage tracking existed.
             let c = s.conn();
             c.execute_batch("DELETE FROM kv_usage; PRAGMA user_version = 0;").unwrap();
@@ -379,7 +404,75 @@ mod tests {
     fn data_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
-        SqliteStorage::open(&path).unwrap().kv_set("n", "k", b"v").unwrap();
+        SqliteStorage::open(&path).unwrap().put("n", "k", b"v").unwrap();
         assert_eq!(SqliteStorage::open(&path).unwrap().kv_get("n", "k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// The triggers of schema version 1: `length()` of TEXT counts
+    /// characters and stops at the first NUL.
+    const V1_TRIGGERS: &str = "
+        DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete;
+        CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv BEGIN
+            INSERT INTO kv_usage (namespace, keys, bytes) VALUES (new.namespace, 1, length(new.key) + length(new.value))
+            ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + length(new.key) + length(new.value);
+        END;
+        CREATE TRIGGER kv_usage_update AFTER UPDATE OF value ON kv BEGIN
+            UPDATE kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE namespace = new.namespace;
+        END;
+        CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv BEGIN
+            UPDATE kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
+            WHERE namespace = old.namespace;
+        END;
+        PRAGMA user_version = 1;";
+
+    #[test]
+    fn a_version_1_database_is_recounted_in_bytes_and_stays_counted_in_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let nul_key = "\0".repeat(100);
+        let wide_key = "😀".repeat(25);
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.conn().execute_batch(V1_TRIGGERS).unwrap();
+            s.put("n", &nul_key, b"v").unwrap();
+            s.put("n", &wide_key, b"v").unwrap();
+            assert!(s.kv_usage("n").unwrap().bytes < 100, "version 1 miscounted: {:?}", s.kv_usage("n").unwrap());
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 100 + 1 + 100 + 1 });
+        s.put("n", &format!("\0{wide_key}"), b"").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap().bytes, 202 + 101, "new writes are counted in bytes");
+        s.del("n", &nul_key).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 101 + 101 });
+        let version: i64 = s.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, sqlite_memory::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migration_counts_history_written_before_history_quotas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.append("n", "s", &StoredTurn { role: "user".into(), content: "héllo".into() }).unwrap();
+            s.conn().execute_batch("DELETE FROM history_namespace_usage; PRAGMA user_version = 1;").unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.history_usage("n").unwrap(), HistoryUsage { turns: 1, bytes: 6 });
+    }
+
+    #[test]
+    fn durability_sets_the_synchronous_pragma() {
+        let dir = tempfile::tempdir().unwrap();
+        let synchronous = |d: Durability| -> i64 {
+            let s = SqliteStorage::open_with(&dir.path().join("db.sqlite"), d).unwrap();
+            s.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(synchronous(Durability::Process), 1, "NORMAL");
+        assert_eq!(synchronous(Durability::Power), 2, "FULL");
+        assert_eq!(Durability::default(), Durability::Process);
+        let config = crate::config::HostConfig::parse("[storage]\ndurability = \"power\"\n").unwrap();
+        assert_eq!(config.storage.durability, Durability::Power);
+        assert!(crate::config::HostConfig::parse("[storage]\ndurability = \"disk\"\n").is_err());
     }
 }
