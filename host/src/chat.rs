@@ -155,6 +155,12 @@ impl RequestLimits {
 }
 
 impl ChatConfig {
+    /// The budget of a request that sets no limits of its own: what every
+    /// entry point applies to the call tree it starts.
+    pub fn default_budget(&self) -> BudgetLimits {
+        self.effective(&RequestLimits::default()).budget
+    }
+
     fn effective(&self, r: &RequestLimits) -> Effective {
         Effective {
             max_agents: lower(self.max_agents, r.max_agents).max(1) as usize,

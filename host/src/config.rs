@@ -196,6 +196,10 @@ impl HostConfig {
             if o.deadline_ms == Some(0) {
                 return Err(ConfigError::Invalid(format!("{who}: deadline_ms must be > 0")));
             }
+            // Below this even a manifest or a short memory key cannot cross.
+            if let Some(b) = o.max_host_call_bytes.filter(|b| *b < 4096) {
+                return Err(ConfigError::Invalid(format!("{who}: max_host_call_bytes = {b} must be at least 4096")));
+            }
             Ok(())
         };
         check("[limits]", &self.limits)?;
@@ -203,6 +207,7 @@ impl HostConfig {
             check(&format!("[agents.{name}]"), &section.limits)?;
         }
         crate::server::auth::validate_tokens(&self.host.tokens).map_err(ConfigError::Invalid)?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
         if self.host.tokens.is_empty() && !self.host.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "host.listen = {} is not a loopback address, and no [[host.tokens]] are configured: \
@@ -210,7 +215,6 @@ impl HostConfig {
                 self.host.listen
             )));
         }
-        self.server.validate().map_err(ConfigError::Invalid)?;
         self.aws.validate().map_err(ConfigError::Invalid)?;
         let aws_scopes = std::iter::once(("[defaults]".to_string(), &self.defaults))
             .chain(self.agents.iter().map(|(n, s)| (format!("[agents.{n}]"), &s.policy)));

@@ -42,8 +42,16 @@ pub struct LimitOverrides {
     pub tables: Option<u64>,
     pub memories: Option<u64>,
     pub max_response_bytes: Option<u64>,
-    /// Bytes of stdout/stderr kept per call (the rest is dropped).
+    /// Bytes a call may write to the host log, through `log` and
+    /// stdout/stderr together, each line counting its message plus a
+    /// fixed overhead (the rest is dropped).
     pub max_output_bytes: Option<u64>,
+    /// Lines a call may write to the host log (`log` and stdout/stderr).
+    pub max_log_lines: Option<u64>,
+    /// Bytes one host call may copy out of the guest (its arguments), and
+    /// the guest's response to the host; past it the call fails with
+    /// `host-call-too-large`.
+    pub max_host_call_bytes: Option<u64>,
     /// Timeout of each host-side capability call.
     pub host_call_timeout_ms: Option<u64>,
 }
@@ -60,6 +68,8 @@ pub struct Limits {
     pub memories: u64,
     pub max_response_bytes: u64,
     pub max_output_bytes: u64,
+    pub max_log_lines: u64,
+    pub max_host_call_bytes: u64,
     pub host_call_timeout: Duration,
 }
 
@@ -76,6 +86,11 @@ impl Default for Limits {
             memories: 8,
             max_response_bytes: 1 << 20,
             max_output_bytes: 64 << 10,
+            max_log_lines: 256,
+            // Above every argument a capability accepts (a 1 MiB memory
+            // value, a 1 MiB request) with room for their framing; far
+            // below wasmtime's own default of 128 MiB per host call.
+            max_host_call_bytes: 4 << 20,
             host_call_timeout: Duration::from_secs(2),
         }
     }
@@ -96,7 +111,7 @@ impl Limits {
         macro_rules! take {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
         }
-        take!(memory_bytes, table_elements, instances, tables, memories, max_response_bytes, max_output_bytes);
+        take!(memory_bytes, table_elements, instances, tables, memories, max_response_bytes, max_output_bytes, max_log_lines, max_host_call_bytes);
         self
     }
 }

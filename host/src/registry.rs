@@ -29,7 +29,7 @@ pub struct FileStatus {
     /// Why the file's current contents are not served, if they are not.
     pub error: Option<String>,
     #[serde(skip)]
-    fingerprint: Option<(u64, SystemTime)>,
+    fingerprint: Option<Fingerprint>,
 }
 
 pub struct Registry {
@@ -47,8 +47,32 @@ fn is_agent_file(path: &Path) -> bool {
     name.ends_with(".wasm") && !name.starts_with('.')
 }
 
-fn fingerprint(meta: &std::fs::Metadata) -> (u64, SystemTime) {
-    (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+/// What tells a file's contents changed without reading them. Size and
+/// mtime alone are not enough: `cp -p`, `rsync -t`, tar and reproducible
+/// builds write new bytes under the old size and mtime. The inode changes
+/// when a file is replaced by rename, and the ctime (which no user can set)
+/// on every write in place; together they catch both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: SystemTime,
+    #[cfg(unix)]
+    inode: (u64, u64),
+    #[cfg(unix)]
+    changed: (i64, i64),
+}
+
+fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    Fingerprint {
+        len: meta.len(),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        #[cfg(unix)]
+        inode: (meta.dev(), meta.ino()),
+        #[cfg(unix)]
+        changed: (meta.ctime(), meta.ctime_nsec()),
+    }
 }
 
 impl Registry {
@@ -213,7 +237,7 @@ impl Registry {
         }
     }
 
-    fn record(&self, path: &Path, agent: Option<String>, error: Option<String>, fp: Option<(u64, SystemTime)>) {
+    fn record(&self, path: &Path, agent: Option<String>, error: Option<String>, fp: Option<Fingerprint>) {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(
             path.to_path_buf(),
             FileStatus { path: path.to_path_buf(), agent, error, fingerprint: fp },

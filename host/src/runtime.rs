@@ -74,8 +74,14 @@ pub enum CallError {
     StackOverflow,
     #[error("agent trapped: {message}")]
     Trap { message: String },
-    #[error("agent response is {size} bytes; the limit is {limit}")]
+    /// `size` is exact when the host measured the response, and a lower
+    /// bound when the response was refused before being copied.
+    #[error("agent response is at least {size} bytes; the limit is {limit}")]
     ResponseTooLarge { size: u64, limit: u64 },
+    #[error(
+        "agent passed more than {limit} bytes to one host call (max_host_call_bytes; the arguments are refused before the host copies them)"
+    )]
+    HostCallTooLarge { limit: u64 },
     #[error("agent returned an error ({kind}): {message}")]
     Agent { kind: &'static str, message: String },
     #[error("no agent named `{agent}` is loaded")]
@@ -99,6 +105,7 @@ impl CallError {
             CallError::StackOverflow => "stack-overflow",
             CallError::Trap { .. } => "trap",
             CallError::ResponseTooLarge { .. } => "response-too-large",
+            CallError::HostCallTooLarge { .. } => "host-call-too-large",
             CallError::Agent { .. } => "agent-error",
             CallError::NotFound { .. } => "not-found",
             CallError::Capacity { .. } => "capacity",
@@ -357,7 +364,7 @@ impl LoadedAgent {
             })
             .await;
         let fuel_used = run.fuel_used();
-        run.flush_output(&self.name);
+        run.flush_output();
         let response = match result? {
             Ok(r) => r,
             Err(e) => return Err(agent_error(e)),
@@ -431,6 +438,12 @@ impl LimitedStore {
     ) -> Self {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        // What one host call may copy out of the guest (wasmtime's default is
+        // 128 MiB per call, for each of any number of calls). The response
+        // `handle` returns is lifted under the same allowance, so it covers
+        // `max_response_bytes` too, and the size check below stays the one
+        // that reports an oversized response.
+        store.set_hostcall_fuel(host_call_allowance(limits));
         if let (true, Fuel::Limit(n)) = (metered, limits.fuel) {
             store.set_fuel(n).expect("metered engine has fuel enabled");
         }
@@ -480,13 +493,24 @@ impl LimitedStore {
             Some(Trap::StackOverflow) => CallError::StackOverflow,
             Some(trap) => CallError::Trap { message: trap.to_string() },
             None => {
-                let message = format!("{e:#}");
-                if message.contains("concurrent") && message.contains("limit") {
+                let message = error_chain(&e);
+                if message.contains(HOSTCALL_FUEL_MESSAGE) {
+                    let allowance = host_call_allowance(&self.limits) as u64;
+                    // Refused inside a host call, the trap carries the guest's
+                    // backtrace; refused while lifting what `handle` returned,
+                    // no guest frame is left: the response was too large
+                    // (and was never copied, so its exact size is unknown).
+                    if e.downcast_ref::<wasmtime::WasmBacktrace>().is_some() {
+                        CallError::HostCallTooLarge { limit: allowance }
+                    } else {
+                        CallError::ResponseTooLarge { size: allowance + 1, limit: self.limits.max_response_bytes }
+                    }
+                } else if message.contains("concurrent") && message.contains("limit") {
                     CallError::Capacity { message }
                 } else if message.contains("resource limit exceeded") || message.contains("count limit") {
                     CallError::InstanceLimit
                 } else {
-                    CallError::Trap { message: first_line(&message) }
+                    CallError::Trap { message }
                 }
             }
         }
@@ -499,16 +523,44 @@ impl LimitedStore {
         }
     }
 
-    /// Sends what the guest printed to the host log, tagged with the agent.
-    fn flush_output(&self, agent: &str) {
+    /// Sends what the guest printed to the host log, tagged with the agent,
+    /// each line charged to the call's log budget (shared with `log`).
+    fn flush_output(&mut self) {
         let (text, dropped) = self.output.take();
+        let log = &mut self.store.data_mut().caps.log;
         for line in text.lines().filter(|l| !l.is_empty()) {
-            tracing::info!(target: "agent::stdio", agent, "{line}");
+            log.stdio_line(line);
         }
-        if dropped > 0 {
-            tracing::warn!(target: "agent::stdio", agent, "{dropped} bytes of output dropped (cap {})", self.limits.max_output_bytes);
-        }
+        log.stdio_overflow(dropped);
     }
+}
+
+/// Bytes one host call (or the lifted response) may carry: see
+/// [`Limits::max_host_call_bytes`].
+fn host_call_allowance(limits: &Limits) -> usize {
+    // Framing of a response record beside its text and data.
+    const RESPONSE_FRAMING: u64 = 64 << 10;
+    let bytes = limits.max_host_call_bytes.max(limits.max_response_bytes.saturating_add(RESPONSE_FRAMING));
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+/// What wasmtime says when a host call's data exceeds the store's hostcall
+/// fuel (its error type is private; the message is its stable display).
+const HOSTCALL_FUEL_MESSAGE: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// The error chain as one line, without wasm backtraces: the cause a
+/// guest's trap had (a host function's error, a limit) is in the chain's
+/// later links, which the first line alone loses.
+fn error_chain(e: &wasmtime::Error) -> String {
+    // A backtrace link's display is a header line and then frames; its
+    // type is not a std error, so it is known by its header.
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string().lines().next().unwrap_or("").trim().to_string())
+        .filter(|s| !s.is_empty() && !s.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    let joined = parts.join(": ");
+    capabilities::log::truncate(&joined, 1000).to_string()
 }
 
 fn first_line(s: &str) -> String {
@@ -828,7 +880,11 @@ impl Runtime {
                 scope: Arc::new(scope),
             }),
             agents: grants.agents.scope().filter(|_| imported(Capability::Agents)).map(|scope| {
-                capabilities::agents::Prepared { directory: self.directory.clone(), scope: Arc::new(scope) }
+                capabilities::agents::Prepared {
+                    directory: self.directory.clone(),
+                    scope: Arc::new(scope),
+                    default_budget: Arc::new(self.config.chat.default_budget()),
+                }
             }),
             aws_ec2: grants.aws_ec2.scope().filter(|_| imported(Capability::AwsEc2)).map(|scope| {
                 capabilities::aws_ec2::Prepared { service: self.aws.clone(), scope: Arc::new(scope) }
@@ -877,7 +933,7 @@ impl Runtime {
                 agent.call_describe(&mut *store).await
             })
             .await;
-        run.flush_output("(loading)");
+        run.flush_output();
         result.map_err(LoadError::Describe)
     }
 }

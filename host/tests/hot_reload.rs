@@ -159,3 +159,79 @@ async fn dropped_deleted_half_written_and_conflicting_files() {
     let (s, health) = get(addr, "/healthz").await;
     assert_eq!((s, health["agents"].as_u64()), (200, Some(1)));
 }
+
+/// `bytes` grown to exactly `len` bytes by a trailing custom section, which
+/// changes nothing a component does.
+fn padded_to(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
+    fn leb(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let name = b"pad";
+    let need = len.checked_sub(bytes.len()).expect("padding only grows");
+    // section = id 0, size (LEB128), name length, name, payload; find the
+    // payload length whose encoding makes the whole section `need` bytes.
+    let payload = (0..need)
+        .rev()
+        .find(|&p| {
+            let body = 1 + name.len() + p;
+            1 + leb(body).len() + body == need
+        })
+        .expect("a padding length exists");
+    let body = 1 + name.len() + payload;
+    bytes.push(0);
+    bytes.extend(leb(body));
+    bytes.push(name.len() as u8);
+    bytes.extend(name);
+    bytes.extend(std::iter::repeat_n(0u8, payload));
+    assert_eq!(bytes.len(), len);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_with_the_same_size_and_mtime_is_reloaded() {
+    // What `cp -p`, `rsync -t`, tar or a reproducible build produce: new
+    // contents under the old file's size and modification time.
+    let (v1, v2) = (wasm("echo"), wasm("echo-v2"));
+    let len = v1.len().max(v2.len()) + 64;
+    let (v1, v2) = (padded_to(v1, len), padded_to(v2, len));
+    let h = TestHost::new("");
+    let path = h.agents_dir().join("echo.wasm");
+    std::fs::create_dir_all(h.agents_dir()).unwrap();
+    std::fs::write(&path, &v1).unwrap();
+    let addr = h.serve().await;
+    let _watch = h.host.registry.watch().unwrap();
+    assert_eq!(agent_version(addr, "echo").await.as_deref(), Some("0.1.0"));
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+
+    // Rewritten in place, mtime put back.
+    let f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    use std::io::Write;
+    (&f).write_all(&v2).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!((meta.len(), meta.modified().unwrap()), (len as u64, mtime), "size and mtime unchanged");
+    eventually("echo 0.2.0 served after an in-place rewrite", async || {
+        agent_version(addr, "echo").await.as_deref() == Some("0.2.0")
+    })
+    .await;
+
+    // Replaced by rename (a new inode), mtime put back.
+    let staged = h.agents_dir().join(".echo.staged");
+    std::fs::write(&staged, &v1).unwrap();
+    std::fs::File::options().write(true).open(&staged).unwrap().set_modified(mtime).unwrap();
+    std::fs::rename(&staged, &path).unwrap();
+    eventually("echo 0.1.0 served after a rename", async || {
+        agent_version(addr, "echo").await.as_deref() == Some("0.1.0")
+    })
+    .await;
+}

@@ -96,13 +96,21 @@ async fn panic_is_a_trap_of_that_call_only() {
 async fn huge_response_is_refused_but_small_ones_pass() {
     let h = TestHost::new("");
     let err = hostile_call(&h, "huge-response", "").await;
-    assert!(matches!(err, CallError::ResponseTooLarge { size: 16777216, limit: 1048576 }), "{err:?}");
+    // 16 MiB: refused while being lifted, before the host copies it.
+    assert!(matches!(err, CallError::ResponseTooLarge { size, limit: 1048576 } if size > 1048576), "{err:?}");
+    // Just over the limit: measured and refused.
+    let agent = h.load("huge-response").await.unwrap();
+    let err = agent.call(&request("s", "1048577")).await.unwrap_err();
+    assert!(matches!(err, CallError::ResponseTooLarge { size: 1048577, limit: 1048576 }), "{err:?}");
     let agent = h.load("huge-response").await.unwrap();
     let ok = agent.call(&request("s", "100")).await.unwrap();
     assert_eq!(ok.response.text.len(), 100);
-    // A huge error message is cut, not passed on.
-    let err = agent.call(&request("s", "as-error")).await.unwrap_err();
+    // A long error message is cut, not passed on; a huge one is refused
+    // like a huge response.
+    let err = agent.call(&request("s", "as-small-error")).await.unwrap_err();
     assert!(matches!(&err, CallError::Agent { kind: "failed", message } if message.len() == 4096), "{}", err.code());
+    let err = agent.call(&request("s", "as-error")).await.unwrap_err();
+    assert_eq!(err.code(), "response-too-large");
 }
 
 #[tokio::test]

@@ -5,6 +5,13 @@
 //! deadline. A callee runs in its own fresh instance under its own limits,
 //! but never past the caller's deadline; a callee already in the chain is
 //! a cycle and is refused, as is a chain longer than `max_depth`.
+//!
+//! Every call tree is charged to a request budget (calls, depth, fuel,
+//! tokens, time). Entry points that make one (`/v1/chat`, the facade,
+//! `POST /v1/agents/{name}/call`) pass it in the [`CallContext`]; for any
+//! other (the CLI, benchmarks, an embedder's `LoadedAgent::call`) the first
+//! nested call opens one with the host's `[chat]` limits, so no entry
+//! point lets an agent make calls without bound.
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
@@ -15,6 +22,7 @@ use crate::bindings::agentkernel::agent::agents::{self as wit, CallError as WitC
 use crate::bindings::{Manifest, Request, Response};
 use crate::registry::Registry;
 use crate::runtime::{CallContext, InstanceState};
+use crate::trace::{BudgetLimits, RequestScope};
 
 /// Scope of an `agents` grant: `agents = { call = ["echo"], max_depth = 3 }`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -45,11 +53,32 @@ pub struct AgentsState {
     /// The session of the call this instance serves (already scoped to
     /// its user by the host): every callee gets it.
     session: String,
+    /// The budget a call tree gets when its entry point gave it none.
+    default_budget: Arc<BudgetLimits>,
 }
 
 impl AgentsState {
-    pub fn new(directory: Directory, scope: Arc<AgentsScope>, context: CallContext, session: String) -> Self {
-        AgentsState { directory, scope, context, session }
+    pub fn new(
+        directory: Directory,
+        scope: Arc<AgentsScope>,
+        context: CallContext,
+        session: String,
+        default_budget: Arc<BudgetLimits>,
+    ) -> Self {
+        AgentsState { directory, scope, context, session, default_budget }
+    }
+
+    /// The request scope nested calls are charged to: the caller's, or one
+    /// opened now for this call tree, its root call counted as the first.
+    fn request_scope(&mut self) -> Arc<RequestScope> {
+        if let Some(scope) = &self.context.scope {
+            return scope.clone();
+        }
+        let scope = Arc::new(RequestScope::new((*self.default_budget).clone(), None));
+        // The root call is running: it is the tree's first call.
+        let _ = scope.budget.start_call();
+        self.context.scope = Some(scope.clone());
+        scope
     }
 
     /// The request a callee gets: the guest's, in the caller's session.
@@ -69,6 +98,8 @@ impl AgentsState {
 pub struct Prepared {
     pub directory: Directory,
     pub scope: Arc<AgentsScope>,
+    /// `[chat]`'s request budget, for call trees no entry point budgeted.
+    pub default_budget: Arc<BudgetLimits>,
 }
 
 impl Prepared {
@@ -76,7 +107,13 @@ impl Prepared {
         // A call from outside starts a chain; a call from an agent extends it.
         let chain = if call.context.chain.is_empty() { Arc::from([call.agent.clone()]) } else { call.context.chain.clone() };
         let context = CallContext { chain, deadline: Some(call.deadline), ..call.context.clone() };
-        AgentsState::new(self.directory.clone(), self.scope.clone(), context, call.session.to_string())
+        AgentsState::new(
+            self.directory.clone(),
+            self.scope.clone(),
+            context,
+            call.session.to_string(),
+            self.default_budget.clone(),
+        )
     }
 }
 
@@ -102,6 +139,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
 
 impl wit::Host for AgentsState {
     async fn call(&mut self, agent: String, req: Request) -> wasmtime::Result<Result<Response, WitCallError>> {
+        let request = self.request_scope();
         let chain = &self.context.chain;
         let caller = chain.last().map(|c| &**c).unwrap_or("?");
         if !self.scope.allows(&agent) {
@@ -111,11 +149,9 @@ impl wit::Host for AgentsState {
             let path: Vec<&str> = chain.iter().map(|c| &**c).chain([agent.as_str()]).collect();
             return Ok(Err(WitCallError::DepthExceeded(format!("cycle: {}", path.join(" → ")))));
         }
-        let mut max_depth = self.scope.max_depth.unwrap_or(AgentsScope::DEFAULT_MAX_DEPTH) as usize;
-        // A chat request may set a lower limit for its whole call tree.
-        if let Some(scope) = &self.context.scope {
-            max_depth = max_depth.min(scope.budget.limits().max_depth as usize);
-        }
+        // The request may set a lower limit for its whole call tree.
+        let max_depth = (self.scope.max_depth.unwrap_or(AgentsScope::DEFAULT_MAX_DEPTH) as usize)
+            .min(request.budget.limits().max_depth as usize);
         if chain.len() + 1 > max_depth {
             return Ok(Err(WitCallError::DepthExceeded(format!("a chain of {} agents exceeds max_depth {max_depth}", chain.len() + 1))));
         }
@@ -157,7 +193,20 @@ mod tests {
     use super::*;
 
     fn state(session: &str) -> AgentsState {
-        AgentsState::new(Directory::default(), Arc::new(AgentsScope::default()), CallContext::default(), session.into())
+        let budget = BudgetLimits {
+            max_calls: 4,
+            max_depth: 4,
+            fuel: None,
+            tokens: None,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        AgentsState::new(
+            Directory::default(),
+            Arc::new(AgentsScope::default()),
+            CallContext::default(),
+            session.into(),
+            Arc::new(budget),
+        )
     }
 
     #[test]
@@ -166,6 +215,18 @@ mod tests {
         let sent = state("alice:s1").callee_request(asked);
         assert_eq!(sent.session_id, "alice:s1");
         assert_eq!(sent.text, "recall");
+    }
+
+    #[test]
+    fn a_call_tree_without_a_scope_gets_one_counting_its_root() {
+        let mut s = state("s");
+        let scope = s.request_scope();
+        assert_eq!(scope.budget.usage().calls, 1, "the root call is counted");
+        assert!(Arc::ptr_eq(&scope, &s.request_scope()), "every nested call shares it");
+        for _ in 1..4 {
+            scope.budget.start_call().unwrap();
+        }
+        assert!(scope.budget.start_call().is_err(), "the default max_calls holds");
     }
 
     #[tokio::test]

@@ -56,7 +56,7 @@ pub struct States {
 impl Prepared {
     pub fn states(&self, call: &CallInfo<'_>) -> States {
         States {
-            log: log::LogState::new(call.agent.clone(), call.limits.max_output_bytes),
+            log: log::LogState::new(call.agent.clone(), call.limits.max_output_bytes, call.limits.max_log_lines),
             memory: self.memory.as_ref().map(|p| p.state(call)),
             llm: self.llm.as_ref().map(|p| p.state(call)),
             agents: self.agents.as_ref().map(|p| p.state(call)),

@@ -186,7 +186,11 @@ async fn call_agent(
     // `/v1/chat` does, so the same session name of two tokens stays apart.
     let mut request = req.to_wit();
     request.session_id = caller.principal().agent_session(&request.session_id);
-    match agent.call(&request).await {
+    // The same request budget as `/v1/chat` (calls, depth, fuel, tokens,
+    // time) bounds the call tree this call starts.
+    let budget = app.registry.runtime().config().chat.default_budget();
+    let scope = Arc::new(crate::trace::RequestScope::new(budget, None));
+    match agent.call_in(&request, &crate::runtime::CallContext::for_request(scope, "agent")).await {
         Ok(outcome) => Json(CallResponse::new(&agent, outcome)).into_response(),
         Err(e) => {
             tracing::warn!(agent = %name, code = e.code(), "call failed: {e}");

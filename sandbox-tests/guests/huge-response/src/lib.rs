@@ -12,6 +12,9 @@ impl Agent for Hostile {
         if req.text == "as-error" {
             return Err(AgentError::Failed("e".repeat(16 << 20)));
         }
+        if req.text == "as-small-error" {
+            return Err(AgentError::Failed("e".repeat(64 << 10)));
+        }
         let size: usize = req.text.trim().parse().unwrap_or(16 << 20);
         Ok(Response::text("x".repeat(size)))
     }
