@@ -256,3 +256,25 @@ async fn errors_outside_the_handlers_are_json_too() {
     closed_by_server(&mut stream).await;
     assert_eq!(healthz(addr).await.status, 200);
 }
+
+/// `server::serve` (what `agentkernel serve` runs) stops on its shutdown
+/// signal: idle keep-alive connections are closed and it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_returns() {
+    let h = TestHost::new("[server]\nidle_timeout_ms = 60000");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = agentkernel::server::serve(listener, &h.host, async {
+        let _ = stopped.await;
+    });
+    let client = async move {
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        assert_eq!(read_answer(&mut kept).await.status, 200);
+        stop.send(()).unwrap();
+        closed_by_server(&mut kept).await
+    };
+    let (served, _) = tokio::join!(timeout(PATIENCE, server), client);
+    served.expect("serve returns after its shutdown signal").expect("serve ends cleanly");
+}
