@@ -278,3 +278,17 @@ async fn shutdown_closes_idle_connections_and_returns() {
     let (served, _) = tokio::join!(timeout(PATIENCE, server), client);
     served.expect("serve returns after its shutdown signal").expect("serve ends cleanly");
 }
+
+/// A client that announces a body and stops sending it gets a JSON error
+/// once the body stalls for the header timeout, instead of holding the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stops_coming_is_refused() {
+    let h = TestHost::new("[server]\nheader_timeout_ms = 300\nidle_timeout_ms = 20000");
+    h.install("echo", "echo.wasm");
+    let addr = h.serve().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = "POST /v1/agents/echo/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(format!("{head}{{\"text\": ").as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream).await;
+    assert_eq!((answer.status, answer.error_code().as_str()), (400, "invalid-request"));
+}

@@ -10,6 +10,8 @@
 //!   learn why instead of hanging in the backlog;
 //! - waiting for a request is bounded: `idle_timeout_ms` until its first byte
 //!   arrives, `header_timeout_ms` from there until the head is complete;
+//!   a request body must keep coming: each part within `header_timeout_ms`
+//!   of the handler asking for it ([`StallTimeoutBody`]);
 //! - a write that makes no progress for `write_timeout_ms` fails the
 //!   connection ([`GuardedIo`]), which drops the response it was sending.
 //!
@@ -30,11 +32,13 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::ServiceExt;
+
+use super::io_timeouts::{GuardedIo, StallTimeoutBody};
 
 /// `[server]`: connection limits, timeouts and per-address request rates.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -44,7 +48,8 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// Connections open at once from one address (IPv6: one /64); over it, 429.
     pub max_connections_per_ip: u32,
-    /// From the first byte of a request until its head (line + headers) is complete.
+    /// From the first byte of a request until its head (line + headers) is
+    /// complete; also the longest wait for each part of a request body.
     pub header_timeout_ms: u64,
     /// A connection with no request in progress is closed after this long.
     pub idle_timeout_ms: u64,
@@ -277,10 +282,12 @@ impl Connection {
         let activity = Arc::new(Activity::new());
         let io = GuardedIo::new(stream, self.config.write_timeout(), activity.clone());
         let (router, peer, on_request) = (self.router, self.peer, activity.clone());
+        // A body, once announced, must keep coming as a head must.
+        let body_timeout = self.config.header_timeout();
         let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let busy = on_request.request_started();
-            let response = router.clone().oneshot(request.map(Body::new));
+            let response = router.clone().oneshot(request.map(|body| Body::new(StallTimeoutBody::new(body, body_timeout))));
             async move {
                 let response = response.await?;
                 // The request counts as in progress until its body is sent (or dropped).
@@ -329,7 +336,7 @@ enum Phase {
     Busy(u32),
 }
 
-struct Activity {
+pub(super) struct Activity {
     phase: Mutex<Phase>,
     /// Signalled when a deadline appears or moves earlier.
     sooner: tokio::sync::Notify,
@@ -344,7 +351,7 @@ impl Activity {
         self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn read_progress(&self) {
+    pub(super) fn read_progress(&self) {
         let mut phase = self.phase();
         if let Phase::Idle(_) = *phase {
             *phase = Phase::ReadingHead(Instant::now());
@@ -352,7 +359,7 @@ impl Activity {
         }
     }
 
-    fn write_progress(&self) {
+    pub(super) fn write_progress(&self) {
         let mut phase = self.phase();
         if let Phase::Idle(_) = *phase {
             // The end of a response still being flushed is not idleness.
@@ -437,86 +444,6 @@ impl hyper::body::Body for BodyGuard {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// The socket, with a write timeout: a write (or flush) still pending
-/// `write_timeout` after it first blocked fails with `TimedOut`, so hyper
-/// drops the connection and whatever it was sending. Reads and writes that
-/// move bytes are reported to the connection's [`Activity`].
-struct GuardedIo {
-    stream: TcpStream,
-    write_timeout: Duration,
-    /// Running while a write is blocked; reset whenever one succeeds.
-    stalled: Option<Pin<Box<Sleep>>>,
-    activity: Arc<Activity>,
-}
-
-impl GuardedIo {
-    fn new(stream: TcpStream, write_timeout: Duration, activity: Arc<Activity>) -> Self {
-        GuardedIo { stream, write_timeout, stalled: None, activity }
-    }
-
-    /// Maps a write's poll result through the stall timer.
-    fn guard<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>, progressed: impl Fn(&T) -> bool) -> Poll<io::Result<T>> {
-        match polled {
-            Poll::Ready(Ok(value)) => {
-                if progressed(&value) {
-                    self.stalled = None;
-                    self.activity.write_progress();
-                }
-                Poll::Ready(Ok(value))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                let timeout = self.write_timeout;
-                let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match stalled.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the client read nothing for {} ms", timeout.as_millis()),
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-}
-
-impl AsyncRead for GuardedIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read_progress();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for GuardedIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write(cx, data);
-        self.guard(cx, polled, |n: &usize| *n > 0)
-    }
-
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        self.guard(cx, polled, |n: &usize| *n > 0)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.stream).poll_flush(cx);
-        self.guard(cx, polled, |_: &()| false)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.stream).poll_shutdown(cx);
-        self.guard(cx, polled, |_: &()| false)
     }
 }
 

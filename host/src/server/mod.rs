@@ -11,6 +11,7 @@
 pub mod auth;
 mod chat;
 pub mod edge;
+mod io_timeouts;
 pub mod listener;
 mod openai;
 
