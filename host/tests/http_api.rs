@@ -100,7 +100,8 @@ async fn memory_namespaces_follow_policy() {
     assert_eq!(notes.memory_namespace(), Some("team"));
     notes.call(&sandbox_tests::request("s", "remember shared fact")).await.unwrap();
     let storage = h.host.runtime.storage();
-    assert_eq!(storage.kv_list("team", "session/s/", 10).unwrap().len(), 1);
+    assert_eq!(storage.kv_list("team", "session/s/note/", 10).unwrap().len(), 1);
+    assert_eq!(storage.kv_get("team", "session/s/next-note").unwrap(), Some(b"1".to_vec()), "the note counter");
     assert!(storage.kv_list("notes", "", 10).unwrap().is_empty(), "nothing outside the granted namespace");
 }
 
