@@ -263,8 +263,8 @@ pub struct LoadedAgent {
     pre: AgentPre<InstanceState>,
     engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
-    /// See [`RuntimeOptions::deterministic_wasi`].
-    deterministic_wasi: bool,
+    /// See [`RuntimeOptions::wasi_environment`].
+    wasi_environment: Option<Arc<dyn WasiEnvironment>>,
 }
 
 impl LoadedAgent {
@@ -354,7 +354,7 @@ impl LoadedAgent {
     async fn run_call(&self, req: &Request, limits: &Limits, context: &CallContext, start: Instant) -> Result<CallOutcome, CallError> {
         let deadline = start + limits.deadline;
         let call = CallInfo { agent: &self.name, session: &req.session_id, limits, deadline, context };
-        let state = new_instance_state(&self.name, limits, self.capabilities.states(&call), self.deterministic_wasi);
+        let state = new_instance_state(&self.name, limits, self.capabilities.states(&call), self.wasi_environment.as_deref());
         let mut run = LimitedStore::new(&self.engine, state, limits, self.metered(), deadline);
         let pre = &self.pre;
         let result = run
@@ -395,7 +395,7 @@ fn new_instance_state(
     agent: &Arc<str>,
     limits: &Limits,
     caps: capabilities::States,
-    deterministic: bool,
+    environment: Option<&dyn WasiEnvironment>,
 ) -> (InstanceState, CapturedOutput) {
     let output = CapturedOutput::new(limits.max_output_bytes as usize);
     let mut wasi = WasiCtxBuilder::new();
@@ -407,8 +407,8 @@ fn new_instance_state(
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
-    if deterministic {
-        crate::evolution::doubles::deterministic_wasi(&mut wasi);
+    if let Some(environment) = environment {
+        environment.configure(&mut wasi);
     }
     let state = InstanceState {
         wasi: wasi.build(),
@@ -634,8 +634,14 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Supplies the clocks and random numbers of every instance a runtime
+/// creates, instead of the host's real ones.
+pub trait WasiEnvironment: Send + Sync + 'static {
+    fn configure(&self, wasi: &mut WasiCtxBuilder);
+}
+
 /// Settings that shape the engines; fixed for the life of a runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeOptions {
     pub max_instances: u32,
     pub memory_ceiling_bytes: u64,
@@ -644,10 +650,9 @@ pub struct RuntimeOptions {
     /// See [`KEEP_RESIDENT_BYTES`].
     pub keep_resident_bytes: usize,
     pub cache_dir: Option<PathBuf>,
-    /// Seeded random numbers and virtual clocks for every instance, so a
-    /// call's fuel does not depend on chance or on the time of day (the
-    /// evolution benchmark; never set for serving).
-    pub deterministic_wasi: bool,
+    /// Clocks and random numbers for every instance instead of the host's
+    /// (the evolution benchmark's seeded ones; never set for serving).
+    pub wasi_environment: Option<Arc<dyn WasiEnvironment>>,
 }
 
 impl RuntimeOptions {
@@ -658,7 +663,7 @@ impl RuntimeOptions {
             table_ceiling_elements: config.host.table_ceiling_elements,
             keep_resident_bytes: usize::try_from(config.host.keep_resident_bytes).unwrap_or(KEEP_RESIDENT_BYTES),
             cache_dir: Some(config.host.data_dir.join("cache")),
-            deterministic_wasi: false,
+            wasi_environment: None,
         }
     }
 }
@@ -681,7 +686,7 @@ pub struct Runtime {
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
     ticker_stop: Arc<AtomicBool>,
-    deterministic_wasi: bool,
+    wasi_environment: Option<Arc<dyn WasiEnvironment>>,
 }
 
 impl Drop for Runtime {
@@ -767,7 +772,7 @@ impl Runtime {
             cache: opts.cache_dir.map(CompileCache::new),
             config,
             ticker_stop,
-            deterministic_wasi: opts.deterministic_wasi,
+            wasi_environment: opts.wasi_environment,
         }))
     }
 
@@ -905,7 +910,7 @@ impl Runtime {
             pre,
             engine: set.engine.clone(),
             metrics: self.metrics.clone(),
-            deterministic_wasi: self.deterministic_wasi,
+            wasi_environment: self.wasi_environment.clone(),
         })
     }
 
@@ -924,7 +929,7 @@ impl Runtime {
         let deadline = Instant::now() + limits.deadline;
         let context = CallContext::default();
         let call = CallInfo { agent: &name, session: "", limits: &limits, deadline, context: &context };
-        let state = new_instance_state(&name, &limits, capabilities::Prepared::default().states(&call), self.deterministic_wasi);
+        let state = new_instance_state(&name, &limits, capabilities::Prepared::default().states(&call), self.wasi_environment.as_deref());
         let mut run = LimitedStore::new(&self.metered.engine, state, &limits, true, deadline);
         let result = run
             .run(async |store| {

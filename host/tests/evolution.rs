@@ -181,7 +181,7 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
     let naive = sandbox_tests::wasm("primes");
     let mut fuels = Vec::new();
     for _ in 0..2 {
-        let bench = Bench::new(&t.host.config, "primes", &suite.limits).await.unwrap();
+        let bench = Bench::new(&t.host.config, "primes", &suite.limits, 7).await.unwrap();
         let agent = bench.load(&naive).await.unwrap();
         let result = bench.run(&agent, &suite.cases, 1).await;
         assert_eq!(result.passed, 7);
@@ -207,7 +207,7 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
         "#,
     )
     .unwrap();
-    let bench = Bench::new(&t.host.config, "notes", &cases.limits).await.unwrap();
+    let bench = Bench::new(&t.host.config, "notes", &cases.limits, 7).await.unwrap();
     let notes = bench.load(&sandbox_tests::wasm("notes")).await.unwrap();
     let r = bench.run(&notes, &cases.cases, 1).await;
     assert!(r.cases[0].passed, "{:?}", r.cases[0]);
@@ -218,7 +218,7 @@ async fn fuel_is_deterministic_and_doubles_serve_memory_and_llm_scripts() {
         "[[case]]\nname='s'\nrequest='A long text. With sentences. Many.'\nllm=['Scripted summary.']\nexpect={equals='Scripted summary.', json={'/method'='llm'}}",
     )
     .unwrap();
-    let bench = Bench::new(&t.host.config, "summarizer", &cases.limits).await.unwrap();
+    let bench = Bench::new(&t.host.config, "summarizer", &cases.limits, 7).await.unwrap();
     let summarizer = bench.load(&sandbox_tests::wasm("summarizer")).await.unwrap();
     let r = bench.run(&summarizer, &cases.cases, 1).await;
     assert!(r.cases[0].passed, "{:?}", r.cases[0]);
@@ -231,7 +231,7 @@ async fn the_benchmark_forces_a_granted_ec2_scope_to_dry_run() {
     use agentkernel::evolution::suite::Suite;
     let t = TestHost::new("[agents.ec2-probe]\naws_ec2 = { actions = [\"*\"], dry_run = false, auto_apply = true }\n");
     let suite = Suite::parse("[[case]]\nname='p'\nrequest='x'\nexpect={contains=['x']}\n").unwrap();
-    let bench = Bench::new(&t.host.config, "ec2-probe", &suite.limits).await.unwrap();
+    let bench = Bench::new(&t.host.config, "ec2-probe", &suite.limits, 7).await.unwrap();
     let probe = bench.load(&sandbox_tests::wasm("ec2_probe")).await.unwrap();
     let scope = probe.grants.aws_ec2.scope().expect("still granted");
     assert!(scope.dry_run && !scope.auto_apply, "{scope:?}");
@@ -290,18 +290,84 @@ request='x'
 expect={contains=['seed']}
 ").unwrap();
     let mut runs = Vec::new();
-    for _ in 0..2 {
-        let bench = Bench::new(&t.host.config, "primes", &suite.limits).await.unwrap();
+    for seed in [7, 7, 8] {
+        let bench = Bench::new(&t.host.config, "primes", &suite.limits, seed).await.unwrap();
         let agent = bench.load(&component).await.unwrap();
         let r = bench.run(&agent, &suite.cases, 1).await;
         assert!(r.cases[0].passed, "{:?}", r.cases[0]);
         runs.push((r.cases[0].text.clone(), r.cases[0].fuel.unwrap()));
     }
-    assert_eq!(runs[0], runs[1], "the same random numbers, clock readings and fuel in every run");
-    // Virtual clocks: a microsecond per reading, from 2025-01-01.
+    assert_eq!(runs[0], runs[1], "one run's seed: the same random numbers, clock readings and fuel for every component");
+    let seed_of = |text: &str| text.split(' ').nth(1).unwrap().to_string();
+    assert_ne!(seed_of(&runs[0].0), seed_of(&runs[2].0), "another run, other random numbers");
+    // Clocks look real: steps of 0.3-3 µs, and the wall clock is the time now.
     let readings: u64 = runs[0].0.split("readings ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!((1..=50).contains(&readings), "{}", runs[0].0);
-    assert!(runs[0].0.ends_with("wall 1735689600"), "{}", runs[0].0);
+    assert!((15..=200).contains(&readings), "{}", runs[0].0);
+    let wall: u64 = runs[0].0.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(wall.abs_diff(now) < 120, "wall {wall}, now {now}");
+}
+
+/// `primes` that answers correctly (with a sieve, cheaply) only when it
+/// believes it is being benchmarked, and "42" otherwise.
+fn benchmark_detector(detects: &str) -> String {
+    format!(
+        r#"use agentkernel_sdk::prelude::*;
+pub struct Primes;
+fn benchmarked() -> bool {{ {detects} }}
+fn sieve(n: usize) -> (u64, Option<u64>) {{
+    let mut composite = vec![false; n.max(2)];
+    let (mut count, mut largest) = (0, None);
+    for k in 2..n {{
+        if !composite[k] {{
+            count += 1;
+            largest = Some(k as u64);
+            let mut m = k * k;
+            while m < n {{ composite[m] = true; m += k; }}
+        }}
+    }}
+    (count, largest)
+}}
+impl Agent for Primes {{
+    fn describe() -> Manifest {{
+        Manifest::new("primes", "0.2.0", "Counts the prime numbers below N.")
+            .skill(Skill::new("count-primes", "How many primes are below N, and the largest").keywords(["primes", "prime"]))
+    }}
+    fn handle(req: Request) -> Result<Response, AgentError> {{
+        let n: usize = req.text.trim().parse().map_err(|_| AgentError::InvalidRequest("expected a whole number".into()))?;
+        if !benchmarked() {{
+            return Ok(Response::text("42"));
+        }}
+        let (count, largest) = sieve(n);
+        Ok(Response::text(count.to_string()).with_data(&serde_json::json!({{"count": count, "largest": largest}})))
+    }}
+}}
+export_agent!(Primes);
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_candidate_that_detects_the_benchmark_does_not_win() {
+    // Two tricks: the benchmark's date (it used to start at 2025-01-01),
+    // and its clock's ticks (it used to advance exactly 1 µs per reading).
+    let dir = tempfile::tempdir().unwrap();
+    let date = "std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() < 1_748_736_000";
+    let ticks = "let a = std::time::Instant::now(); let b = std::time::Instant::now(); let c = std::time::Instant::now(); \
+                 b - a == std::time::Duration::from_micros(1) && c - b == std::time::Duration::from_micros(1)";
+    std::fs::write(dir.path().join("detects-date.rs"), benchmark_detector(date)).unwrap();
+    std::fs::write(dir.path().join("detects-ticks.rs"), benchmark_detector(ticks)).unwrap();
+    let t = TestHost::new(&config(""));
+    let naive = with_naive_primes_installed(&t).await;
+    let outcome = engine(&t).evolve(options(GeneratorSpec::Dir(dir.path().to_path_buf())), &|_| {}).await.unwrap();
+    let report = read_report(&outcome);
+    assert_eq!(outcome.decision, "kept", "{}", report.reason);
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, naive, "the incumbent still serves");
+    for label in ["detects-date", "detects-ticks"] {
+        let c = candidate(&report, label);
+        let bench = c.bench.as_ref().unwrap_or_else(|| panic!("{label} was benchmarked: {:?}", c.load_error));
+        assert!(bench.passed < bench.cases.len(), "{label} answered like production, and failed: {:?}", bench.cases);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,16 +4,20 @@
 //! The benchmark has its own runtime: the host's policy for the agent (so
 //! a candidate importing more than the incumbent is granted fails to load
 //! here; a granted `aws_ec2` is forced to dry run against an unreachable
-//! endpoint), the suite's limits with fuel always metered, seeded WASI
-//! random numbers and virtual clocks, the case storage and the scripted
-//! LLM. Cases run one at a time, each against a freshly seeded database
-//! and script.
+//! endpoint), the suite's limits with fuel always metered, the run's
+//! clocks and random numbers ([`super::environment`]: real-looking, seeded
+//! per run, case and variant), the case storage and the scripted LLM.
+//! Cases run one at a time, each against a freshly seeded database and
+//! script, and each under [`VARIANTS`] environments: fuel is measured
+//! under the first (the same for every component of a run), and the case
+//! passes only if its answer passes under all of them.
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use super::doubles::{CaseStorage, ScriptedLlmDouble};
+use super::environment::{BenchEnvironment, VARIANTS};
 use super::suite::{BenchLimits, Case, Observed};
 use crate::bindings::Request;
 use crate::config::HostConfig;
@@ -67,11 +71,14 @@ pub struct Bench {
     runtime: Arc<Runtime>,
     storage: Arc<CaseStorage>,
     llm: ScriptedLlmDouble,
+    environment: Arc<BenchEnvironment>,
     agent: String,
 }
 
 impl Bench {
-    pub async fn new(host: &HostConfig, agent: &str, limits: &BenchLimits) -> Result<Bench, BenchError> {
+    /// A benchmark whose environment is seeded with `run_seed`: components
+    /// benchmarked with the same seed see the same clocks and random numbers.
+    pub async fn new(host: &HostConfig, agent: &str, limits: &BenchLimits, run_seed: u64) -> Result<Bench, BenchError> {
         let llm = ScriptedLlmDouble::start().await.map_err(|e| BenchError::Setup(format!("scripted LLM: {e}")))?;
         let mut config = host.clone();
         config.llm.base_url = Some(llm.base_url());
@@ -103,10 +110,11 @@ impl Bench {
         }
         let aws_store = Arc::new(crate::storage::sqlite::SqliteStorage::in_memory().map_err(|e| BenchError::Setup(e.to_string()))?);
         let mut options = RuntimeOptions::from_config(&config);
-        options.deterministic_wasi = true;
+        let environment = BenchEnvironment::new(run_seed);
+        options.wasi_environment = Some(environment.clone());
         let runtime =
             Runtime::new(Arc::new(config), storage.clone(), aws_store, options).map_err(|e| BenchError::Setup(format!("{e:#}")))?;
-        Ok(Bench { runtime, storage, llm, agent: agent.to_string() })
+        Ok(Bench { runtime, storage, llm, environment, agent: agent.to_string() })
     }
 
     /// Loads `component` under the agent's policy; it must call itself the agent's name.
@@ -122,8 +130,8 @@ impl Bench {
     pub async fn run(&self, agent: &LoadedAgent, cases: &[Case], repeats: u32) -> BenchResult {
         let started = Instant::now();
         let mut results = Vec::with_capacity(cases.len());
-        for case in cases {
-            results.push(self.run_case(agent, case, repeats.max(1)).await);
+        for (index, case) in cases.iter().enumerate() {
+            results.push(self.run_case(agent, index, case, repeats.max(1)).await);
         }
         let repeats = repeats.max(1) as usize;
         let total_wall_ms =
@@ -137,7 +145,7 @@ impl Bench {
         }
     }
 
-    async fn run_case(&self, agent: &LoadedAgent, case: &Case, repeats: u32) -> CaseResult {
+    async fn run_case(&self, agent: &LoadedAgent, index: usize, case: &Case, repeats: u32) -> CaseResult {
         let request = Request {
             session_id: case.session.clone(),
             text: case.request.clone(),
@@ -156,7 +164,11 @@ impl Bench {
             text: String::new(),
             llm_calls: 0,
         };
-        for run in 0..repeats {
+        // Runs 0..repeats measure under the first environment; the other
+        // variants follow, their answers checked, their cost not counted.
+        for run in 0..repeats + VARIANTS - 1 {
+            let variant = run.saturating_sub(repeats - 1);
+            self.environment.select(index, variant);
             if let Err(e) = self.storage.reset(agent.memory_namespace(), &case.memory) {
                 result.failures.push(format!("cannot seed memory: {e}"));
                 return result;
@@ -164,7 +176,18 @@ impl Bench {
             self.llm.set_script(&case.llm);
             let started = Instant::now();
             let outcome = agent.call(&request).await;
-            result.wall_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            if run < repeats {
+                result.wall_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            if variant > 0 {
+                // Another environment: the answer must pass there too.
+                let failures = match &outcome {
+                    Ok(o) => case.check(&Observed::Response { text: &o.response.text, data: o.response.data.as_deref() }),
+                    Err(e) => case.check(&Observed::Error { code: e.code() }),
+                };
+                result.failures.extend(failures.into_iter().map(|f| format!("in environment {variant}: {f}")));
+                continue;
+            }
             if run > 0 {
                 continue;
             }

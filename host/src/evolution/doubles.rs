@@ -1,9 +1,8 @@
 //! Deterministic capability doubles for benchmarks: memory is a fresh
 //! in-memory SQLite database seeded from the case, and the LLM is a
 //! loopback OpenAI-compatible server answering from the case's script (the
-//! real client path, with no network). WASI random numbers are seeded and
-//! its clocks virtual ([`deterministic_wasi`]), so fuel does not depend on
-//! chance or the time of day.
+//! real client path, with no network). Clocks and random numbers are the
+//! run's seeded ones ([`super::environment`]).
 //!
 //! `aws-ec2` is not doubled: a granted agent keeps its policy, forced to
 //! dry run, against an endpoint nothing listens on, so every call fails
@@ -12,9 +11,7 @@
 //! yet, so a candidate importing it fails to load.
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,69 +24,6 @@ use crate::storage::{
     CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage, Storage,
     StorageError, StoredTurn, WriteRefused,
 };
-
-/// Makes an instance's WASI deterministic: `wasi:random` (secure and
-/// insecure) yields fixed pseudo-random sequences, the insecure seed is a
-/// constant, and both clocks are virtual, starting at a fixed instant and
-/// advancing by [`VIRTUAL_TICK`] at every reading (so a guest waiting for
-/// time to pass still gets there, after a fixed number of readings).
-pub fn deterministic_wasi(wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
-    wasi.secure_random(wasmtime_wasi::Deterministic::new(pseudo_random_bytes(0x5EED_0001, 4096)))
-        .insecure_random(wasmtime_wasi::Deterministic::new(pseudo_random_bytes(0x5EED_0002, 4096)))
-        .insecure_random_seed(0x5EED_0003_5EED_0004_5EED_0005_5EED_0006)
-        .wall_clock(VirtualWallClock::default())
-        .monotonic_clock(VirtualMonotonicClock::default());
-}
-
-/// How far a virtual clock moves per reading.
-pub const VIRTUAL_TICK: Duration = Duration::from_micros(1);
-
-/// Where the virtual wall clock starts: 2025-01-01T00:00:00Z.
-const VIRTUAL_EPOCH: Duration = Duration::from_secs(1_735_689_600);
-
-/// `len` bytes from splitmix64 seeded with `seed`: fixed, but with no
-/// pattern a guest's algorithm would notice.
-fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-#[derive(Default)]
-struct VirtualWallClock {
-    readings: AtomicU64,
-}
-
-impl wasmtime_wasi::HostWallClock for VirtualWallClock {
-    fn resolution(&self) -> Duration {
-        VIRTUAL_TICK
-    }
-    fn now(&self) -> Duration {
-        VIRTUAL_EPOCH + Duration::from_nanos(self.readings.fetch_add(1, Ordering::Relaxed).saturating_mul(VIRTUAL_TICK.as_nanos() as u64))
-    }
-}
-
-#[derive(Default)]
-struct VirtualMonotonicClock {
-    readings: AtomicU64,
-}
-
-impl wasmtime_wasi::HostMonotonicClock for VirtualMonotonicClock {
-    fn resolution(&self) -> u64 {
-        VIRTUAL_TICK.as_nanos() as u64
-    }
-    fn now(&self) -> u64 {
-        self.readings.fetch_add(1, Ordering::Relaxed).saturating_mul(VIRTUAL_TICK.as_nanos() as u64)
-    }
-}
 
 /// A [`Storage`] whose database is replaced, seeded, before each case.
 pub struct CaseStorage {

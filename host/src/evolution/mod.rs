@@ -14,6 +14,7 @@
 pub mod auto;
 pub mod bench;
 pub mod doubles;
+pub mod environment;
 pub mod generate;
 pub mod http;
 pub mod report;
@@ -451,7 +452,10 @@ impl Engine {
         }
         let served = served.filter(|a| a.source.is_some());
         let crate_source = || CandidateSource::read_dir(&source_dir.join("src")).map_err(EvolveError::Incumbent);
-        let bench = Bench::new(&self.config, agent, &suite.limits).await?;
+        // Seeded by the run's id: unknown to any candidate, different every
+        // run, the same when a run is resumed (so fuel stays comparable).
+        let run_seed = environment::BenchEnvironment::seed_from(id);
+        let bench = Bench::new(&self.config, agent, &suite.limits, run_seed).await?;
         let repeats = if suite.objective.metric == Metric::WallTime { suite.objective.repeats } else { 1 };
         let (inc_hash, inc_origin, inc_source, inc_bench, inc_manifest) = if let Some(create) = &opts.create {
             let template = CREATE_TEMPLATE.replace("{name}", agent).replace("{description}", &create.spec.replace(['"', '\\', '\n'], " "));
