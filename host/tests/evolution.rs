@@ -950,3 +950,46 @@ fn ctrl_c_marks_a_cli_evolution_interrupted_and_names_the_resume_command() {
     let rec = SqliteStorage::open(&db).unwrap().evolution(&id).unwrap().unwrap();
     assert_eq!(rec.status, "interrupted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shadow_stage_blocks_a_winner_that_answers_real_requests_differently() {
+    use agentkernel::storage::sessions::{SessionStore, TranscriptEntry};
+    let t = TestHost::new(&config(""));
+    let naive = with_naive_primes_installed(&t).await;
+    // Real traffic: what users asked `primes` through the chat service.
+    let store = SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap();
+    for (i, n) in ["777", "100", "777"].iter().enumerate() {
+        let turn = |role: &str, text: &str| TranscriptEntry {
+            at_ms: i as i64,
+            role: role.into(),
+            text: text.into(),
+            agents: if role == "assistant" { vec!["primes".into()] } else { vec![] },
+            detail: None,
+        };
+        store.session_append("local", &format!("s{i}"), &[turn("user", n), turn("assistant", "answer")]).unwrap();
+    }
+    assert_eq!(store.recent_requests("primes", 32).unwrap(), ["777", "100"], "distinct, newest first");
+
+    // Cheaper, right on every suite case, wrong on a request users send.
+    let dir = tempfile::tempdir().unwrap();
+    let overfitted = benchmark_detector("true").replace("if !benchmarked() {", "if n == 777 {");
+    std::fs::write(dir.path().join("overfitted.rs"), overfitted).unwrap();
+    let outcome = engine(&t).evolve(options(GeneratorSpec::Dir(dir.path().to_path_buf())), &|_| {}).await.unwrap();
+    let report = read_report(&outcome);
+    assert_eq!(outcome.decision, "kept", "{}", report.reason);
+    assert!(report.reason.contains("shadow stage"), "{}", report.reason);
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, naive, "the incumbent still serves");
+    let shadow = report.shadow.as_ref().expect("the report shows the shadow stage");
+    assert_eq!((shadow.sampled, shadow.agreed), (2, 1));
+    assert_eq!(shadow.disagreements[0].request, "777");
+    assert_eq!(shadow.disagreements[0].candidate, "42");
+    assert!(std::fs::read_to_string(&outcome.report_html).unwrap().contains("Shadow stage"));
+
+    // An honest winner agrees on the same traffic and is swapped in.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("honest.rs"), benchmark_detector("true")).unwrap();
+    let outcome = engine(&t).evolve(options(GeneratorSpec::Dir(dir.path().to_path_buf())), &|_| {}).await.unwrap();
+    let report = read_report(&outcome);
+    assert_eq!(outcome.decision, "swapped", "{}", report.reason);
+    assert_eq!(report.shadow.as_ref().map(|s| (s.sampled, s.agreed)), Some((2, 2)));
+}

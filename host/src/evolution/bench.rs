@@ -215,6 +215,25 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// One answer of `agent` to a request from outside the suite (the
+    /// shadow stage): empty memory, no LLM script, the environment of slot
+    /// `slot` (the same for every component). The text, or `error: CODE`.
+    pub async fn answer(&self, agent: &LoadedAgent, slot: usize, text: &str) -> String {
+        // Slots after every case index a suite may have.
+        self.environment.select(1_000_000 + slot, 0);
+        if let Err(e) = self.storage.reset(agent.memory_namespace(), &Default::default()) {
+            return format!("error: cannot reset memory: {e}");
+        }
+        self.llm.set_script(&[]);
+        let request = Request { session_id: "shadow".into(), text: text.into(), history: vec![], context: None };
+        match agent.call(&request).await {
+            Ok(o) => o.response.text,
+            Err(e) => format!("error: {}", e.code()),
+        }
+    }
+}
+
 fn first_chars(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }

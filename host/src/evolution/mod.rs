@@ -20,6 +20,7 @@ pub mod http;
 pub mod report;
 pub mod sandbox_build;
 pub mod select;
+pub mod shadow;
 pub mod source_check;
 pub mod suite;
 pub mod swap;
@@ -708,10 +709,39 @@ impl Engine {
             })?;
         }
 
+        // Shadow stage: the winner beside the incumbent on real recent requests.
+        let shadow = match (&state.best, opts.create.is_none()) {
+            (Some(best), true) => {
+                let best_bench = state.generations.iter().flat_map(|g| &g.candidates).find(|c| c.label == best.label).and_then(|c| c.bench.as_ref());
+                let suite_results = shadow::SuiteResults { cases: &suite.cases, incumbent: &inc_bench, candidate: best_bench };
+                let report = self.shadow(&bench, agent, &data_dir, &inc_hash, &best.version, &suite_results).await?;
+                progress(&format!(
+                    "shadow: {} recent request(s), {} agreed, {} disagreement(s) the suite does not justify",
+                    report.sampled,
+                    report.agreed,
+                    report.unjustified()
+                ));
+                Some(report)
+            }
+            _ => None,
+        };
+
         // Decision.
         let mut installed = None;
         let mut calls_before_swap = None;
         let (decision, reason) = match &state.best {
+            Some(best) if opts.swap && shadow.as_ref().is_some_and(shadow::ShadowReport::blocks) => (
+                "kept",
+                format!(
+                    "winner `{}` ({}) {}, but answered {} of {} recent real requests differently from the incumbent, \
+                     and the suite does not justify it (shadow stage): not installed",
+                    best.label,
+                    &best.version[..12],
+                    best.reason,
+                    shadow.as_ref().map_or(0, shadow::ShadowReport::unjustified),
+                    shadow.as_ref().map_or(0, |s| s.sampled),
+                ),
+            ),
             Some(best) if opts.swap && best.manifest_change.is_some() && !opts.approve_manifest_change => (
                 "kept",
                 format!(
@@ -801,6 +831,7 @@ impl Engine {
             timings,
             installed: installed.as_ref().map(|p| p.display().to_string()),
             resumed_after_generation: resumed_after,
+            shadow,
         };
         let report_json = dir.join("report.json");
         let report_html = dir.join("report.html");
@@ -822,6 +853,35 @@ impl Engine {
             report_html,
             calls_before_swap,
         })
+    }
+
+    /// The shadow stage for `winner` against `incumbent` (both kept
+    /// components), on the agent's most recent real requests.
+    async fn shadow(
+        &self,
+        bench: &Bench,
+        agent: &str,
+        data_dir: &Path,
+        incumbent: &str,
+        winner: &str,
+        suite: &shadow::SuiteResults<'_>,
+    ) -> Result<shadow::ShadowReport, EvolveError> {
+        use crate::storage::sessions::SessionStore;
+        let store = self.store.clone();
+        let agent_name = agent.to_string();
+        let requests = tokio::task::spawn_blocking(move || store.recent_requests(&agent_name, shadow::SAMPLE))
+            .await
+            .map_err(|e| EvolveError::Io(format!("reading recent requests: {e}")))??;
+        if requests.is_empty() {
+            return Ok(shadow::ShadowReport::default());
+        }
+        let load = async |hash: &str| {
+            let path = swap::components_dir(data_dir).join(format!("{hash}.wasm"));
+            let bytes = tokio::fs::read(&path).await.map_err(|e| EvolveError::Io(format!("{}: {e}", path.display())))?;
+            bench.load(&bytes).await.map_err(|e| EvolveError::Io(format!("shadow stage: cannot load {hash}: {e}")))
+        };
+        let (before, after) = (load(incumbent).await?, load(winner).await?);
+        Ok(shadow::compare(bench, &before, &after, &requests, suite).await)
     }
 
     /// Builds one candidate (repairing it through the generator when it

@@ -115,6 +115,10 @@ pub struct Report {
     pub installed: Option<String>,
     /// Generations restored from a checkpoint (an interrupted run resumed).
     pub resumed_after_generation: Option<u32>,
+    /// The winner beside the incumbent on real recent requests (none: no
+    /// winner, or a new agent).
+    #[serde(default)]
+    pub shadow: Option<super::shadow::ShadowReport>,
 }
 
 /// A line diff of two sources, file by file (`-`/`+`/` ` prefixed),
@@ -349,6 +353,28 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vert
         esc(&c.source_dir),
         report.resumed_after_generation.map_or(String::new(), |g| format!("<tr><th>resumed</th><td>after generation {g}</td></tr>")),
     );
+
+    if let Some(sh) = &report.shadow {
+        let _ = write!(
+            h,
+            "<h2>Shadow stage</h2><p>{} recent real request(s) answered by both versions; {} agreed.</p>",
+            sh.sampled, sh.agreed
+        );
+        if !sh.disagreements.is_empty() {
+            h.push_str("<table><tr><th>request</th><th>incumbent</th><th>winner</th><th>justified by</th></tr>");
+            for d in &sh.disagreements {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&d.request),
+                    esc(&d.incumbent),
+                    esc(&d.candidate),
+                    d.justified_by.as_deref().map_or("<b class=\"fail\">nothing: blocks the swap</b>".to_string(), esc)
+                );
+            }
+            h.push_str("</table>");
+        }
+    }
 
     let t = &report.timings;
     let _ = write!(

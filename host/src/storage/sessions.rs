@@ -59,6 +59,9 @@ pub trait SessionStore: Send + Sync + 'static {
     fn session_append(&self, owner: &str, session: &str, turns: &[TranscriptEntry]) -> Result<(), StorageError>;
     /// The last `limit` turns of `session`, oldest first.
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError>;
+    /// The distinct messages users most recently sent that `agent` helped
+    /// answer, newest first, at most `limit` (the evolution's shadow stage).
+    fn recent_requests(&self, agent: &str, limit: u32) -> Result<Vec<String>, StorageError>;
     /// Appends the turns of several requests at once (group commit): all of
     /// them or none. The default appends one request at a time.
     fn session_append_batch(&self, batch: &[SessionAppend]) -> Result<(), StorageError> {
@@ -105,6 +108,32 @@ impl SessionStore for SqliteStorage {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn recent_requests(&self, agent: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        // An assistant turn names the agents that answered; the user turn
+        // before it in its session is the request. Agent names are
+        // [a-z0-9-], so the JSON-quoted name is a literal LIKE pattern.
+        let mut stmt = conn.prepare_cached(
+            "SELECT u.text FROM chat_turns a JOIN chat_turns u
+               ON u.id = (SELECT MAX(id) FROM chat_turns
+                          WHERE owner = a.owner AND session = a.session AND role = 'user' AND id < a.id)
+             WHERE a.role = 'assistant' AND a.agents LIKE ?1
+             ORDER BY a.id DESC LIMIT ?2",
+        )?;
+        let pattern = format!("%{}%", serde_json::Value::from(agent));
+        // Read more rows than wanted: repeated messages count once.
+        let rows = stmt.query_map(params![pattern, i64::from(limit) * 4], |r| r.get::<_, String>(0))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for text in rows {
+            let text = text?;
+            if out.len() < limit as usize && seen.insert(text.clone()) {
+                out.push(text);
+            }
+        }
+        Ok(out)
     }
 
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError> {
