@@ -1,8 +1,12 @@
 //! Candidate generators: `dir:PATH` (sources written by a person or another
 //! tool) and `llm` (a model edits the current source).
+mod dir;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+pub use self::dir::DirGenerator;
 
 use super::source_check::CandidateSource;
 use super::suite::Case;
@@ -58,7 +62,7 @@ impl Generator {
 
     pub async fn generate(&mut self, ctx: &Context<'_>) -> Result<Vec<Candidate>, String> {
         match self {
-            Generator::Dir(d) => Ok(d.next(ctx.count)),
+            Generator::Dir(d) => Ok(d.next(ctx.count).await),
             Generator::Llm(l) => l.generate(ctx).await,
         }
     }
@@ -90,53 +94,6 @@ impl Generator {
             Generator::Dir(d) => d.position >= d.entries.len(),
             Generator::Llm(l) => l.budget_left().is_err(),
         }
-    }
-}
-
-/// Candidates from a directory, one per entry, in name order: a `NAME.rs`
-/// file (it becomes `src/lib.rs`), or a directory `NAME/` holding `src/`
-/// (or the `.rs` files directly).
-pub struct DirGenerator {
-    pub dir: PathBuf,
-    entries: Vec<PathBuf>,
-    position: usize,
-}
-
-impl DirGenerator {
-    pub fn open(dir: &Path) -> Result<Self, String> {
-        let rd = std::fs::read_dir(dir).map_err(|e| format!("candidate directory {}: {e}", dir.display()))?;
-        let mut entries: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !name.starts_with('.') && (p.is_dir() || name.ends_with(".rs"))
-            })
-            .collect();
-        entries.sort();
-        if entries.is_empty() {
-            return Err(format!("candidate directory {} holds no NAME.rs files or NAME/ crates", dir.display()));
-        }
-        Ok(DirGenerator { dir: dir.to_path_buf(), entries, position: 0 })
-    }
-
-    fn next(&mut self, count: usize) -> Vec<Candidate> {
-        // `count` is usize::MAX for "all the rest" (no --candidates).
-        let end = self.position.saturating_add(count).min(self.entries.len());
-        let out = self.entries[self.position..end].iter().map(|p| self.read(p)).collect();
-        self.position = end;
-        out
-    }
-
-    fn read(&self, path: &Path) -> Candidate {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let label = name.trim_end_matches(".rs").to_string();
-        let source = if path.is_dir() {
-            let src = if path.join("src").is_dir() { path.join("src") } else { path.to_path_buf() };
-            CandidateSource::read_dir(&src)
-        } else {
-            std::fs::read_to_string(path).map(|t| CandidateSource::single(&t)).map_err(|e| format!("{}: {e}", path.display()))
-        };
-        Candidate { label, origin: format!("dir:{}", path.display()), source }
     }
 }
 
@@ -433,8 +390,8 @@ mod tests {
         assert_eq!(s.files["util.rs"], "pub fn u() -> u32 { 2 }\n");
     }
 
-    #[test]
-    fn a_directory_generator_resumed_without_a_count_offers_the_rest() {
+    #[tokio::test]
+    async fn a_directory_generator_resumed_without_a_count_offers_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.rs", "b.rs", "c.rs"] {
             std::fs::write(dir.path().join(name), "pub fn f() {}\n").unwrap();
@@ -444,7 +401,7 @@ mod tests {
         // No --candidates: "all the rest", which must not overflow past the
         // position already reached.
         let Generator::Dir(d) = &mut g else { unreachable!() };
-        let labels: Vec<String> = d.next(usize::MAX).into_iter().map(|c| c.label).collect();
+        let labels: Vec<String> = d.next(usize::MAX).await.into_iter().map(|c| c.label).collect();
         assert_eq!(labels, ["b", "c"]);
         assert!(g.exhausted());
         g.skip(usize::MAX);

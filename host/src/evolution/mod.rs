@@ -527,7 +527,7 @@ impl Engine {
             (inc_hash, inc_origin, inc_source, inc_bench, Some(inc_loaded.manifest.clone()))
         };
         let mut generator = match &opts.generator {
-            GeneratorSpec::Dir(p) => Generator::Dir(DirGenerator::open(p).map_err(EvolveError::Generator)?),
+            GeneratorSpec::Dir(p) => Generator::Dir(DirGenerator::open(p).map_err(EvolveError::Generator)?.with_timeout(settings.timeout)),
             GeneratorSpec::Llm => {
                 if self.llm.endpoint().is_none() {
                     return Err(EvolveError::Generator(

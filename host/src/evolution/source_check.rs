@@ -1,24 +1,39 @@
 //! Rejects candidate sources that could reach outside `src/` or the
 //! allowed toolchain features, before anything is built.
 //!
-//! The check works on tokens (comments, strings, raw strings and raw
-//! identifiers are understood), so whitespace, comments or `r#ident`
-//! spellings do not hide a construct, and a string mentioning one is not a
-//! false alarm. Refused: `include!`, `include_str!`, `include_bytes!`,
-//! `env!`, `option_env!`, inline/global asm, `#[path]`, `#![feature]`,
-//! `#[link]` (and `link_name`/`link_section`), macro invocations through a
-//! metavariable (`$m!`, which could smuggle any of those in), a `#` that
-//! does not start an attribute (a macro assembling one), the names of the
-//! forbidden macros used in any way (including `env` and the SDK's
-//! re-exported `wit_bindgen`), `extern crate` of anything but the allowed
-//! crates, and `mod x;` whose file is not inside the candidate's `src/`.
+//! The check works on tokens ([`tokens`]: comments, strings, raw strings
+//! and raw identifiers are understood), so whitespace, comments or
+//! `r#ident` spellings do not hide a construct, and a string mentioning one
+//! is not a false alarm. Refused: `include!`, `include_str!`,
+//! `include_bytes!`, `env!`, `option_env!`, inline/global asm, macro
+//! invocations through a metavariable (`$m!`, which could smuggle any of
+//! those in), a `#` that does not start an attribute (a macro assembling
+//! one), the names of the forbidden macros used in any way (including
+//! `env` and the SDK's re-exported `wit_bindgen`), `extern crate` of
+//! anything but the allowed crates, `mod x;` whose file is not inside the
+//! candidate's `src/`, and every attribute not on [`attributes`]' list
+//! (`#[path]`, `#![feature]`, `#[link]`, `debugger_visualizer`,
+//! `#![crate_type]`, … and serde strings serde would parse as more than a
+//! path). Attribute bodies are scanned like all other tokens, so
+//! `#[doc = include_str!(…)]` is refused as `include_str!`.
+//!
+//! A candidate's violations are counted, and only the first
+//! [`MAX_VIOLATIONS_KEPT`] kept (then one line saying how many there were):
+//! a file full of forbidden names must not become a report of hundreds of
+//! megabytes.
 //!
 //! The check is the first wall, not the only one: the build runs in a
 //! sandbox that sees no host files but the toolchain and crate sources.
+mod attributes;
+pub mod read;
+mod tokens;
+
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
+
+use self::tokens::{Tok, tokenize};
 
 /// The files of a candidate's `src/`, by path relative to `src/`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -29,6 +44,13 @@ pub struct CandidateSource {
 /// Largest candidate accepted: files and total bytes.
 pub const MAX_FILES: usize = 64;
 pub const MAX_TOTAL_BYTES: usize = 1 << 20;
+/// Violations kept per candidate; the rest are only counted.
+pub const MAX_VIOLATIONS_KEPT: usize = 20;
+/// The `construct` of the line that says how many violations were found
+/// when more than [`MAX_VIOLATIONS_KEPT`] were.
+pub const MORE_VIOLATIONS: &str = "more violations";
+/// Longest candidate-chosen name (identifier, attribute) a violation repeats.
+const MAX_NAME_SHOWN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Violation {
@@ -67,41 +89,16 @@ const FORBIDDEN_IDENTS: &[&str] = &[
     "wit_bindgen",
     "__wit_bindgen",
 ];
-/// Attribute names that point the compiler or linker elsewhere.
-const FORBIDDEN_ATTRS: &[&str] = &["path", "link", "link_name", "link_section", "link_ordinal"];
 /// Crates an `extern crate` may name (what the template's manifest provides).
 const ALLOWED_EXTERN_CRATES: &[&str] = &["std", "core", "alloc", "agentkernel_sdk", "serde", "serde_json", "self"];
 
 impl CandidateSource {
-    /// Reads every file under `src` (regular `.rs` files only; anything else is refused).
+    /// Reads every file under `src` (regular `.rs` files only; anything
+    /// else is refused, see [`read`]). `src` itself may be a link: this is
+    /// for the operator's own crate and the host's build directories; a
+    /// candidate's files are read with [`read::read_tree`] without that.
     pub fn read_dir(src: &Path) -> Result<CandidateSource, String> {
-        let mut files = BTreeMap::new();
-        let mut total = 0usize;
-        let mut stack = vec![src.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-                let path = entry.path();
-                let ty = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
-                let rel = path.strip_prefix(src).expect("under src").to_string_lossy().replace('\\', "/");
-                if ty.is_symlink() {
-                    return Err(format!("src/{rel} is a symbolic link; candidates are plain files"));
-                } else if ty.is_dir() {
-                    stack.push(path);
-                } else if rel.ends_with(".rs") {
-                    let text = std::fs::read_to_string(&path).map_err(|e| format!("src/{rel}: {e}"))?;
-                    total += text.len();
-                    files.insert(rel, text);
-                } else {
-                    return Err(format!("src/{rel} is not a .rs file; a candidate supplies Rust sources only"));
-                }
-                if files.len() > MAX_FILES || total > MAX_TOTAL_BYTES {
-                    return Err(format!("candidate is larger than {MAX_FILES} files / {MAX_TOTAL_BYTES} bytes"));
-                }
-            }
-        }
-        Ok(CandidateSource { files })
+        read::read_tree(src, true).map_err(|e| e.to_string())
     }
 
     /// One file as `src/lib.rs`.
@@ -126,9 +123,10 @@ impl CandidateSource {
     }
 }
 
-/// Every reason `source` may not be built; empty means it may.
+/// Every reason `source` may not be built, up to [`MAX_VIOLATIONS_KEPT`]
+/// (then a [`MORE_VIOLATIONS`] line with the count); empty means it may.
 pub fn check(source: &CandidateSource) -> Vec<Violation> {
-    let mut out = Vec::new();
+    let mut out = Violations::default();
     let whole = |construct: &str, message: String| Violation { file: "(candidate)".into(), line: 0, construct: construct.into(), message };
     if !source.files.contains_key("lib.rs") {
         out.push(whole("missing lib.rs", "a candidate needs src/lib.rs".into()));
@@ -143,7 +141,7 @@ pub fn check(source: &CandidateSource) -> Vec<Violation> {
                 file: rel.clone(),
                 line: 0,
                 construct: "file path".into(),
-                message: format!("`{rel}` is both a file and a directory of other files"),
+                message: format!("`{}` is both a file and a directory of other files", shown(rel)),
             });
             continue;
         }
@@ -158,7 +156,44 @@ pub fn check(source: &CandidateSource) -> Vec<Violation> {
         }
         check_file(rel, text, source, &mut out);
     }
-    out
+    out.into_vec()
+}
+
+/// Violations as found: the first [`MAX_VIOLATIONS_KEPT`] kept, all counted.
+#[derive(Default)]
+struct Violations {
+    kept: Vec<Violation>,
+    found: usize,
+}
+
+impl Violations {
+    fn push(&mut self, v: Violation) {
+        self.found += 1;
+        if self.kept.len() < MAX_VIOLATIONS_KEPT {
+            self.kept.push(v);
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Violation> {
+        if self.found > self.kept.len() {
+            let (found, kept) = (self.found, self.kept.len());
+            self.kept.push(Violation {
+                file: "(candidate)".into(),
+                line: 0,
+                construct: MORE_VIOLATIONS.into(),
+                message: format!("{found} violations in all; only the first {kept} are listed"),
+            });
+        }
+        self.kept
+    }
+}
+
+/// `name` as a violation repeats it: at most [`MAX_NAME_SHOWN`] characters.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(MAX_NAME_SHOWN) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_string(),
+    }
 }
 
 fn is_plain_relative(rel: &str) -> bool {
@@ -166,144 +201,7 @@ fn is_plain_relative(rel: &str) -> bool {
     !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Punct(char),
-    Literal,
-}
-
-/// Tokens of `text` with their line numbers. Unterminated literals and
-/// comments end the file (the compiler rejects them anyway).
-fn tokenize(text: &str) -> Vec<(Tok, u32)> {
-    let c: Vec<char> = text.chars().collect();
-    let mut toks = Vec::new();
-    let (mut i, mut line) = (0usize, 1u32);
-    let count_lines = |from: usize, to: usize, line: &mut u32| {
-        *line += c[from..to.min(c.len())].iter().filter(|&&ch| ch == '\n').count() as u32;
-    };
-    while i < c.len() {
-        let ch = c[i];
-        let next = c.get(i + 1).copied();
-        if ch.is_whitespace() {
-            if ch == '\n' {
-                line += 1;
-            }
-            i += 1;
-        } else if ch == '/' && next == Some('/') {
-            while i < c.len() && c[i] != '\n' {
-                i += 1;
-            }
-        } else if ch == '/' && next == Some('*') {
-            let start = i;
-            let mut depth = 0;
-            while i < c.len() {
-                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            count_lines(start, i, &mut line);
-        } else if let Some(end) = raw_string_end(&c, i) {
-            let start_line = line;
-            count_lines(i, end, &mut line);
-            toks.push((Tok::Literal, start_line));
-            i = end;
-        } else if ch == '"' || ((ch == 'b' || ch == 'c') && next == Some('"')) {
-            let start_line = line;
-            let start = i;
-            i += if ch == '"' { 1 } else { 2 };
-            while i < c.len() && c[i] != '"' {
-                i += if c[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            count_lines(start, i, &mut line);
-            toks.push((Tok::Literal, start_line));
-        } else if ch == '\'' || (ch == 'b' && next == Some('\'')) {
-            let q = if ch == 'b' { i + 1 } else { i };
-            // A char literal ('x', '\n', '\u{..}') or a lifetime/label ('a).
-            if c.get(q + 1) == Some(&'\\') {
-                // Skip the escaped character itself (it may be a quote,
-                // as in '\''), then find the closing quote.
-                i = q + 3;
-                while i < c.len() && c[i] != '\'' {
-                    i += 1;
-                }
-                i += 1;
-                toks.push((Tok::Literal, line));
-            } else if c.get(q + 2) == Some(&'\'') {
-                i = q + 3;
-                toks.push((Tok::Literal, line));
-            } else {
-                // Lifetime: the tick, then the identifier as a literal (never a macro name).
-                i = q + 1;
-                while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
-                    i += 1;
-                }
-                toks.push((Tok::Literal, line));
-            }
-        } else if ch.is_ascii_digit() {
-            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_' || (c[i] == '.' && c.get(i + 1).is_some_and(|d| d.is_ascii_digit()))) {
-                i += 1;
-            }
-            toks.push((Tok::Literal, line));
-        } else if ch.is_alphabetic() || ch == '_' {
-            // `r#ident` is the identifier `ident`.
-            let start = if ch == 'r' && next == Some('#') && c.get(i + 2).is_some_and(|d| d.is_alphabetic() || *d == '_') {
-                i + 2
-            } else {
-                i
-            };
-            i = start;
-            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
-                i += 1;
-            }
-            toks.push((Tok::Ident(c[start..i].iter().collect()), line));
-        } else {
-            toks.push((Tok::Punct(ch), line));
-            i += 1;
-        }
-    }
-    toks
-}
-
-/// If a raw string (`r"…"`, `r#"…"#`, `br…`, `cr…`) starts at `i`, where it ends.
-fn raw_string_end(c: &[char], i: usize) -> Option<usize> {
-    let mut j = i;
-    if matches!(c.get(j), Some('b') | Some('c')) {
-        j += 1;
-    }
-    if c.get(j) != Some(&'r') {
-        return None;
-    }
-    j += 1;
-    let mut hashes = 0;
-    while c.get(j) == Some(&'#') {
-        hashes += 1;
-        j += 1;
-    }
-    if c.get(j) != Some(&'"') {
-        return None;
-    }
-    j += 1;
-    while j < c.len() {
-        if c[j] == '"' && (0..hashes).all(|k| c.get(j + 1 + k) == Some(&'#')) {
-            return Some(j + 1 + hashes);
-        }
-        j += 1;
-    }
-    Some(c.len())
-}
-
-fn check_file(rel: &str, text: &str, source: &CandidateSource, out: &mut Vec<Violation>) {
+fn check_file(rel: &str, text: &str, source: &CandidateSource, out: &mut Violations) {
     let toks = tokenize(text);
     let mut push = |line: u32, construct: &str, message: String| {
         out.push(Violation { file: rel.to_string(), line, construct: construct.to_string(), message });
@@ -336,8 +234,10 @@ fn check_file(rel: &str, text: &str, source: &CandidateSource, out: &mut Vec<Vio
                 let open = if punct(k + 1, '!') { k + 2 } else { k + 1 };
                 if punct(open, '[') {
                     let end = matching(&toks, open);
-                    check_attribute(&toks[open + 1..end.min(toks.len())], line, &mut push);
-                    k = end + 1;
+                    attributes::check_attribute(&toks[open + 1..end.min(toks.len())], line, &mut push);
+                    // The body is code too (`#[doc = include_str!(…)]`):
+                    // scanned on like any other tokens.
+                    k = open + 1;
                     continue;
                 }
                 // Outside raw strings and identifiers (already consumed), a
@@ -360,6 +260,7 @@ fn check_file(rel: &str, text: &str, source: &CandidateSource, out: &mut Vec<Vio
                 } else if name == "extern" && ident(k + 1) == Some("crate") {
                     let krate = ident(k + 2).unwrap_or("?");
                     if !ALLOWED_EXTERN_CRATES.contains(&krate) {
+                        let krate = shown(krate);
                         push(line, "extern crate", format!("`extern crate {krate}`: only the template's dependencies are available"));
                     }
                 } else if name == "mod" {
@@ -404,25 +305,6 @@ fn matching(toks: &[(Tok, u32)], open: usize) -> usize {
     toks.len()
 }
 
-fn check_attribute(body: &[(Tok, u32)], line: u32, push: &mut impl FnMut(u32, &str, String)) {
-    for (j, (t, _)) in body.iter().enumerate() {
-        let next_is = |p: char| matches!(body.get(j + 1), Some((Tok::Punct(q), _)) if *q == p);
-        match t {
-            Tok::Ident(a) if FORBIDDEN_ATTRS.contains(&a.as_str()) => {
-                push(line, &format!("#[{a}]"), format!("the `{a}` attribute points the compiler or linker outside the candidate"));
-            }
-            // `#![feature(x)]`, also inside `cfg_attr`; `cfg(feature = "x")` is fine.
-            Tok::Ident(a) if a == "feature" && next_is('(') => {
-                push(line, "#![feature]", "unstable compiler features are not allowed".into());
-            }
-            Tok::Punct('$') => {
-                push(line, "#[$attr]", "attributes built from macro metavariables are not allowed".into());
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Where `mod name;` declared in `rel` (inside inline modules `parents`)
 /// must find its file; an error unless it is a file of the candidate.
 fn resolve_module(rel: &str, parents: &[&str], name: &str, source: &CandidateSource) -> Result<(), String> {
@@ -440,123 +322,10 @@ fn resolve_module(rel: &str, parents: &[&str], name: &str, source: &CandidateSou
     if source.files.contains_key(&as_file) || source.files.contains_key(&as_dir) {
         Ok(())
     } else {
+        let (name, as_file, as_dir) = (shown(name), shown(&as_file), shown(&as_dir));
         Err(format!("`mod {name};` needs src/{as_file} or src/{as_dir}, which the candidate does not contain"))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lib(text: &str) -> Vec<Violation> {
-        check(&CandidateSource::single(text))
-    }
-
-    fn rejected(text: &str, construct: &str) {
-        let v = lib(text);
-        assert!(v.iter().any(|v| v.construct == construct), "{text:?} should be rejected for {construct}, got {v:?}");
-    }
-
-    #[test]
-    fn clean_code_passes_even_when_strings_and_comments_mention_forbidden_things() {
-        let v = lib(r####"
-            // include_str!("/etc/passwd") in a comment
-            /* nested /* include!("x") */ env!("HOME") */
-            const A: &str = "include_bytes!(\"x\") env!(\"Y\")";
-            const B: &str = r#"asm!("nop") #[path = "x"]"#;
-            const C: char = '"';
-            #[cfg(feature = "std")]
-            fn f<'a>(x: &'a str) -> &'a str { let environment = 1; let _ = environment; x }
-            #[derive(Debug)] struct S;
-            mod inline { pub fn g() {} }
-        "####);
-        assert!(v.is_empty(), "{v:?}");
-    }
-
-    #[test]
-    fn each_forbidden_macro_is_rejected() {
-        rejected(r#"const X: &str = include_str!("/etc/passwd");"#, "include_str!");
-        rejected(r#"const X: &[u8] = include_bytes!("/etc/passwd");"#, "include_bytes!");
-        rejected(r#"include!("/tmp/x.rs");"#, "include!");
-        rejected(r#"const X: &str = env!("HOME");"#, "env!");
-        rejected(r#"const X: Option<&str> = option_env!("HOME");"#, "option_env!");
-        rejected(r#"fn f() { unsafe { core::arch::asm!("nop") } }"#, "asm!");
-        rejected(r#"std::arch::global_asm!("");"#, "global_asm!");
-    }
-
-    #[test]
-    fn spacing_paths_and_raw_identifiers_do_not_hide_macros() {
-        rejected("const X: &str = include_str ! (\"/etc/passwd\");", "include_str!");
-        rejected("const X: &str = ::core::include_str /* hi */ !(\"/etc/passwd\");", "include_str!");
-        rejected("const X: &str = r#env!(\"HOME\");", "env!");
-        rejected("const X: &str = core::r#include_str!(\"/x\");", "include_str!");
-    }
-
-    #[test]
-    fn macros_cannot_receive_or_build_forbidden_names() {
-        rejected("macro_rules! m { ($i:ident) => { $i!(\"/etc/passwd\") } } const X: &str = m!(include_str);", "$macro!");
-        rejected("use core::include_str as read;", "include_str");
-        rejected("macro_rules! m { ($a:meta) => { #[$a] mod x; } }", "#[$attr]");
-    }
-
-    #[test]
-    fn an_escaped_quote_char_does_not_desynchronise_the_scanner() {
-        // '\'' once left the scanner inside a "string" that swallowed the
-        // include_str! on the next line.
-        rejected("const Q: [char; 2] = ['\\'','\"'];\nconst X: &str = include_str!(\"/etc/passwd\");\nconst Y: char = '\"';", "include_str!");
-        rejected("const Q: u8 = b'\\''; const X: &str = include_str!(\"/x\");", "include_str!");
-        assert!(lib("const A: [char; 4] = ['\\'', '\\\\', '\\u{1F600}', '\\x41']; const B: &str = \"'\";").is_empty());
-    }
-
-    #[test]
-    fn macros_cannot_assemble_forbidden_calls_or_attributes_from_pieces() {
-        // `env` handed over apart from its `!`, with the tokens between dropped.
-        rejected("macro_rules! m { ($($a:tt $b:tt)*) => { $($a)* }; } const X: &str = m!(env :: ! x (\"HOME\") y);", "env");
-        rejected("use std::env as e; const X: &str = e!(\"HOME\");", "env");
-        // An attribute assembled from `#` and a bracket group.
-        rejected("macro_rules! m { ($a:tt) => { # $a mod y; }; } m!([path = \"/x.rs\"]);", "#");
-        rejected("macro_rules! m { ($($t:tt)*) => { $($t)* }; } m!(# , [path = \"/x.rs\"] mod y;);", "#");
-        // wit-bindgen's generate! reads files by path.
-        rejected("agentkernel_sdk::__wit_bindgen::generate!({ path: \"/etc\", world: \"x\" });", "__wit_bindgen");
-    }
-
-    #[test]
-    fn path_feature_and_link_attributes_are_rejected() {
-        rejected("#[path = \"/etc/x.rs\"] mod x;", "#[path]");
-        rejected("#[cfg_attr(all(), path = \"../x.rs\")] mod x;", "#[path]");
-        rejected("#![feature(asm_const)]", "#![feature]");
-        rejected("#![cfg_attr(all(), feature(never_type))]", "#![feature]");
-        rejected("#[link(wasm_import_module = \"x\")] unsafe extern \"C\" { fn f(); }", "#[link]");
-        rejected("unsafe extern \"C\" { #[link_name = \"x\"] fn f(); }", "#[link_name]");
-    }
-
-    #[test]
-    fn modules_must_be_files_inside_src() {
-        let mut src = CandidateSource::single("mod util; mod nested { mod deep; } pub use util::*;");
-        assert_eq!(check(&src).len(), 2, "util.rs and nested/deep.rs are missing");
-        src.files.insert("util.rs".into(), "pub fn u() {} mod more;".into());
-        src.files.insert("util/more.rs".into(), "".into());
-        src.files.insert("nested/deep.rs".into(), "".into());
-        assert!(check(&src).is_empty(), "{:?}", check(&src));
-        rejected("mod missing;", "mod");
-        rejected("macro_rules! m { ($n:ident) => { mod $n; } }", "mod $name");
-        let escape = CandidateSource { files: [("lib.rs".into(), String::new()), ("../x.rs".into(), String::new())].into() };
-        assert!(check(&escape).iter().any(|v| v.construct == "file path"));
-        let file_and_dir = CandidateSource { files: [("lib.rs".into(), String::new()), ("lib.rs/x.rs".into(), String::new())].into() };
-        assert!(check(&file_and_dir).iter().any(|v| v.construct == "file path" && v.file == "lib.rs"), "{:?}", check(&file_and_dir));
-        assert!(check(&CandidateSource::default()).iter().any(|v| v.construct == "missing lib.rs"));
-    }
-
-    #[test]
-    fn extern_crate_is_limited_to_the_template() {
-        assert!(lib("extern crate alloc; extern crate serde_json;").is_empty());
-        rejected("extern crate proc_macro;", "extern crate");
-    }
-
-    #[test]
-    fn violations_carry_line_numbers() {
-        let v = lib("fn a() {}\n\n// x\nconst X: &str = env!(\"A\");\n");
-        assert_eq!(v[0].line, 4);
-        assert!(v[0].to_string().starts_with("src/lib.rs:4:"), "{}", v[0]);
-    }
-}
+mod tests;
