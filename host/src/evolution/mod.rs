@@ -93,6 +93,13 @@ pub struct EvolutionConfig {
     pub build_memory_bytes: u64,
     #[serde(default = "default_build_file")]
     pub build_file_bytes: u64,
+    /// Bytes one candidate build may add to its target directory.
+    #[serde(default = "default_build_disk")]
+    pub build_disk_bytes: u64,
+    /// Size past which the host-built dependencies in `target_dir` are
+    /// wiped and built again.
+    #[serde(default = "default_target_dir_max")]
+    pub target_dir_max_bytes: u64,
     /// Times a generator may repair a candidate that does not build.
     #[serde(default = "default_repairs")]
     pub repairs: u32,
@@ -128,6 +135,12 @@ fn default_build_memory() -> u64 {
 }
 fn default_build_file() -> u64 {
     1 << 30
+}
+fn default_build_disk() -> u64 {
+    2 << 30
+}
+fn default_target_dir_max() -> u64 {
+    4 << 30
 }
 fn default_repairs() -> u32 {
     2
@@ -960,7 +973,7 @@ impl Engine {
                     report.build.errors = errors;
                     return Ok((report, None));
                 }
-                Err(e @ BuildError::Timeout(_)) => {
+                Err(e @ (BuildError::Timeout(_) | BuildError::DiskLimit { .. })) => {
                     report.build.kind = Some(e.kind().into());
                     report.build.errors = vec![e.to_string()];
                     return Ok((report, None));

@@ -4,11 +4,12 @@
 //! template (the SDK by path plus vetted crates already in the lockfile; no
 //! build script, no proc-macro crate of its own, no new dependency), copies
 //! the workspace's `Cargo.lock` so `cargo build --offline` resolves, and
-//! runs cargo under `bwrap`: its own network namespace (no network), a cleared environment,
-//! toolchain and the cargo home's crate sources read-only (no `/etc`, no
-//! home directory, no credentials), a private `/tmp`, only the
-//! candidate's directory and the shared candidate target directory
-//! writable, plus CPU / address-space / file-size rlimits and a timeout.
+//! runs cargo under `bwrap` (what it sees: [`sandbox`]): its own
+//! namespaces (no network, no other process), a cleared environment, a
+//! host-written cargo config, no `/proc`, only its own crate and its own
+//! target directory writable, plus CPU / address-space / file-size
+//! rlimits, a cap on the disk it fills ([`target_dirs`]), a timeout, and
+//! output kept bounded while it streams ([`build_output`]).
 //! Without `bwrap` the build fails, unless the operator opted out with
 //! `[evolution] sandbox = "none"` (recorded in every report).
 use std::os::unix::process::CommandExt;
@@ -21,12 +22,22 @@ use serde::Serialize;
 use super::source_check::{self, CandidateSource, Violation};
 use super::{EvolutionConfig, SandboxMode};
 
+pub mod build_output;
+pub mod sandbox;
+pub mod target_dirs;
+
+use self::sandbox::Stage;
+use self::target_dirs::Layout;
+
 /// Dependencies a candidate may use: the SDK (added by path) and these.
 pub const ALLOWED_DEPENDENCIES: &[(&str, &str)] =
     &[("serde", r#"{ version = "1", features = ["derive"] }"#), ("serde_json", r#""1""#)];
 
-/// Most bytes of compiler output kept.
-const MAX_LOG_BYTES: usize = 32 * 1024;
+/// How often a running build's disk use is measured.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time the host's own build of the dependencies gets (a cold
+/// build of the SDK, wit-bindgen and serde takes about a minute on 2 cores).
+const DEPENDENCIES_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -36,6 +47,8 @@ pub enum BuildError {
     Compile { log: String },
     #[error("the build did not finish within {0:?}")]
     Timeout(Duration),
+    #[error("the build wrote more than {limit} bytes to disk (build_disk_bytes)")]
+    DiskLimit { limit: u64 },
     #[error("{0}")]
     SandboxUnavailable(String),
     #[error("{0}")]
@@ -48,6 +61,7 @@ impl BuildError {
             BuildError::Rejected(_) => "rejected",
             BuildError::Compile { .. } => "compile-error",
             BuildError::Timeout(_) => "timeout",
+            BuildError::DiskLimit { .. } => "disk-limit",
             BuildError::SandboxUnavailable(_) => "sandbox-unavailable",
             BuildError::Setup(_) => "setup",
         }
@@ -62,7 +76,8 @@ pub struct BuildSettings {
     /// The SDK's workspace root (its `Cargo.toml` is inherited from), if any.
     pub workspace_root: Option<PathBuf>,
     pub lockfile: Option<PathBuf>,
-    /// Shared by every candidate build, so dependencies compile once.
+    /// Holds the host-built dependencies every candidate build starts from
+    /// and, while it runs, each build's own target directory.
     pub target_dir: PathBuf,
     pub sysroot: PathBuf,
     pub cargo_home: PathBuf,
@@ -70,6 +85,10 @@ pub struct BuildSettings {
     pub cpu_seconds: u64,
     pub address_space_bytes: u64,
     pub file_size_bytes: u64,
+    /// Bytes one build may add to its target directory.
+    pub disk_bytes: u64,
+    /// Past this size the shared dependencies are wiped and built again.
+    pub deps_max_bytes: u64,
 }
 
 impl BuildSettings {
@@ -120,7 +139,13 @@ impl BuildSettings {
             cpu_seconds: config.build_cpu_secs,
             address_space_bytes: config.build_memory_bytes,
             file_size_bytes: config.build_file_bytes,
+            disk_bytes: config.build_disk_bytes,
+            deps_max_bytes: config.target_dir_max_bytes,
         })
+    }
+
+    fn layout(&self) -> Layout {
+        Layout { root: self.target_dir.clone() }
     }
 }
 
@@ -129,11 +154,13 @@ impl BuildSettings {
 pub struct Built {
     pub component: Vec<u8>,
     pub duration: Duration,
-    /// Compiler output (warnings), possibly empty.
+    /// Compiler output (warnings), possibly empty, at most
+    /// [`build_output::MAX_LOG_BYTES`] and a line counting what was dropped.
     pub log: String,
 }
 
-/// The manifest every candidate is built with.
+/// The manifest every candidate is built with; `sdk_dir` is where the
+/// build sees the SDK.
 pub fn manifest(package: &str, sdk_dir: &Path) -> String {
     let deps: String = ALLOWED_DEPENDENCIES.iter().map(|(n, spec)| format!("{n} = {spec}\n")).collect();
     format!(
@@ -190,27 +217,96 @@ pub async fn build_in_sandbox(settings: &BuildSettings, source: &CandidateSource
                 .into(),
         ));
     }
-    let setup = |e: std::io::Error| BuildError::Setup(format!("{}: {e}", work_dir.display()));
-    // A directory already holding exactly this crate is reused as it is
-    // (untouched files keep cargo's fingerprints fresh); anything else is
-    // replaced.
-    let manifest_text = manifest(package, &settings.sdk_dir);
-    let reusable = std::fs::read_to_string(work_dir.join("Cargo.toml")).is_ok_and(|m| m == manifest_text)
-        && CandidateSource::read_dir(&work_dir.join("src")).is_ok_and(|s| &s == source);
-    if !reusable {
-        if work_dir.exists() {
-            std::fs::remove_dir_all(work_dir).map_err(setup)?;
+    let layout = settings.layout();
+    let target = layout.candidate(package);
+    let result = async {
+        let setup = |e: std::io::Error| BuildError::Setup(format!("{}: {e}", work_dir.display()));
+        {
+            // Held until this build's target directory is a full copy.
+            let _lock = layout.lock_deps().await.map_err(|e| BuildError::Setup(format!("locking the dependencies: {e}")))?;
+            prepare_dependencies(settings, &layout).await?;
+            target_dirs::remove(&target).and_then(|()| target_dirs::copy_tree(&layout.deps(), &target)).map_err(|e| {
+                BuildError::Setup(format!("copying the dependencies to {}: {e}", target.display()))
+            })?;
         }
-        std::fs::create_dir_all(work_dir.join("src")).map_err(setup)?;
-        source.write_to(&work_dir.join("src")).map_err(setup)?;
-        std::fs::write(work_dir.join("Cargo.toml"), &manifest_text).map_err(setup)?;
-        if let Some(lock) = &settings.lockfile {
-            std::fs::copy(lock, work_dir.join("Cargo.lock")).map_err(setup)?;
-        }
+        write_crate(settings, source, work_dir, package).map_err(setup)?;
+        let work_dir = work_dir.canonicalize().map_err(setup)?;
+        let started = Instant::now();
+        let bounds = Bounds { timeout: settings.timeout, disk_bytes: settings.disk_bytes };
+        let log = run_cargo(settings, Stage::Candidate, &work_dir, &target, bounds).await?;
+        let artifact = target.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
+        let component = std::fs::read(&artifact)
+            .map_err(|e| BuildError::Setup(format!("the build succeeded but {} is unreadable: {e}", artifact.display())))?;
+        Ok(Built { component, duration: started.elapsed(), log })
     }
-    let work_dir = work_dir.canonicalize().map_err(setup)?;
+    .await;
+    // No output of a build outlives it: its artifacts, cargo's message
+    // cache and rustc's long-type files go; the component is in the
+    // result. The crate (its sources and manifest, a few KiB) stays.
+    let cleaned = target_dirs::remove(&target);
+    match (result, cleaned) {
+        (Ok(_), Err(e)) => Err(BuildError::Setup(format!("cleaning after the build: {e}"))),
+        (result, _) => result,
+    }
+}
 
-    let cargo = settings.sysroot.join("bin/cargo");
+/// Writes the candidate's crate: its `src/`, the template manifest, the
+/// workspace's lockfile.
+fn write_crate(settings: &BuildSettings, source: &CandidateSource, work_dir: &Path, package: &str) -> std::io::Result<()> {
+    target_dirs::remove(work_dir)?;
+    std::fs::create_dir_all(work_dir.join("src"))?;
+    source.write_to(&work_dir.join("src"))?;
+    std::fs::write(work_dir.join("Cargo.toml"), manifest(package, &sandbox::sdk_path(settings)))?;
+    if let Some(lock) = &settings.lockfile {
+        std::fs::copy(lock, work_dir.join("Cargo.lock"))?;
+    }
+    Ok(())
+}
+
+/// Builds the dependencies (a stub crate with the candidates' manifest)
+/// into `deps/`, wiping it first when it grew past `deps_max_bytes`; a
+/// no-op for cargo when nothing changed. Called with the lock held.
+async fn prepare_dependencies(settings: &BuildSettings, layout: &Layout) -> Result<(), BuildError> {
+    let setup = |e: std::io::Error| BuildError::Setup(format!("preparing the dependencies in {}: {e}", layout.root.display()));
+    let operator_config = ["config.toml", "config"].iter().find_map(|f| std::fs::read_to_string(settings.cargo_home.join(f)).ok());
+    let config = sandbox::cargo_config(operator_config.as_deref());
+    if std::fs::read_to_string(layout.cargo_config()).ok().as_deref() != Some(config.as_str()) {
+        std::fs::write(layout.cargo_config(), &config).map_err(setup)?;
+    }
+    if target_dirs::dir_size(&layout.deps()) > settings.deps_max_bytes {
+        target_dirs::remove(&layout.deps()).map_err(setup)?;
+    }
+    std::fs::create_dir_all(layout.deps()).map_err(setup)?;
+    let stub = CandidateSource::single("//! The candidates' dependencies, built once by the host.\n");
+    let crate_dir = layout.deps_crate();
+    let unchanged = std::fs::read_to_string(crate_dir.join("Cargo.toml")).ok()
+        == Some(manifest("agentkernel-candidate-deps", &sandbox::sdk_path(settings)))
+        && settings.lockfile.as_ref().is_none_or(|l| std::fs::read(l).ok() == std::fs::read(crate_dir.join("Cargo.lock")).ok());
+    if !unchanged {
+        write_crate(settings, &stub, &crate_dir, "agentkernel-candidate-deps").map_err(setup)?;
+    }
+    let crate_dir = crate_dir.canonicalize().map_err(setup)?;
+    // Vetted code only, built once: bounded like a candidate build, but
+    // given the time a cold build of the SDK and its macros needs.
+    let bounds = Bounds { timeout: settings.timeout.max(DEPENDENCIES_TIMEOUT), disk_bytes: settings.deps_max_bytes };
+    run_cargo(settings, Stage::Dependencies, &crate_dir, &layout.deps(), bounds).await.map(drop).map_err(|e| match e {
+        e @ BuildError::SandboxUnavailable(_) => e,
+        // Whatever stops it, no candidate can be built.
+        e => BuildError::Setup(format!("the candidates' dependencies do not build: {e}")),
+    })
+}
+
+/// How long a build may run and how many bytes it may add to its target
+/// directory.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    timeout: Duration,
+    disk_bytes: u64,
+}
+
+/// Runs cargo for `stage` with its rlimits and `bounds`; its output,
+/// bounded.
+async fn run_cargo(settings: &BuildSettings, stage: Stage, crate_dir: &Path, target_dir: &Path, bounds: Bounds) -> Result<String, BuildError> {
     let cargo_args: Vec<String> = [
         "build",
         "--offline",
@@ -226,62 +322,7 @@ pub async fn build_in_sandbox(settings: &BuildSettings, source: &CandidateSource
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let env: Vec<(&str, String)> = vec![
-        ("PATH", format!("{}:/usr/bin:/bin", settings.sysroot.join("bin").display())),
-        ("HOME", "/tmp".into()),
-        ("CARGO_HOME", settings.cargo_home.display().to_string()),
-        ("RUSTC", settings.sysroot.join("bin/rustc").display().to_string()),
-        ("CARGO_TARGET_DIR", settings.target_dir.display().to_string()),
-        ("CARGO_TERM_PROGRESS_WHEN", "never".into()),
-    ];
-    let mut command = match settings.sandbox {
-        SandboxMode::Bwrap => {
-            let mut c = std::process::Command::new("bwrap");
-            c.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]);
-            // Programs and shared libraries only: no /etc (users, hosts,
-            // keys), no /home, no /root, no /var. Of /etc, the dynamic
-            // loader's cache and Debian's alternatives (`cc`, which links
-            // the build scripts of vetted crates, is a link through them).
-            for sys in ["/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/alternatives"] {
-                if Path::new(sys).exists() {
-                    c.args(["--ro-bind", sys, sys]);
-                }
-            }
-            // The private /tmp first: binds below may live under /tmp (a
-            // checkout or data dir there) and must be mounted over it.
-            c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
-            let mut ro = vec![settings.sysroot.clone(), settings.sdk_dir.clone()];
-            // Of the cargo home, the downloaded crate sources and cargo's
-            // own configuration (source replacement), never credentials.
-            for part in ["registry", "git", "config.toml", "config"] {
-                let p = settings.cargo_home.join(part);
-                if p.exists() {
-                    ro.push(p);
-                }
-            }
-            if let Some(root) = &settings.workspace_root {
-                ro.push(root.join("Cargo.toml"));
-                if root.join("wit").exists() {
-                    ro.push(root.join("wit"));
-                }
-            }
-            for p in &ro {
-                c.arg("--ro-bind").arg(p).arg(p);
-            }
-            c.arg("--bind").arg(&work_dir).arg(&work_dir);
-            c.arg("--bind").arg(&settings.target_dir).arg(&settings.target_dir);
-            for (k, v) in &env {
-                c.args(["--setenv", k, v]);
-            }
-            c.arg("--chdir").arg(&work_dir).arg(&cargo).args(&cargo_args);
-            c
-        }
-        SandboxMode::None => {
-            let mut c = std::process::Command::new(&cargo);
-            c.env_clear().envs(env.iter().map(|(k, v)| (k, v))).current_dir(&work_dir).args(&cargo_args);
-            c
-        }
-    };
+    let mut command = sandbox::command(settings, stage, crate_dir, target_dir, &settings.layout().cargo_config(), &cargo_args);
     let (cpu, address_space, file_size) = (settings.cpu_seconds, settings.address_space_bytes, settings.file_size_bytes);
     // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
     unsafe {
@@ -295,40 +336,52 @@ pub async fn build_in_sandbox(settings: &BuildSettings, source: &CandidateSource
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
-    let started = Instant::now();
-    let child = command.spawn().map_err(|e| BuildError::Setup(format!("cannot start the build: {e}")))?;
-    let output = match tokio::time::timeout(settings.timeout, child.wait_with_output()).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(BuildError::Setup(format!("build process: {e}"))),
-        // Dropping the child kills bwrap, and with it the whole sandbox.
-        Err(_) => return Err(BuildError::Timeout(settings.timeout)),
+    let mut child = command.spawn().map_err(|e| BuildError::Setup(format!("cannot start the build: {e}")))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let output = async {
+        match (stdout, stderr) {
+            (Some(out), Some(err)) => build_output::capture(out, err).await,
+            _ => Ok(build_output::BoundedLog::default()),
+        }
     };
-    let log = tail(&String::from_utf8_lossy(&output.stderr), MAX_LOG_BYTES);
-    if !output.status.success() {
+    let disk_at_start = target_dirs::dir_size(target_dir);
+    let disk_cap = async {
+        let mut tick = tokio::time::interval(DISK_CHECK_INTERVAL);
+        loop {
+            tick.tick().await;
+            let dir = target_dir.to_path_buf();
+            let size = tokio::task::spawn_blocking(move || target_dirs::dir_size(&dir)).await.unwrap_or(0);
+            if size.saturating_sub(disk_at_start) > bounds.disk_bytes {
+                return;
+            }
+        }
+    };
+    let finished = async {
+        let (log, status) = tokio::join!(output, child.wait());
+        (log, status)
+    };
+    // Dropping the child on a timeout or over the disk cap kills bwrap,
+    // and with it the whole sandbox.
+    let (log, status) = tokio::select! {
+        r = tokio::time::timeout(bounds.timeout, finished) => r.map_err(|_| BuildError::Timeout(bounds.timeout))?,
+        () = disk_cap => return Err(BuildError::DiskLimit { limit: bounds.disk_bytes }),
+    };
+    // A build faster than the first measurement is measured once more.
+    if target_dirs::dir_size(target_dir).saturating_sub(disk_at_start) > bounds.disk_bytes {
+        return Err(BuildError::DiskLimit { limit: bounds.disk_bytes });
+    }
+    let status = status.map_err(|e| BuildError::Setup(format!("build process: {e}")))?;
+    let log = log.map_err(|e| BuildError::Setup(format!("reading the build's output: {e}")))?.into_text();
+    if !status.success() {
         return Err(BuildError::Compile { log });
     }
-    let artifact = settings.target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
-    let component = std::fs::read(&artifact)
-        .map_err(|e| BuildError::Setup(format!("the build succeeded but {} is unreadable: {e}", artifact.display())))?;
-    Ok(Built { component, duration: started.elapsed(), log })
+    Ok(log)
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
     let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
     // SAFETY: a plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(resource, &limit) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-/// The last `max` bytes of `s` (compiler errors that matter come last).
-fn tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &s[start..])
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {
