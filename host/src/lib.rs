@@ -16,6 +16,7 @@ pub mod output;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod sampling;
 pub mod scaffold;
 pub mod server;
 pub mod storage;

@@ -263,6 +263,7 @@ pub struct LoadedAgent {
     pre: AgentPre<InstanceState>,
     engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
+    samples: Arc<crate::sampling::CallSamples>,
     /// See [`RuntimeOptions::wasi_environment`].
     wasi_environment: Option<Arc<dyn WasiEnvironment>>,
 }
@@ -306,6 +307,7 @@ impl LoadedAgent {
             Err(e) => (e.code(), None),
         };
         self.metrics.agent_call(&self.name, outcome, start.elapsed(), fuel);
+        self.samples.record(&self.name, &req.text);
         result
     }
 
@@ -682,6 +684,7 @@ pub struct Runtime {
     llm: Arc<LlmService>,
     aws: Arc<crate::aws::Ec2Service>,
     metrics: Arc<crate::metrics::Metrics>,
+    samples: Arc<crate::sampling::CallSamples>,
     directory: Directory,
     cache: Option<CompileCache>,
     config: Arc<HostConfig>,
@@ -767,6 +770,7 @@ impl Runtime {
             llm: Arc::new(LlmService::new(config.llm.clone(), storage.clone()).with_metrics(metrics.clone())),
             aws: Arc::new(crate::aws::Ec2Service::new(config.aws.clone(), aws_store)),
             metrics,
+            samples: Arc::default(),
             directory: Directory::default(),
             storage,
             cache: opts.cache_dir.map(CompileCache::new),
@@ -791,6 +795,10 @@ impl Runtime {
     }
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+    /// Live requests kept for post-swap watches.
+    pub fn samples(&self) -> &Arc<crate::sampling::CallSamples> {
+        &self.samples
     }
 
     /// Where `agents` calls look callees up. Set once, by the registry
@@ -910,6 +918,7 @@ impl Runtime {
             pre,
             engine: set.engine.clone(),
             metrics: self.metrics.clone(),
+            samples: self.samples.clone(),
             wasi_environment: self.wasi_environment.clone(),
         })
     }

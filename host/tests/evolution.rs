@@ -993,3 +993,50 @@ async fn the_shadow_stage_blocks_a_winner_that_answers_real_requests_differently
     assert_eq!(outcome.decision, "swapped", "{}", report.reason);
     assert_eq!(report.shadow.as_ref().map(|s| (s.sampled, s.agreed)), Some((2, 2)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_rollback_when_live_answers_differ_without_errors() {
+    use agentkernel::evolution::source_check::CandidateSource;
+    use agentkernel::evolution::swap::{self, WatchOutcome, WatchSettings};
+    let t = TestHost::new(&config(""));
+    let good = with_naive_primes_installed(&t).await;
+    let store: Arc<SqliteStorage> = Arc::new(SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap());
+    let data_dir = t.host.config.host.data_dir.clone();
+    swap::keep_component(&data_dir, &good, &sandbox_tests::wasm("primes")).unwrap();
+    // Fails nothing, answers everything wrongly: what a benchmark-detecting
+    // candidate does once it believes it is live.
+    let wrong = CandidateSource::single(&benchmark_detector("false"));
+    let settings = agentkernel::evolution::sandbox_build::BuildSettings::resolve(&t.host.config.evolution, &data_dir).unwrap();
+    let built = agentkernel::evolution::sandbox_build::build(&settings, &wrong, &t.dir.path().join("wrong"), "wrong-primes").await.unwrap();
+    let bad = agentkernel::runtime::content_hash(&built.component);
+    swap::keep_component(&data_dir, &bad, &built.component).unwrap();
+
+    let before = t.host.runtime.metrics().agent_call_counts("primes");
+    swap::install(&data_dir, &t.agents_dir(), "primes", &bad, "test swap", &*store, Some(&t.host.registry)).await.unwrap();
+    let watch = tokio::spawn(swap::watch_after_swap(
+        t.host.registry.clone(),
+        store.clone(),
+        data_dir.clone(),
+        t.agents_dir(),
+        "primes".into(),
+        good.clone(),
+        bad.clone(),
+        before,
+        WatchSettings { calls: 5, tolerance: 0.05, max_wait: std::time::Duration::from_secs(30) },
+    ));
+    // Let the watch arm its sampler before the live calls arrive.
+    while !t.host.runtime.samples().is_armed("primes") {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for n in ["10", "30", "100", "10", "1000"] {
+        let answer = t.host.registry.call("primes", &sandbox_tests::request("s", n)).await.expect("no call fails");
+        assert_eq!(answer.response.text, "42");
+    }
+    let outcome = watch.await.unwrap();
+    assert!(
+        matches!(outcome, WatchOutcome::AnswersDiffered { sampled: 5, differed: 5, ref to } if *to == good),
+        "{outcome:?}"
+    );
+    assert_eq!(t.host.registry.get("primes").unwrap().hash, good, "the old version serves again");
+    assert_eq!(store.installs("primes").unwrap().last().unwrap().reason, "auto-rollback");
+}

@@ -164,6 +164,9 @@ pub struct WatchSettings {
 pub enum WatchOutcome {
     Kept { error_rate: f64, before: f64 },
     RolledBack { error_rate: f64, before: f64, to: String },
+    /// Replayed on the previous version, sampled live requests got other
+    /// answers: the previous version was reinstalled.
+    AnswersDiffered { sampled: usize, differed: usize, to: String },
     /// The error rate rose but reinstalling the previous version failed:
     /// the swapped-in version still serves.
     RollbackFailed { error_rate: f64, before: f64, to: String, error: String },
@@ -176,7 +179,10 @@ pub enum WatchOutcome {
 
 /// Watches the next `settings.calls` live calls of `agent` after version
 /// `swapped_in` replaced `previous`, and reinstalls `previous` if their
-/// error rate is worse than before the swap. `before` is `(calls,
+/// error rate is worse than before the swap, or if the requests they
+/// carried (a sample, see [`crate::sampling`]) get other answers from
+/// `previous` than from `swapped_in`, both replayed in benchmark instances
+/// with doubled capabilities (the live answers depend on live memory). `before` is `(calls,
 /// errors)` from the metrics at swap time. The watch ends without
 /// touching anything as soon as the registry serves another version.
 #[allow(clippy::too_many_arguments)]
@@ -192,6 +198,16 @@ pub async fn watch_after_swap(
     settings: WatchSettings,
 ) -> WatchOutcome {
     let metrics = registry.runtime().metrics().clone();
+    let samples = registry.runtime().samples().clone();
+    samples.arm(&agent);
+    // Disarmed however the watch ends.
+    struct Disarm(Arc<crate::sampling::CallSamples>, String);
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            self.0.disarm(&self.1);
+        }
+    }
+    let _disarm = Disarm(samples.clone(), agent.clone());
     let rate_before = if before.0 == 0 { 0.0 } else { before.1 as f64 / before.0 as f64 };
     let started = std::time::Instant::now();
     let current = || registry.get(&agent).map(|a| a.hash.clone());
@@ -214,6 +230,18 @@ pub async fn watch_after_swap(
                     }
                 };
             }
+            // The error rate held: do the answers?
+            let requests = samples.disarm(&agent);
+            if let Some(report) = replay(&registry, &data_dir, &agent, &previous, &swapped_in, &requests).await {
+                if !report.disagreements.is_empty() {
+                    tracing::warn!(%agent, differed = report.disagreements.len(), "answers changed after the swap: rolling back to {previous}");
+                    let (sampled, differed) = (report.sampled, report.disagreements.len());
+                    return match install(&data_dir, &agents_dir, &agent, &previous, "auto-rollback", &*store, Some(&registry)).await {
+                        Ok(_) => WatchOutcome::AnswersDiffered { sampled, differed, to: previous },
+                        Err(e) => WatchOutcome::RollbackFailed { error_rate: rate, before: rate_before, to: previous, error: e.to_string() },
+                    };
+                }
+            }
             tracing::info!(%agent, rate, rate_before, "post-swap watch passed");
             return WatchOutcome::Kept { error_rate: rate, before: rate_before };
         }
@@ -222,4 +250,40 @@ pub async fn watch_after_swap(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Both versions answer `requests` in a benchmark runtime (doubled
+/// capabilities, one seeded environment); `None` when there is nothing to
+/// compare or a version cannot be loaded (the error rate still decides).
+async fn replay(
+    registry: &Registry,
+    data_dir: &Path,
+    agent: &str,
+    previous: &str,
+    swapped_in: &str,
+    requests: &[String],
+) -> Option<super::shadow::ShadowReport> {
+    if requests.is_empty() {
+        return None;
+    }
+    let limits: super::suite::BenchLimits = toml::from_str("").ok()?;
+    let seed = super::environment::BenchEnvironment::random_seed();
+    let bench = match super::bench::Bench::new(registry.runtime().config(), agent, &limits, seed).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(%agent, "post-swap watch cannot compare answers: {e}");
+            return None;
+        }
+    };
+    let load = async |hash: &str| {
+        let bytes = std::fs::read(components_dir(data_dir).join(format!("{hash}.wasm"))).ok()?;
+        bench.load(&bytes).await.ok()
+    };
+    let (Some(before), Some(after)) = (load(previous).await, load(swapped_in).await) else {
+        tracing::warn!(%agent, "post-swap watch cannot compare answers: a version is not kept or does not load");
+        return None;
+    };
+    let no_suite = super::bench::BenchResult { cases: vec![], passed: 0, total_fuel: 0, total_wall_ms: vec![], duration_ms: 0.0 };
+    let suite = super::shadow::SuiteResults { cases: &[], incumbent: &no_suite, candidate: None };
+    Some(super::shadow::compare(&bench, &before, &after, requests, &suite).await)
 }
