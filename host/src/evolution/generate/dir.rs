@@ -70,7 +70,7 @@ impl DirGenerator {
         let end = self.position.saturating_add(count).min(self.entries.len());
         let deadline = Instant::now() + self.timeout;
         let mut out = Vec::new();
-        for path in self.entries[self.position..end].to_vec() {
+        for path in &self.entries[self.position..end] {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
             let label = name.trim_end_matches(".rs").to_string();
             let read = {
