@@ -307,7 +307,10 @@ impl LoadedAgent {
             Err(e) => (e.code(), None),
         };
         self.metrics.agent_call(&self.name, outcome, start.elapsed(), fuel);
-        self.samples.record(&self.name, &req.text);
+        self.samples.record(&self.name, &req.text, || match &result {
+            Ok(o) => o.response.text.clone(),
+            Err(e) => format!("error: {}", e.code()),
+        });
         result
     }
 

@@ -292,3 +292,28 @@ async fn a_request_body_that_stops_coming_is_refused() {
     let answer = read_answer(&mut stream).await;
     assert_eq!((answer.status, answer.error_code().as_str()), (400, "invalid-request"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_sent_a_byte_at_a_time_is_cut_off() {
+    // Each byte arrives well inside the stall timeout; the whole body may
+    // take three of them.
+    let h = TestHost::new("[server]\nheader_timeout_ms = 300\nidle_timeout_ms = 20000");
+    h.install("echo", "echo.wasm");
+    let addr = h.serve().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = "POST /v1/agents/echo/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // A byte every 100 ms (the whole would take 10 s), until the server answers.
+    for _ in 0..100 {
+        if tokio::time::timeout(std::time::Duration::from_millis(100), stream.readable()).await.is_ok() {
+            break;
+        }
+        if stream.write_all(b" ").await.is_err() {
+            break;
+        }
+    }
+    let answer = read_answer(&mut stream).await;
+    assert_eq!((answer.status, answer.error_code().as_str()), (400, "invalid-request"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "cut off after {:?}", started.elapsed());
+}

@@ -1003,9 +1003,14 @@ async fn automatic_rollback_when_live_answers_differ_without_errors() {
     let store: Arc<SqliteStorage> = Arc::new(SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap());
     let data_dir = t.host.config.host.data_dir.clone();
     swap::keep_component(&data_dir, &good, &sandbox_tests::wasm("primes")).unwrap();
-    // Fails nothing, answers everything wrongly: what a benchmark-detecting
-    // candidate does once it believes it is live.
-    let wrong = CandidateSource::single(&benchmark_detector("false"));
+    // Fails nothing, answers correctly while it believes it is judged and
+    // "42" live. Its trick: the benchmark's clocks advance per reading, not
+    // with the work done, so a busy loop looks instantaneous there. Replayed
+    // in the benchmark it agrees with the previous version; live it does not.
+    let timing = "let a = std::time::Instant::now(); let mut x = 0u64; \
+                  for i in 0..3_000_000u64 { x = std::hint::black_box(x.wrapping_add(i * i)); } \
+                  std::hint::black_box(x); a.elapsed() < std::time::Duration::from_micros(200)";
+    let wrong = CandidateSource::single(&benchmark_detector(timing));
     let settings = agentkernel::evolution::sandbox_build::BuildSettings::resolve(&t.host.config.evolution, &data_dir).unwrap();
     let built = agentkernel::evolution::sandbox_build::build(&settings, &wrong, &t.dir.path().join("wrong"), "wrong-primes").await.unwrap();
     let bad = agentkernel::runtime::content_hash(&built.component);

@@ -64,12 +64,17 @@ fn lines() -> &'static Arc<LineCounter> {
 /// `edge-abuse` imports `agents`, so every host here grants it.
 const GRANT: &str = "[agents.edge-abuse]\nagents = { call = [\"echo\"] }\n";
 
+/// The log tests count lines of one agent name in one global counter, so
+/// they run one at a time.
+static LOG_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn lines_of(agent: &str) -> (u64, u64) {
     lines().0.lock().unwrap().get(agent).copied().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_log_lines_and_stdout_lines_share_one_line_budget() {
+    let _serial = LOG_TESTS.lock().await;
     lines();
     let h = TestHost::new(&format!("[limits]\nmax_log_lines = 100\n{GRANT}"));
     let guest = h.load("edge-abuse").await.unwrap();
@@ -84,10 +89,16 @@ async fn empty_log_lines_and_stdout_lines_share_one_line_budget() {
     guest.call(&request("s", "stdout-lines 100000")).await.expect("printing is never an error");
     let after_stdout = lines_of("edge-abuse");
     assert!(after_stdout.0 - after_log.0 <= 101, "stdout lines wrote {} host lines", after_stdout.0 - after_log.0);
+
+    // One call doing both: one budget between them.
+    guest.call(&request("s", "log-and-print 1000")).await.unwrap();
+    let after_both = lines_of("edge-abuse").0 - after_stdout.0;
+    assert!((100..=101).contains(&after_both), "log and stdout together wrote {after_both} host lines");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lines_pay_a_per_line_overhead_against_the_byte_cap() {
+    let _serial = LOG_TESTS.lock().await;
     lines();
     // 64 KiB of log with a line budget that would not stop it: the bytes
     // must, counting each line's overhead, not only its one byte.

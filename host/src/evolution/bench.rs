@@ -146,8 +146,12 @@ impl Bench {
     }
 
     async fn run_case(&self, agent: &LoadedAgent, index: usize, case: &Case, repeats: u32) -> CaseResult {
+        // The suite's default session would be a constant a candidate
+        // could test for: such cases get a production-shaped one.
+        let session_id =
+            if case.session == super::suite::DEFAULT_SESSION { self.environment.session_id(index) } else { case.session.clone() };
         let request = Request {
-            session_id: case.session.clone(),
+            session_id,
             text: case.request.clone(),
             history: vec![],
             context: case.context.as_ref().map(|c| c.to_string()),
@@ -226,7 +230,7 @@ impl Bench {
             return format!("error: cannot reset memory: {e}");
         }
         self.llm.set_script(&[]);
-        let request = Request { session_id: "shadow".into(), text: text.into(), history: vec![], context: None };
+        let request = Request { session_id: self.environment.session_id(1_000_000 + slot), text: text.into(), history: vec![], context: None };
         match agent.call(&request).await {
             Ok(o) => o.response.text,
             Err(e) => format!("error: {}", e.code()),

@@ -56,6 +56,14 @@ impl BenchEnvironment {
             mix(mix(self.run_seed, case as u64 + 1), u64::from(variant) + 0x9E37);
     }
 
+    /// The session id a call gets when its case names none: shaped like the
+    /// chat service's (`s-` and 20 hex digits), seeded by the run and
+    /// `case`, so no constant tells a benchmark call from a live one.
+    pub fn session_id(&self, case: usize) -> String {
+        let mut r = SplitMix(mix(self.run_seed, 0x5E55_0000 + case as u64));
+        format!("s-{:016x}{:04x}", r.next(), r.next() & 0xFFFF)
+    }
+
     fn seed(&self) -> u64 {
         *self.current.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -163,6 +171,9 @@ mod tests {
         env.select(3, 0);
         assert_eq!(env.seed(), a);
         assert_ne!(a, b);
+        assert_eq!(env.session_id(3), env.session_id(3));
+        assert_ne!(env.session_id(3), env.session_id(4));
+        assert!(env.session_id(3).starts_with("s-") && env.session_id(3).len() == 22);
         let other_run = BenchEnvironment::new(43);
         other_run.select(3, 0);
         assert_ne!(other_run.seed(), a, "runs differ");

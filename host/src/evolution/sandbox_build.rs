@@ -219,6 +219,16 @@ pub async fn build_in_sandbox(settings: &BuildSettings, source: &CandidateSource
     }
     let layout = settings.layout();
     let target = layout.candidate(package);
+    // Removes the build's target directory however the build ends,
+    // including when this future is dropped (Ctrl-C, shutdown, an aborted
+    // task), so an interrupted build leaves no copy of the dependencies.
+    struct RemoveOnDrop<'a>(&'a Path);
+    impl Drop for RemoveOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = target_dirs::remove(self.0);
+        }
+    }
+    let _remove = RemoveOnDrop(&target);
     let result = async {
         let setup = |e: std::io::Error| BuildError::Setup(format!("{}: {e}", work_dir.display()));
         {

@@ -40,6 +40,13 @@ pub struct Disagreement {
     pub justified_by: Option<String>,
 }
 
+impl Disagreement {
+    /// A disagreement with excerpts of the request and both answers.
+    pub fn new(request: &str, incumbent: &str, candidate: &str, justified_by: Option<String>) -> Self {
+        Disagreement { request: excerpt(request), incumbent: excerpt(incumbent), candidate: excerpt(candidate), justified_by }
+    }
+}
+
 impl ShadowReport {
     /// Whether a disagreement the suite cannot justify was found.
     pub fn blocks(&self) -> bool {
@@ -86,12 +93,7 @@ pub async fn compare(
             report.agreed += 1;
             continue;
         }
-        report.disagreements.push(Disagreement {
-            request: excerpt(request),
-            incumbent: excerpt(&before),
-            candidate: excerpt(&after),
-            justified_by: suite.justification(request),
-        });
+        report.disagreements.push(Disagreement::new(request, &before, &after, suite.justification(request)));
     }
     report
 }

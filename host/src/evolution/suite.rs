@@ -141,8 +141,12 @@ pub struct Case {
     pub expect: Expect,
 }
 
+/// A case's session when it names none (the benchmark replaces it with a
+/// production-shaped id per run).
+pub const DEFAULT_SESSION: &str = "evolve";
+
 fn default_session() -> String {
-    "evolve".into()
+    DEFAULT_SESSION.into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

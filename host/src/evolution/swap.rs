@@ -199,15 +199,15 @@ pub async fn watch_after_swap(
 ) -> WatchOutcome {
     let metrics = registry.runtime().metrics().clone();
     let samples = registry.runtime().samples().clone();
-    samples.arm(&agent);
-    // Disarmed however the watch ends.
-    struct Disarm(Arc<crate::sampling::CallSamples>, String);
+    let arming = samples.arm(&agent);
+    // Disarmed however the watch ends (never a newer watch's arming).
+    struct Disarm(Arc<crate::sampling::CallSamples>, String, crate::sampling::Arming);
     impl Drop for Disarm {
         fn drop(&mut self) {
-            self.0.disarm(&self.1);
+            self.0.disarm(&self.1, self.2);
         }
     }
-    let _disarm = Disarm(samples.clone(), agent.clone());
+    let _disarm = Disarm(samples.clone(), agent.clone(), arming);
     let rate_before = if before.0 == 0 { 0.0 } else { before.1 as f64 / before.0 as f64 };
     let started = std::time::Instant::now();
     let current = || registry.get(&agent).map(|a| a.hash.clone());
@@ -231,8 +231,8 @@ pub async fn watch_after_swap(
                 };
             }
             // The error rate held: do the answers?
-            let requests = samples.disarm(&agent);
-            if let Some(report) = replay(&registry, &data_dir, &agent, &previous, &swapped_in, &requests).await {
+            let live = samples.disarm(&agent, arming);
+            if let Some(report) = replay(&registry, &data_dir, &agent, &previous, &swapped_in, &live).await {
                 if !report.disagreements.is_empty() {
                     tracing::warn!(%agent, differed = report.disagreements.len(), "answers changed after the swap: rolling back to {previous}");
                     let (sampled, differed) = (report.sampled, report.disagreements.len());
@@ -252,18 +252,24 @@ pub async fn watch_after_swap(
     }
 }
 
-/// Both versions answer `requests` in a benchmark runtime (doubled
-/// capabilities, one seeded environment); `None` when there is nothing to
-/// compare or a version cannot be loaded (the error rate still decides).
+/// The previous version answers the sampled live requests in a benchmark
+/// runtime (doubled capabilities, one seeded environment). An agent that
+/// imports no capability with state of its own (only `log`) answers from
+/// the request alone, so its live answers are compared with the previous
+/// version's directly: a version that behaves one way when it believes it
+/// is judged and another live is caught here. Otherwise (its live answers
+/// depend on live memory, models or other agents) the new version is
+/// replayed too and the two replays compared. `None` when there is nothing
+/// to compare or a version cannot be loaded (the error rate still decides).
 async fn replay(
     registry: &Registry,
     data_dir: &Path,
     agent: &str,
     previous: &str,
     swapped_in: &str,
-    requests: &[String],
+    live: &[crate::sampling::Sample],
 ) -> Option<super::shadow::ShadowReport> {
-    if requests.is_empty() {
+    if live.is_empty() {
         return None;
     }
     let limits: super::suite::BenchLimits = toml::from_str("").ok()?;
@@ -283,7 +289,22 @@ async fn replay(
         tracing::warn!(%agent, "post-swap watch cannot compare answers: a version is not kept or does not load");
         return None;
     };
-    let no_suite = super::bench::BenchResult { cases: vec![], passed: 0, total_fuel: 0, total_wall_ms: vec![], duration_ms: 0.0 };
-    let suite = super::shadow::SuiteResults { cases: &[], incumbent: &no_suite, candidate: None };
-    Some(super::shadow::compare(&bench, &before, &after, requests, &suite).await)
+    let stateless = after.imports.capabilities.iter().all(|c| *c == crate::policy::Capability::Log);
+    let requests: Vec<String> = live.iter().map(|s| s.request.clone()).collect();
+    if !stateless {
+        let no_suite = super::bench::BenchResult { cases: vec![], passed: 0, total_fuel: 0, total_wall_ms: vec![], duration_ms: 0.0 };
+        let suite = super::shadow::SuiteResults { cases: &[], incumbent: &no_suite, candidate: None };
+        return Some(super::shadow::compare(&bench, &before, &after, &requests, &suite).await);
+    }
+    let mut report = super::shadow::ShadowReport::default();
+    for (i, sample) in live.iter().enumerate() {
+        let expected = bench.answer(&before, i, &sample.request).await;
+        report.sampled += 1;
+        if expected == sample.answer {
+            report.agreed += 1;
+        } else {
+            report.disagreements.push(super::shadow::Disagreement::new(&sample.request, &expected, &sample.answer, None));
+        }
+    }
+    Some(report)
 }

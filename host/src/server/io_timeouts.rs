@@ -96,18 +96,26 @@ impl AsyncWrite for GuardedIo {
     }
 }
 
+/// How many stall timeouts the whole body may take: a client trickling a
+/// byte just inside each stall timeout is still cut off.
+pub(super) const WHOLE_BODY_TIMEOUTS: u32 = 3;
+
 /// A request body whose next frame must arrive within `timeout` of the
-/// client being asked for it: a client that announces a body and stops
-/// sending it cannot hold a handler (and its connection) forever.
+/// client being asked for it, and whose whole within
+/// [`WHOLE_BODY_TIMEOUTS`] × `timeout`: a client that announces a body and
+/// stops sending it, or sends it a byte at a time, cannot hold a handler
+/// (and its connection) for long.
 pub(super) struct StallTimeoutBody {
     body: Incoming,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
+    whole: Pin<Box<Sleep>>,
 }
 
 impl StallTimeoutBody {
     pub(super) fn new(body: Incoming, timeout: Duration) -> Self {
-        StallTimeoutBody { body, timeout, stalled: None }
+        let whole = Box::pin(tokio::time::sleep(timeout * WHOLE_BODY_TIMEOUTS));
+        StallTimeoutBody { body, timeout, stalled: None, whole }
     }
 }
 
@@ -116,6 +124,10 @@ impl Body for StallTimeoutBody {
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if !self.body.is_end_stream() && self.whole.as_mut().poll(cx).is_ready() {
+            let limit = self.timeout * WHOLE_BODY_TIMEOUTS;
+            return Poll::Ready(Some(Err(format!("the request body took longer than {} ms", limit.as_millis()).into())));
+        }
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(frame) => {
                 self.stalled = None;

@@ -73,6 +73,13 @@ impl DirGenerator {
         for path in &self.entries[self.position..end] {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
             let label = name.trim_end_matches(".rs").to_string();
+            // Past the deadline no new read starts: on a hung file system
+            // each would hold a blocking thread for good.
+            if Instant::now() >= deadline {
+                let source = Err(format!("reading the candidates took longer than {:?} (the build timeout)", self.timeout));
+                out.push(Candidate { label, origin: format!("dir:{}", path.display()), source });
+                continue;
+            }
             let read = {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || read_candidate(&path, &name))

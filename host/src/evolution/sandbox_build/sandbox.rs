@@ -11,7 +11,7 @@
 //! | `/sandbox/toolchain` | the Rust toolchain (sysroot) | read-only |
 //! | `/sandbox/workspace/{Cargo.toml,wit,SDK}` | the SDK, its workspace manifest and the WIT world | read-only |
 //! | `/sandbox/cargo-home/config.toml` | written by the host: offline, plus the operator's source replacement | read-only |
-//! | `/sandbox/cargo-home/registry/{index,cache,src}`, `git/{db,checkouts}` | downloaded crate sources | read-only |
+//! | `/sandbox/cargo-home/registry/{index,cache,src}` | downloaded crate sources | read-only |
 //! | `/build/crate` | this candidate's crate (host-written manifest, its `src/`) | writable |
 //! | `/build/target` | this build's own target directory (a copy of the host-built dependencies) | writable |
 //! | `/tmp`, `/dev` | private tmpfs; `null`, `zero`, `full`, `random`, `urandom`, `tty` | |
@@ -131,7 +131,10 @@ pub fn command(
             // the downloaded sources, never credentials or the operator's
             // config.
             ro.push((cargo_config.to_path_buf(), Path::new(CARGO_HOME).join("config.toml")));
-            for part in ["registry/index", "registry/cache", "registry/src", "git/db", "git/checkouts"] {
+            // Registry sources only: candidates' dependencies are fixed
+            // (the template's) and come from the registry, and a git
+            // checkout's `.git/config` may name a remote with credentials.
+            for part in ["registry/index", "registry/cache", "registry/src"] {
                 let p = settings.cargo_home.join(part);
                 if p.exists() {
                     ro.push((p, Path::new(CARGO_HOME).join(part)));

@@ -3,6 +3,7 @@
 //!
 //! - `log-empty N`: `N` empty `log` lines.
 //! - `stdout-lines N`: `N` one-byte lines on stdout.
+//! - `log-and-print N`: `N` empty `log` lines and `N` stdout lines in one call.
 //! - `big-key MIB`: a `memory.get` whose key is `MIB` MiB (refused only
 //!   after the host copied it, before host-call limits).
 //! - `alias-history MIB TURNS`: an `agents.call` whose request history has
@@ -36,6 +37,13 @@ impl Agent for Hostile {
                     log::info("");
                 }
                 Ok(Response::text("logged"))
+            }
+            "log-and-print" => {
+                for _ in 0..arg(&parts, 1, 1000) {
+                    log::info("");
+                    println!("x");
+                }
+                Ok(Response::text("both"))
             }
             "stdout-lines" => {
                 for _ in 0..arg(&parts, 1, 100_000) {
