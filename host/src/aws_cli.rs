@@ -13,8 +13,8 @@ use agentkernel::aws::genome::{ApplyReport, Genome, Plan};
 use agentkernel::aws::policy::AwsEc2Scope;
 use agentkernel::config::HostConfig;
 use agentkernel::host::Host;
-use agentkernel::storage::aws::AwsStore;
-use agentkernel::storage::sqlite::SqliteStorage;
+use agentkernel::storage::Backend;
+use agentkernel::aws::policy::granted_scope;
 
 #[derive(Subcommand)]
 pub enum GenomeCommand {
@@ -72,13 +72,14 @@ pub enum GenomeCommand {
     },
 }
 
-fn service(config: &HostConfig) -> anyhow::Result<(Ec2Service, Arc<SqliteStorage>)> {
-    let store = Arc::new(SqliteStorage::open(&Host::database_path(config))?);
-    Ok((Ec2Service::new(config.aws.clone(), store.clone()), store))
+/// The host's EC2 service and backend (the same handles `serve` uses).
+fn service(config: &HostConfig) -> anyhow::Result<(Arc<Ec2Service>, Arc<dyn Backend>)> {
+    let host = Host::open(config.clone())?;
+    Ok((host.aws.clone(), host.backend.clone()))
 }
 
 fn owner_scope(config: &HostConfig, owner: &str) -> anyhow::Result<AwsEc2Scope> {
-    match config.policy_for(owner).aws_ec2.scope() {
+    match granted_scope(&config.policy_for(owner)) {
         Some(s) => Ok(s),
         None => bail!(
             "genome owner `{owner}` has no aws_ec2 grant; its policy bounds the genome: add to agentkernel.toml\n    [agents.{owner}]\n    aws_ec2 = {{ regions = [...], instance_types = [...], amis = [...], max_running_instances = N, max_hourly_usd = X }}"
@@ -176,7 +177,7 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
             }
         }
         GenomeCommand::Approve { id } => {
-            let (p, plan, report) = svc.approve_proposal(id, "admin", |owner| config.policy_for(owner).aws_ec2.scope()).await?;
+            let (p, plan, report) = svc.approve_proposal(id, "admin", |owner| granted_scope(&config.policy_for(owner))).await?;
             print!("{}", plan.render());
             println!("proposal #{} {}: {}", p.id, p.status, report.summary());
         }
@@ -189,7 +190,7 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
 }
 
 pub fn audit(config: HostConfig, agent: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
-    let store = SqliteStorage::open(&Host::database_path(&config))?;
+    let (_, store) = service(&config)?;
     let rows = store.audit_list(agent, limit)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -55,8 +54,7 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
     }
     let host = Host::open(config)?;
     host.registry.scan().await;
-    let store = Arc::new(SqliteStorage::open(&Host::database_path(&host.config))?);
-    let engine = Engine { config: host.config.clone(), store, registry: Some(host.registry.clone()), llm: host.runtime.llm().clone() };
+    let engine = Engine { config: host.config.clone(), store: host.backend.clone(), registry: Some(host.registry.clone()), llm: host.llm.clone() };
     let opts = EvolveOptions {
         agent: args.agent,
         generator: args.generator,
@@ -193,8 +191,7 @@ pub async fn create(mut config: HostConfig, args: CreateArgs) -> anyhow::Result<
     }
     let host = Host::open(config)?;
     host.registry.scan().await;
-    let store = Arc::new(SqliteStorage::open(&Host::database_path(&host.config))?);
-    let engine = Engine { config: host.config.clone(), store, registry: Some(host.registry.clone()), llm: host.runtime.llm().clone() };
+    let engine = Engine { config: host.config.clone(), store: host.backend.clone(), registry: Some(host.registry.clone()), llm: host.llm.clone() };
     let mut opts = EvolveOptions::new(&args.name, args.generator);
     opts.generations = args.generations;
     opts.candidates = args.candidates;

@@ -1,23 +1,27 @@
 //! agentkernel: a WebAssembly component host for agents.
 //!
-//! See `ARCHITECTURE.md` at the repository root for how the pieces fit.
-pub mod api;
-pub mod aws;
-pub mod bindings;
-pub mod capabilities;
-pub mod chat;
-pub mod config;
-pub mod evolution;
-pub mod host;
-pub mod limits;
-pub mod llm;
-pub mod metrics;
-pub mod output;
-pub mod policy;
-pub mod registry;
-pub mod runtime;
-pub mod sampling;
-pub mod scaffold;
-pub mod server;
-pub mod storage;
-pub mod trace;
+//! This crate is the `agentkernel` binary and a facade over the host's
+//! crates, re-exported under the module names they had when the host was
+//! one crate (see `ARCHITECTURE.md`, "Crates", for the graph).
+pub use agentkernel_core::{api, chat, config, host, registry, scaffold};
+pub use agentkernel_evolution as evolution;
+pub use agentkernel_llm as llm;
+pub use agentkernel_runtime::{bindings, limits, metrics, output, policy, sampling, trace};
+pub use agentkernel_server as server;
+pub use agentkernel_storage as storage;
+#[cfg(feature = "aws")]
+pub use agentkernel_aws as aws;
+
+/// The runtime crate: engines, loading, the call path, the capability trait.
+pub mod runtime {
+    pub use agentkernel_runtime::*;
+}
+
+/// The capabilities, one module each.
+pub mod capabilities {
+    pub use agentkernel_capabilities::{agents, memory};
+    #[cfg(feature = "aws")]
+    pub use agentkernel_aws::capability as aws_ec2;
+    pub use agentkernel_llm::capability as llm;
+    pub use agentkernel_runtime::log;
+}

@@ -14,6 +14,7 @@ use agentkernel::host::Host;
 use agentkernel::limits::Fuel;
 use agentkernel::scaffold;
 
+#[cfg(feature = "aws")]
 mod aws_cli;
 mod evolve_cmd;
 
@@ -90,9 +91,11 @@ enum Command {
     /// Check the configuration and whether the LLM endpoint answers.
     Doctor,
     /// The infrastructure genome: plan, apply and clean up EC2 instance groups.
+    #[cfg(feature = "aws")]
     #[command(subcommand)]
     Genome(aws_cli::GenomeCommand),
     /// EC2 calls agents (and `genome`) made or were refused, newest last.
+    #[cfg(feature = "aws")]
     Audit {
         /// Only this agent.
         #[arg(long)]
@@ -205,7 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => tokio_runtime()?.block_on(doctor(config, &cli.config)),
+        #[cfg(feature = "aws")]
         Command::Genome(cmd) => tokio_runtime()?.block_on(aws_cli::genome(config, cmd)),
+        #[cfg(feature = "aws")]
         Command::Audit { agent, limit, json } => {
             aws_cli::audit(config, agent.as_deref(), limit, json)?;
             Ok(ExitCode::SUCCESS)

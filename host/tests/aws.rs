@@ -514,7 +514,7 @@ async fn a_guest_launches_within_policy_and_gets_typed_denials() {
     let moto = Moto::start();
     let scope = r#"{ actions = ["describe-*", "run-instances", "terminate-instances"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 2, max_hourly_usd = 1.0, dry_run = false }"#;
     let h = TestHost::new(&probe_config(&moto.endpoint(), scope));
-    let svc = h.host.runtime.aws().clone();
+    let svc = h.host.aws.clone();
 
     let r = probe(&h, json!({"op": "run", "image": MOTO_AMI, "type": "t3.micro", "count": 1, "tags": {"role": "api"}})).await;
     assert_eq!(r["ok"], true, "{r}");
@@ -538,7 +538,7 @@ async fn a_guest_launches_within_policy_and_gets_typed_denials() {
     let r = probe(&h, json!({"op": "terminate", "ids": [id]})).await;
     assert_eq!(r["ok"], true, "{r}");
 
-    let rows = h.host.runtime.aws().store().audit_list(Some("ec2-probe"), 50).unwrap();
+    let rows = h.host.aws.store().audit_list(Some("ec2-probe"), 50).unwrap();
     assert!(rows.iter().any(|r| r.action == "run-instances" && r.outcome == "ok"));
     for rule in ["instance-type", "max-running-instances", "region", "action", "not-owned"] {
         assert!(rows.iter().any(|r| r.outcome == "denied" && r.rule.as_deref() == Some(rule)), "no denied row for {rule}");
@@ -586,7 +586,7 @@ async fn the_architect_proposes_and_an_admin_approves() {
     let moto = Moto::start();
     let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
     let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
-    let svc = h.host.runtime.aws().clone();
+    let svc = h.host.aws.clone();
     let owner_scope: AwsEc2Scope = toml::from_str(&format!("x = {scope}")).map(|t: toml::Table| t["x"].clone().try_into().unwrap()).unwrap();
     let genome = agentkernel::aws::genome::Genome::parse(ARCHITECT_GENOME).unwrap();
     svc.apply_genome("admin", &genome, &owner_scope, true).await.unwrap();
@@ -622,7 +622,7 @@ async fn auto_apply_within_limits_applies_and_beyond_limits_waits() {
     let moto = Moto::start();
     let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome", "run-instances", "terminate-instances"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 3, max_hourly_usd = 0.1, dry_run = false, auto_apply = true }"#;
     let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
-    let svc = h.host.runtime.aws().clone();
+    let svc = h.host.aws.clone();
 
     let (text, data) = ask(&h, "2 web servers please", Some(json!({"ami": MOTO_AMI}))).await;
     assert_eq!(data["status"], "applied", "{text}");
@@ -645,7 +645,7 @@ async fn the_architect_uses_the_model_when_one_answers() {
     let (text, data) = ask(&h, "the API tier is struggling, double it from nothing to a pair", Some(json!({"ami": MOTO_AMI}))).await;
     assert_eq!(data["method"], "model", "{text}");
     assert!(text.contains("group `api`: 0 -> 2 x t3.micro"), "{text}");
-    let pending = h.host.runtime.aws().store().proposal_list(Some("pending"), 10).unwrap();
+    let pending = h.host.aws.store().proposal_list(Some("pending"), 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].toml.contains("name = \"api\""), "{}", pending[0].toml);
 }
@@ -658,7 +658,7 @@ async fn admins_review_proposals_over_http_and_the_cli() {
                   [[host.tokens]]\nname = \"ops\"\ntoken = \"ops-secret-0123456789ab\"\nscopes = [\"admin\"]\n";
     let config = format!("{tokens}{}", architect_config(&moto.endpoint(), scope));
     let h = TestHost::new(&config);
-    let svc = h.host.runtime.aws().clone();
+    let svc = h.host.aws.clone();
     let (text, first) = ask(&h, "2 web servers", Some(json!({"ami": MOTO_AMI}))).await;
     assert_eq!(first["status"], "pending", "{text}");
 
@@ -981,7 +981,7 @@ async fn a_failing_apply_audits_what_it_already_did_and_reviews_are_audited() {
 fn the_shipped_config_names_explicit_amis() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../agentkernel.toml")).unwrap();
     let config = agentkernel::config::HostConfig::parse(&text).unwrap();
-    let scope = config.policy_for("infrastructure-architect").aws_ec2.scope().expect("the architect has a grant");
+    let scope = agentkernel::aws::policy::granted_scope(&config.policy_for("infrastructure-architect")).expect("the architect has a grant");
     assert!(!scope.amis.is_empty() && scope.amis.iter().all(|a| !a.contains('*')), "an `ami-*` pattern voids the AMI rule: {:?}", scope.amis);
 }
 
@@ -1013,7 +1013,7 @@ async fn the_architect_picks_only_the_accounts_own_images() {
     let moto = Moto::start();
     let scope = r#"{ actions = ["describe-*", "current-genome", "propose-genome"], instance_types = ["t3.micro"], amis = ["ami-03cf127a"], max_running_instances = 4, max_hourly_usd = 0.1 }"#;
     let h = TestHost::new(&architect_config(&moto.endpoint(), scope));
-    let svc = h.host.runtime.aws().clone();
+    let svc = h.host.aws.clone();
     let (text, _) = ask(&h, "2 web servers", None).await;
     assert!(text.contains("no AMI to launch the new group from"), "moto's public images are not candidates: {text}");
 

@@ -40,7 +40,7 @@ fn engine(t: &TestHost) -> Engine {
         config: t.host.config.clone(),
         store: Arc::new(SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap()),
         registry: Some(t.host.registry.clone()),
-        llm: t.host.runtime.llm().clone(),
+        llm: t.host.llm.clone(),
     }
 }
 
@@ -233,10 +233,14 @@ async fn the_benchmark_forces_a_granted_ec2_scope_to_dry_run() {
     let suite = Suite::parse("[[case]]\nname='p'\nrequest='x'\nexpect={contains=['x']}\n").unwrap();
     let bench = Bench::new(&t.host.config, "ec2-probe", &suite.limits, 7).await.unwrap();
     let probe = bench.load(&sandbox_tests::wasm("ec2_probe")).await.unwrap();
-    let scope = probe.grants.aws_ec2.scope().expect("still granted");
+    // The backend is what differs, not the policy: the candidate's grants
+    // are production's, and the benchmark's EC2 service forces dry run.
+    assert_eq!(probe.grants, t.host.config.policy_for("ec2-probe"), "the candidate sees production's policy");
+    let prepared = probe.prepared::<agentkernel::capabilities::aws_ec2::Prepared>().expect("aws-ec2 is linked");
+    let scope = &prepared.scope;
     assert!(scope.dry_run && !scope.auto_apply, "{scope:?}");
     assert_eq!(scope.actions, ["*"], "the rest of the scope is the agent's");
-    let live = t.host.config.agents["ec2-probe"].policy.aws_ec2.as_ref().unwrap().scope().unwrap();
+    let live = agentkernel::aws::policy::granted_scope(&t.host.config.policy_for("ec2-probe")).unwrap();
     assert!(!live.dry_run, "serving keeps its own policy");
 }
 
@@ -465,8 +469,7 @@ export_agent!(Primes);
     let watch = tokio::spawn(swap::watch_after_swap(
         t.host.registry.clone(),
         store.clone(),
-        t.host.config.host.data_dir.clone(),
-        t.agents_dir(),
+        t.host.config.clone(),
         "primes".into(),
         good.clone(),
         bad.clone(),
@@ -488,8 +491,7 @@ export_agent!(Primes);
     let stale = swap::watch_after_swap(
         t.host.registry.clone(),
         store.clone(),
-        data_dir.clone(),
-        t.agents_dir(),
+        t.host.config.clone(),
         "primes".into(),
         bad.clone(),
         bad.clone(),
@@ -517,8 +519,7 @@ export_agent!(Primes);
     let watch = tokio::spawn(swap::watch_after_swap(
         t.host.registry.clone(),
         store.clone(),
-        data_dir.clone(),
-        t.agents_dir(),
+        t.host.config.clone(),
         "primes".into(),
         "1".repeat(64),
         bad.clone(),
@@ -867,7 +868,7 @@ async fn policy_starts_an_evolution_when_the_live_error_rate_crosses_its_thresho
     std::fs::write(t.agents_dir().join("primes.wasm"), &built.component).unwrap();
     t.host.registry.scan().await;
     let broken = t.host.registry.get("primes").unwrap().hash.clone();
-    let _auto = agentkernel::evolution::auto::spawn(&t.host.registry).expect("enabled");
+    let _auto = agentkernel::evolution::auto::spawn(&agentkernel::evolution::background::Handles::from(&t.host)).expect("enabled");
     for _ in 0..3 {
         assert!(t.host.registry.call("primes", &sandbox_tests::request("s", "10")).await.is_err());
     }
@@ -1025,8 +1026,7 @@ async fn automatic_rollback_when_live_answers_differ_without_errors() {
     let watch = tokio::spawn(swap::watch_after_swap(
         t.host.registry.clone(),
         store.clone(),
-        data_dir.clone(),
-        t.agents_dir(),
+        t.host.config.clone(),
         "primes".into(),
         good.clone(),
         bad.clone(),

@@ -97,9 +97,9 @@ async fn errors_are_json_with_stable_codes() {
 async fn memory_namespaces_follow_policy() {
     let h = TestHost::new("[agents.notes]\nmemory = { namespace = \"team\" }\n");
     let notes = h.load("notes").await.unwrap();
-    assert_eq!(notes.memory_namespace(), Some("team"));
+    assert_eq!(agentkernel::capabilities::memory::namespace_of(&notes), Some("team"));
     notes.call(&sandbox_tests::request("s", "remember shared fact")).await.unwrap();
-    let storage = h.host.runtime.storage();
+    let storage = h.host.storage();
     assert_eq!(storage.kv_list("team", "session/s/note/", 10).unwrap().len(), 1);
     assert_eq!(storage.kv_get("team", "session/s/next-note").unwrap(), Some(b"1".to_vec()), "the note counter");
     assert!(storage.kv_list("notes", "", 10).unwrap().is_empty(), "nothing outside the granted namespace");

@@ -38,7 +38,7 @@ async fn completion_round_trip_is_recorded_with_cost() {
     assert_eq!(sent["response_format"]["type"], "json_object");
     assert!(sent["max_tokens"] == 64 || sent["max_completion_tokens"] == 64, "{sent}");
 
-    let rows = h.host.runtime.storage().llm_usage(Some("llm-probe"), 0).unwrap();
+    let rows = h.host.storage().llm_usage(Some("llm-probe"), 0).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!((r.session.as_str(), r.profile.as_str(), r.model.as_str()), ("sess-1", "fast", "test-model"));
@@ -79,7 +79,7 @@ async fn upstream_failures_map_to_typed_errors() {
         let h = TestHost::new(&format!("{}{GRANT}", server.config()));
         let (_, data) = probe(&h, "x", json!({})).await;
         assert_eq!(data["error"], expected, "script {script:?}: {data}");
-        let rows = h.host.runtime.storage().llm_usage(Some("llm-probe"), 0).unwrap();
+        let rows = h.host.storage().llm_usage(Some("llm-probe"), 0).unwrap();
         assert_eq!(rows[0].outcome, expected, "failures are in the ledger too");
     }
 }
@@ -109,7 +109,7 @@ async fn profiles_outside_policy_are_refused_before_any_request() {
     let (_, data) = probe(&h, "x", json!({"profile": "fast"})).await;
     assert_eq!(data["ok"], true);
     let outcomes: Vec<String> =
-        h.host.runtime.storage().llm_usage(Some("llm-probe"), 0).unwrap().into_iter().map(|r| r.outcome).collect();
+        h.host.storage().llm_usage(Some("llm-probe"), 0).unwrap().into_iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, ["model-not-allowed", "model-not-allowed", "ok"], "refusals are accounted too");
 }
 

@@ -16,8 +16,8 @@ async fn abuse(h: &TestHost, session: &str, text: &str) -> String {
     agent.call(&request(session, text)).await.unwrap_or_else(|e| panic!("`{text}`: {e}")).response.text
 }
 
-fn storage(h: &TestHost) -> &std::sync::Arc<dyn Storage> {
-    h.host.runtime.storage()
+fn storage(h: &TestHost) -> std::sync::Arc<dyn Storage> {
+    h.host.storage()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,196 @@
+//! `agentkernel new` and `agentkernel build`: start an agent crate anywhere
+//! on disk, and build one into the agents directory.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0} already exists; choose another --path")]
+    Exists(PathBuf),
+    #[error("the SDK was not found at {0}; pass --sdk PATH (the `sdk/` directory of an agentkernel checkout)")]
+    SdkMissing(PathBuf),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("cargo failed: {0}")]
+    Cargo(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScaffoldError {
+    let context = context.into();
+    move |source| ScaffoldError::Io { context, source }
+}
+
+/// The SDK of the checkout this binary was built from.
+pub fn default_sdk_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk")
+}
+
+/// Creates a new agent crate named `name` at `dir`.
+pub fn new_agent(name: &str, dir: &Path, sdk: &Path) -> Result<(), ScaffoldError> {
+    agentkernel_runtime::validate_agent_name(name).map_err(ScaffoldError::InvalidName)?;
+    if dir.exists() {
+        return Err(ScaffoldError::Exists(dir.to_path_buf()));
+    }
+    let sdk = sdk.canonicalize().map_err(|_| ScaffoldError::SdkMissing(sdk.to_path_buf()))?;
+    if !sdk.join("Cargo.toml").exists() {
+        return Err(ScaffoldError::SdkMissing(sdk));
+    }
+    std::fs::create_dir_all(dir.join("src")).map_err(io(format!("creating {}", dir.display())))?;
+    let sdk_toml = sdk.display().to_string().replace('\\', "/");
+    let cargo_toml = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+# cdylib: the component; rlib: lets `cargo test` run the unit tests natively.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+agentkernel-sdk = {{ path = "{sdk_toml}" }}
+
+# A standalone crate, even when created inside another workspace.
+[workspace]
+"#
+    );
+    let lib_rs = LIB_TEMPLATE.replace("{name}", name).replace("{Type}", &type_name(name));
+    std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing Cargo.toml"))?;
+    std::fs::write(dir.join("src/lib.rs"), lib_rs).map_err(io("writing src/lib.rs"))?;
+    std::fs::write(dir.join(".gitignore"), "/target\n").map_err(io("writing .gitignore"))?;
+    std::fs::create_dir_all(dir.join(".cargo")).map_err(io("creating .cargo"))?;
+    std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG).map_err(io("writing .cargo/config.toml"))?;
+    Ok(())
+}
+
+/// Small agent stacks make calls about twice as fast (see the workspace's
+/// `.cargo/config.toml` for why); a crate that needs deep recursion can raise it.
+const CARGO_CONFIG: &str = r#"# A 128 KiB stack (Rust's wasm default is 1 MiB) keeps the pages a call
+# touches inside what the host keeps resident between instances: calls are
+# about twice as fast. Raise it if the agent recurses deeply.
+[target.wasm32-wasip2]
+rustflags = ["-C", "link-arg=-zstack-size=131072"]
+"#;
+
+const LIB_TEMPLATE: &str = r#"//! `{name}`: an agentkernel agent.
+//!
+//! Build:  cargo build --target wasm32-wasip2 --release
+//! Test:   cargo test
+//! Deploy: agentkernel build   (copies the component into the agents directory)
+use agentkernel_sdk::prelude::*;
+
+pub struct {Type};
+
+/// The agent's logic, kept pure so `cargo test` covers it natively.
+pub fn answer(text: &str) -> String {
+    format!("{name} heard: {}", text.trim())
+}
+
+impl Agent for {Type} {
+    fn describe() -> Manifest {
+        Manifest::new("{name}", env!("CARGO_PKG_VERSION"), "Describe what {name} does.")
+            .skill(Skill::new("{name}", "What requests this agent is good at").keywords(["{name}"]))
+    }
+
+    fn handle(req: Request) -> Result<Response, AgentError> {
+        if req.text.trim().is_empty() {
+            return Err(AgentError::InvalidRequest("empty request".into()));
+        }
+        Ok(Response::text(answer(&req.text)))
+    }
+}
+
+export_agent!({Type});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_with_the_request_text() {
+        assert_eq!(answer("  hi "), "{name} heard: hi");
+    }
+
+    #[test]
+    fn describes_itself() {
+        assert_eq!({Type}::describe().name, "{name}");
+    }
+
+    #[test]
+    fn rejects_empty_requests() {
+        assert!(matches!({Type}::handle(Request::new("s", " ")), Err(AgentError::InvalidRequest(_))));
+    }
+}
+"#;
+
+/// `my-agent` → `MyAgent`: the Rust type the template declares.
+fn type_name(name: &str) -> String {
+    let mut t: String = name
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .map(|p| p[..1].to_ascii_uppercase() + &p[1..])
+        .collect();
+    if !t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        t.insert_str(0, "Agent");
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_are_rust_identifiers() {
+        assert_eq!(type_name("my-agent"), "MyAgent");
+        assert_eq!(type_name("9lives"), "Agent9lives");
+    }
+}
+
+/// Builds the agent crate at `crate_dir` for wasm32-wasip2 (release) and
+/// copies the component into `agents_dir`, atomically. Returns its path.
+pub fn build_agent(crate_dir: &Path, agents_dir: &Path) -> Result<PathBuf, ScaffoldError> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let meta = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .map_err(io("running cargo metadata"))?;
+    if !meta.status.success() {
+        return Err(ScaffoldError::Cargo(String::from_utf8_lossy(&meta.stderr).trim().to_string()));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&meta.stdout).map_err(|e| ScaffoldError::Cargo(format!("cargo metadata: {e}")))?;
+    let target_dir = PathBuf::from(meta["target_directory"].as_str().unwrap_or("target"));
+    let manifest_abs = manifest.canonicalize().map_err(io(format!("{}", manifest.display())))?;
+    let package = meta["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["manifest_path"].as_str().map(PathBuf::from).as_ref() == Some(&manifest_abs)))
+        .or_else(|| meta["packages"].get(0))
+        .ok_or_else(|| ScaffoldError::Cargo("no package found".into()))?;
+    let name = package["name"].as_str().unwrap_or_default().to_string();
+
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&manifest)
+        .status()
+        .map_err(io("running cargo build"))?;
+    if !status.success() {
+        return Err(ScaffoldError::Cargo(format!("cargo build exited with {status}")));
+    }
+    let artifact = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
+    install_component(&artifact, agents_dir, &format!("{name}.wasm"))
+}
+
+/// Copies `component` into `agents_dir/file_name` via a hidden temporary
+/// file and a rename, so the host never sees a half-written component.
+pub fn install_component(component: &Path, agents_dir: &Path, file_name: &str) -> Result<PathBuf, ScaffoldError> {
+    std::fs::create_dir_all(agents_dir).map_err(io(format!("creating {}", agents_dir.display())))?;
+    let dest = agents_dir.join(file_name);
+    let tmp = agents_dir.join(format!(".{file_name}.tmp"));
+    std::fs::copy(component, &tmp).map_err(io(format!("copying {}", component.display())))?;
+    std::fs::rename(&tmp, &dest).map_err(io(format!("installing {}", dest.display())))?;
+    Ok(dest)
+}

@@ -1,0 +1,240 @@
+//! The HTTP server (axum).
+//!
+//! Public: `GET /` (the chat page), `GET /healthz`, `GET /openapi.json`.
+//! `chat` scope: `POST /v1/chat` (JSON or server-sent events),
+//! `GET /v1/sessions/{id}`, the OpenAI-compatible `POST /v1/chat/completions`
+//! and `GET /v1/models`, `GET /v1/agents[/{name}]`,
+//! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, the
+//! evolution endpoints (`evolution_routes`), and the genome and EC2
+//! audit endpoints (`aws_routes`, with the `aws` feature) under `/v1/admin/`.
+//! Every error is `{"error": {"code", "message"}}` with a stable code.
+pub mod auth;
+mod chat;
+pub mod edge;
+mod io_timeouts;
+pub mod listener;
+mod openai;
+#[cfg(feature = "aws")]
+mod aws_routes;
+mod evolution_routes;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::json;
+
+use agentkernel_core::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
+use agentkernel_core::chat::ChatService;
+use agentkernel_core::host::Host;
+use agentkernel_core::registry::Registry;
+use agentkernel_runtime::CallError;
+
+/// What every handler shares.
+pub struct App {
+    /// The host's parts (storage, services), for handlers that need more
+    /// than the registry and chat.
+    pub host: Host,
+    pub registry: Arc<Registry>,
+    pub chat: Arc<ChatService>,
+    pub auth: auth::Auth,
+    /// Events buffered per streaming response (`[server] stream_buffer_events`).
+    pub stream_buffer_events: usize,
+}
+
+impl App {
+    pub fn new(host: &Host) -> Result<Arc<App>, auth::MissingTokenEnv> {
+        Ok(Arc::new(App {
+            host: host.clone(),
+            registry: host.registry.clone(),
+            chat: host.chat.clone(),
+            auth: auth::Auth::new(&host.config.host, &host.config.server)?,
+            stream_buffer_events: host.config.server.stream_buffer_events,
+        }))
+    }
+}
+
+/// Routes any client may use without a token (rate-limited per address).
+pub(crate) const PUBLIC_ROUTES: [&str; 3] = ["/", "/healthz", "/openapi.json"];
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+pub fn router(app: Arc<App>) -> Router {
+    let chat = Router::new()
+        .route("/v1/chat", post(chat::chat))
+        .route("/v1/sessions/{id}", get(chat::session))
+        .route("/v1/chat/completions", post(openai::completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/agents", get(list_agents))
+        .route("/v1/agents/{name}", get(get_agent))
+        .route("/v1/agents/{name}/call", post(call_agent));
+    let admin = Router::new()
+        .route("/metrics", get(metrics))
+        .merge(evolution_routes::routes());
+    #[cfg(feature = "aws")]
+    let admin = admin.merge(aws_routes::admin_routes());
+    let admin = admin
+        .route_layer(axum::middleware::from_fn(auth::require_admin));
+    let api = chat.merge(admin).route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::authenticate));
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .merge(api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::limit_public))
+        .layer(axum::middleware::from_fn(edge::head_limits))
+        // Outside everything that can answer an error: one shape for all.
+        .layer(axum::middleware::map_response(edge::json_errors))
+        .layer(axum::middleware::from_fn_with_state(app.registry.clone(), record_request))
+        .with_state(app)
+}
+
+/// The chat page: one self-contained file, no build step.
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}
+
+/// The OpenAPI document (`server/openapi.json`; a test checks it lists every route).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], OPENAPI).into_response()
+}
+
+/// Counts and times every request by its route template (not its raw path,
+/// so agent names in URLs do not multiply the series).
+async fn record_request(
+    State(reg): State<Arc<Registry>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Method clones and MatchedPath are allocation-free; the strings are
+    // only copied when a new series appears.
+    let method = request.method().clone();
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
+    reg.runtime().metrics().http_request(method.as_str(), route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
+    let gauges = agentkernel_runtime::metrics::Gauges {
+        agents_loaded: reg.list().len(),
+        files_failed: reg.files().iter().filter(|f| f.error.is_some()).count(),
+    };
+    ([("content-type", "text/plain; version=0.0.4")], reg.runtime().metrics().render(&gauges)).into_response()
+}
+
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+fn call_error_status(e: &CallError) -> StatusCode {
+    match e {
+        CallError::NotFound { .. } => StatusCode::NOT_FOUND,
+        CallError::Agent { kind: "invalid-request", .. } => StatusCode::BAD_REQUEST,
+        CallError::Agent { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        CallError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Capacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
+    let failed = reg.files().iter().filter(|f| f.error.is_some()).count();
+    Json(json!({"status": "ok", "agents": reg.list().len(), "failed_files": failed})).into_response()
+}
+
+async fn list_agents(State(app): State<Arc<App>>) -> Response {
+    let reg = &app.registry;
+    let files = reg.files();
+    let agents: Vec<AgentInfo> = reg.list().iter().map(|a| AgentInfo::new(a, &files)).collect();
+    let failed: Vec<_> = files.iter().filter(|f| f.error.is_some()).collect();
+    Json(json!({"agents": agents, "failed_files": failed})).into_response()
+}
+
+async fn get_agent(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    let reg = &app.registry;
+    match reg.get(&name) {
+        Some(a) => Json(AgentInfo::new(&a, &reg.files())).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not-found", format!("no agent named `{name}` is loaded")),
+    }
+}
+
+/// A body the JSON extractor refused, as an error with a stable code.
+pub(crate) fn json_rejection(rej: JsonRejection) -> Response {
+    let code = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE { "payload-too-large" } else { "invalid-request" };
+    error(rej.status(), code, rej.body_text())
+}
+
+async fn call_agent(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<auth::Caller>,
+    Path(name): Path<String>,
+    body: Result<Json<CallRequest>, JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(rej) => return json_rejection(rej),
+    };
+    let Some(agent) = app.registry.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "not-found", format!("no agent named `{name}` is loaded"));
+    };
+    // The agent keys its memory by session id: scope it to the caller, as
+    // `/v1/chat` does, so the same session name of two tokens stays apart.
+    let mut request = req.to_wit();
+    request.session_id = caller.principal().agent_session(&request.session_id);
+    // The same request budget as `/v1/chat` (calls, depth, fuel, tokens,
+    // time) bounds the call tree this call starts.
+    let budget = app.host.config.chat.default_budget();
+    let scope = Arc::new(agentkernel_runtime::trace::RequestScope::new(budget, None));
+    match agent.call_in(&request, &agentkernel_runtime::CallContext::for_request(scope, "agent")).await {
+        Ok(outcome) => Json(CallResponse::new(&agent, outcome)).into_response(),
+        Err(e) => {
+            tracing::warn!(agent = %name, code = e.code(), "call failed: {e}");
+            (call_error_status(&e), Json(ErrorBody::from(&e))).into_response()
+        }
+    }
+}
+
+/// Serves the API of `host` on `listener` until `shutdown` resolves.
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    host: &Host,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = App::new(host)?;
+    // The last line of defence for "an open API stays on loopback": it
+    // holds whatever path the address came by.
+    let addr = listener.local_addr()?;
+    if app.auth.is_open() && !addr.ip().is_loopback() {
+        anyhow::bail!("refusing to serve on {addr}: no [[host.tokens]] are configured, and an open API must stay on a loopback address");
+    }
+    // `[evolution.auto]`: evolutions started from live metrics (off by default).
+    let _auto = agentkernel_evolution::auto::spawn(&agentkernel_evolution::background::Handles::from(host)).map(AbortOnDrop);
+    let server = host.config.server.clone();
+    self::listener::ensure_descriptors(&server);
+    self::listener::serve_connections(listener, router(app), server, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Persistent storage behind one narrow interface. SQLite ([`sqlite`]) is the
+//! embedded default; a networked backend (Postgres, for several hosts behind
+//! a load balancer) implements the same [`Storage`] trait.
+//!
+//! Every method is synchronous and may block; async callers go through
+//! [`agentkernel_capabilities::memory`], which runs them on the blocking pool
+//! under a timeout, so a slow backend never stalls a guest's executor thread.
+pub mod aws;
+mod commit_gate;
+pub mod evolution;
+mod quota;
+pub mod sessions;
+pub mod sqlite;
+mod sqlite_memory;
+
+pub use commit_gate::CommitGate;
+pub use quota::{HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, WriteRefused};
+
+use serde::{Deserialize, Serialize};
+
+/// Every kind of data the host keeps, in one backend: what a host is
+/// assembled from (SQLite by default; each trait can be implemented apart).
+pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore {}
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore> Backend for T {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The caller gave up waiting (its [`CommitGate`] was cancelled) before
+    /// the write committed, so it was rolled back: nothing was applied.
+    #[error("the write was cancelled before it committed; nothing was applied")]
+    Cancelled,
+}
+
+/// One stored conversation turn. `role` is the WIT role name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTurn {
+    pub role: String,
+    pub content: String,
+}
+
+/// What one namespace holds, for quota checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NamespaceUsage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Namespaced key-value data plus append-only session history.
+/// Namespaces are opaque strings chosen by policy; the backend never lets a
+/// call in one namespace read or change another.
+///
+/// Writes take their quota and a [`CommitGate`]: the backend checks the
+/// quota in the same transaction as the write (so concurrent writers cannot
+/// overshoot it), and asks the gate just before committing (so a caller that
+/// stopped waiting can be told, truthfully, that nothing was applied).
+/// `Ok(Err(refused))` means the write was refused and changed nothing.
+pub trait Storage: Send + Sync + 'static {
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Applies `ops` in order, all or nothing, in one transaction that also
+    /// checks `quota` against the namespace's usage after the last op.
+    fn kv_apply(
+        &self,
+        namespace: &str,
+        ops: &[KvOp],
+        quota: &KvQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError>;
+    /// Keys starting with `prefix`, sorted, at most `limit`.
+    fn kv_list(&self, namespace: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError>;
+    /// Keys and bytes (keys + values, in bytes) stored in `namespace`.
+    fn kv_usage(&self, namespace: &str) -> Result<NamespaceUsage, StorageError>;
+    /// Appends one turn. To stay within the session's share of `quota` the
+    /// session's oldest turns are dropped (same transaction); a turn that
+    /// would take the namespace past its share is refused.
+    fn history_append(
+        &self,
+        namespace: &str,
+        session: &str,
+        turn: &StoredTurn,
+        quota: &HistoryQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<(), WriteRefused>, StorageError>;
+    /// Turns and bytes of history kept for the whole `namespace`.
+    fn history_usage(&self, namespace: &str) -> Result<HistoryUsage, StorageError>;
+    /// The last `limit` turns, oldest first.
+    fn history_tail(&self, namespace: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError>;
+
+    /// Appends one LLM call to the usage ledger.
+    fn llm_record(&self, record: &LlmUsageRecord) -> Result<(), StorageError>;
+    /// Ledger rows since `since` (unix seconds), oldest first, optionally for one agent.
+    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError>;
+    /// Tokens and spend of `agent` since `since`: what budgets check.
+    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError>;
+}
+
+/// One LLM call, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmUsageRecord {
+    /// Unix seconds.
+    pub at: i64,
+    pub agent: String,
+    pub session: String,
+    pub profile: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// `None` when no price is configured for the model.
+    pub cost_usd: Option<f64>,
+    /// `ok` or the error code the agent got.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LlmTotals {
+    pub calls: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}

@@ -1,0 +1,478 @@
+//! SQLite backend (rusqlite, WAL). One writer connection behind a mutex:
+//! SQLite serialises writes anyway, and agent memory calls are short.
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::sqlite_memory;
+use super::{
+    CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage,
+    Storage, StorageError, StoredTurn, WriteRefused,
+};
+
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Backend(e.to_string())
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     BLOB NOT NULL,
+    updated   INTEGER NOT NULL DEFAULT (unixepoch()),
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    session   TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    content   TEXT NOT NULL,
+    at        INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE INDEX IF NOT EXISTS history_by_session ON history (namespace, session, id);
+CREATE TABLE IF NOT EXISTS llm_usage (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    at                INTEGER NOT NULL,
+    agent             TEXT NOT NULL,
+    session           TEXT NOT NULL,
+    profile           TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_ms        INTEGER NOT NULL,
+    cost_usd          REAL,
+    outcome           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS llm_usage_by_agent ON llm_usage (agent, at);
+-- Usage tables and their triggers: `sqlite_memory` (created by the migration).
+-- Evolution: every agent version (lineage), every evolution run, and
+-- every install into the agents directory (what rollback walks back).
+CREATE TABLE IF NOT EXISTS agent_versions (
+    hash      TEXT PRIMARY KEY,
+    agent     TEXT NOT NULL,
+    parent    TEXT,
+    origin    TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    evolution TEXT,
+    created   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_versions_by_agent ON agent_versions (agent, created);
+CREATE TABLE IF NOT EXISTS evolutions (
+    id          TEXT PRIMARY KEY,
+    agent       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    decision    TEXT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    checkpoint  TEXT,
+    summary     TEXT
+);
+CREATE TABLE IF NOT EXISTS agent_installs (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent  TEXT NOT NULL,
+    hash   TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at     INTEGER NOT NULL
+);
+";
+
+/// What an acknowledged write survives (`[storage] durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The process being killed (crash, OOM, `kill -9`), not power loss or
+    /// an OS crash, which may lose the last commits (never corrupts):
+    /// WAL with `synchronous = NORMAL`, no fsync per commit.
+    #[default]
+    Process,
+    /// Power loss and OS crashes too: `synchronous = FULL`, an fsync of the
+    /// WAL per commit (slower writes).
+    Power,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        }
+    }
+}
+
+/// `[storage]` in `agentkernel.toml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`, with the default
+    /// durability.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StorageError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
+        }
+        Self::init(Connection::open(path)?, durability)
+    }
+
+    /// A private in-memory database (tests, benchmarks, evolution doubles).
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::init(Connection::open_in_memory()?, Durability::default())
+    }
+
+    fn init(conn: Connection, durability: Durability) -> Result<Self, StorageError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets readers (e.g. `agentkernel` CLI queries) run beside the server.
+        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch(&format!("PRAGMA synchronous={}; PRAGMA foreign_keys=ON;", durability.pragma()))?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::aws::SCHEMA)?;
+        super::aws::migrate(&conn)?;
+        conn.execute_batch(super::sessions::SCHEMA)?;
+        sqlite_memory::migrate(&conn)?;
+        Ok(SqliteStorage { conn: Mutex::new(conn) })
+    }
+
+    /// Stores `value` without a quota: seeding test and benchmark databases.
+    pub fn seed(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let ops = [KvOp::Set { key: key.into(), value: value.to_vec() }];
+        self.kv_apply(ns, &ops, &KvQuota::UNLIMITED, &CommitGate::new())?
+            .map_err(|refused| StorageError::Backend(format!("seeding without a quota was refused: {refused}")))?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (statements are atomic), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
+            .query_row(params![ns, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn kv_apply(
+        &self,
+        ns: &str,
+        ops: &[KvOp],
+        quota: &KvQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
+        sqlite_memory::kv_apply(&mut self.conn(), ns, ops, quota, gate)
+    }
+
+    fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        // Keys sharing a prefix are contiguous in byte order (BINARY
+        // collation), so a range scan from `prefix` stops at the first key
+        // without it. (LIKE would be case-insensitive and need escaping.)
+        let mut stmt =
+            conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 ORDER BY key")?;
+        let mut rows = stmt.query(params![ns, prefix])?;
+        let mut keys = Vec::new();
+        while keys.len() < limit as usize {
+            let Some(row) = rows.next()? else { break };
+            let key: String = row.get(0)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    fn kv_usage(&self, ns: &str) -> Result<NamespaceUsage, StorageError> {
+        sqlite_memory::kv_usage(&self.conn(), ns)
+    }
+
+    fn history_append(
+        &self,
+        ns: &str,
+        session: &str,
+        turn: &StoredTurn,
+        quota: &HistoryQuota,
+        gate: &CommitGate,
+    ) -> Result<Result<(), WriteRefused>, StorageError> {
+        sqlite_memory::history_append(&mut self.conn(), ns, session, turn, quota, gate)
+    }
+
+    fn history_usage(&self, ns: &str) -> Result<HistoryUsage, StorageError> {
+        sqlite_memory::history_usage(&self.conn(), ns)
+    }
+
+    fn llm_record(&self, r: &LlmUsageRecord) -> Result<(), StorageError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                r.at,
+                r.agent,
+                r.session,
+                r.profile,
+                r.model,
+                r.prompt_tokens as i64,
+                r.completion_tokens as i64,
+                r.latency_ms as i64,
+                r.cost_usd,
+                r.outcome
+            ])?;
+        Ok(())
+    }
+
+    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome
+             FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![since, agent], usage_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
+        let (calls, tokens, cost): (i64, i64, f64) = self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+                 FROM llm_usage WHERE agent = ?1 AND at >= ?2",
+            )?
+            .query_row(params![agent, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(LlmTotals { calls: calls.max(0) as u64, tokens: tokens.max(0) as u64, cost_usd: cost })
+    }
+
+    fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT role, content FROM history WHERE namespace = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let mut turns = stmt
+            .query_map(params![ns, session, limit], |r| Ok(StoredTurn { role: r.get(0)?, content: r.get(1)? }))?
+            .collect::<Result<Vec<_>, _>>()?;
+        turns.reverse();
+        Ok(turns)
+    }
+}
+
+fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LlmUsageRecord> {
+    Ok(LlmUsageRecord {
+        at: r.get(0)?,
+        agent: r.get(1)?,
+        session: r.get(2)?,
+        profile: r.get(3)?,
+        model: r.get(4)?,
+        prompt_tokens: r.get::<_, i64>(5)?.max(0) as u64,
+        completion_tokens: r.get::<_, i64>(6)?.max(0) as u64,
+        latency_ms: r.get::<_, i64>(7)?.max(0) as u64,
+        cost_usd: r.get(8)?,
+        outcome: r.get(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unbounded, ungated writes: what these tests exercise is elsewhere.
+    impl SqliteStorage {
+        fn put(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+            self.seed(ns, key, value)
+        }
+        fn del(&self, ns: &str, key: &str) -> Result<bool, StorageError> {
+            let ops = [KvOp::Delete { key: key.into() }];
+            let out = self.kv_apply(ns, &ops, &KvQuota::UNLIMITED, &CommitGate::new())?.unwrap();
+            Ok(out[0] == KvOutcome::Deleted(true))
+        }
+        fn append(&self, ns: &str, session: &str, turn: &StoredTurn) -> Result<(), StorageError> {
+            self.history_append(ns, session, turn, &HistoryQuota::UNLIMITED, &CommitGate::new())?.unwrap();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn namespaces_are_isolated() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.put("a", "k", b"1").unwrap();
+        assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.kv_get("b", "k").unwrap(), None);
+        assert!(!s.del("b", "k").unwrap());
+        assert_eq!(s.kv_get("a", "k").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn list_matches_prefix_literally() {
+        let s = SqliteStorage::in_memory().unwrap();
+        for k in ["p/1", "p/2", "P/3", "p_x", "q/1"] {
+            s.put("n", k, b"").unwrap();
+        }
+        assert_eq!(s.kv_list("n", "p/", 10).unwrap(), vec!["p/1", "p/2"]);
+        assert_eq!(s.kv_list("n", "p_", 10).unwrap(), vec!["p_x"]);
+        assert_eq!(s.kv_list("n", "p/", 1).unwrap(), vec!["p/1"]);
+        assert_eq!(s.kv_usage("n").unwrap().keys, 5);
+    }
+
+    #[test]
+    fn usage_tracks_inserts_overwrites_and_deletes() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.put("n", "ab", b"1234").unwrap();
+        s.put("n", "c", b"1").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 8 });
+        s.put("n", "ab", b"12").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 6 });
+        s.del("n", "c").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 4 });
+        assert_eq!(s.kv_usage("other").unwrap(), NamespaceUsage::default());
+    }
+
+    #[test]
+    fn history_tail_is_oldest_first_and_per_session() {
+        let s = SqliteStorage::in_memory().unwrap();
+        for i in 0..5 {
+            s.append("n", "s1", &StoredTurn { role: "user".into(), content: format!("m{i}") }).unwrap();
+        }
+        s.append("n", "s2", &StoredTurn { role: "user".into(), content: "other".into() }).unwrap();
+        let tail: Vec<_> = s.history_tail("n", "s1", 2).unwrap().into_iter().map(|t| t.content).collect();
+        assert_eq!(tail, vec!["m3", "m4"]);
+        assert!(s.history_tail("other-ns", "s1", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migration_backfills_usage_of_older_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.put("n", "k", b"vv").unwrap();
+            // Simulate a database written before usage tracking existed.
+            let c = s.conn();
+            c.execute_batch("DELETE FROM kv_usage; PRAGMA user_version = 0;").unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 1, bytes: 3 });
+    }
+
+    #[test]
+    fn llm_ledger_totals_by_agent_and_time() {
+        let s = SqliteStorage::in_memory().unwrap();
+        let rec = |agent: &str, at: i64, p: u64, c: u64, cost: Option<f64>| LlmUsageRecord {
+            at,
+            agent: agent.into(),
+            session: "s".into(),
+            profile: "fast".into(),
+            model: "m".into(),
+            prompt_tokens: p,
+            completion_tokens: c,
+            latency_ms: 1,
+            cost_usd: cost,
+            outcome: "ok".into(),
+        };
+        s.llm_record(&rec("a", 100, 10, 5, Some(0.5))).unwrap();
+        s.llm_record(&rec("a", 200, 1, 1, None)).unwrap();
+        s.llm_record(&rec("b", 200, 7, 7, Some(1.0))).unwrap();
+        assert_eq!(s.llm_totals("a", 0).unwrap(), LlmTotals { calls: 2, tokens: 17, cost_usd: 0.5 });
+        assert_eq!(s.llm_totals("a", 150).unwrap().tokens, 2);
+        assert_eq!(s.llm_usage(Some("b"), 0).unwrap().len(), 1);
+        assert_eq!(s.llm_usage(None, 0).unwrap().len(), 3);
+        assert_eq!(s.llm_usage(None, 0).unwrap()[0], rec("a", 100, 10, 5, Some(0.5)));
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        SqliteStorage::open(&path).unwrap().put("n", "k", b"v").unwrap();
+        assert_eq!(SqliteStorage::open(&path).unwrap().kv_get("n", "k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// The triggers of schema version 1: `length()` of TEXT counts
+    /// characters and stops at the first NUL.
+    const V1_TRIGGERS: &str = "
+        DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete;
+        CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv BEGIN
+            INSERT INTO kv_usage (namespace, keys, bytes) VALUES (new.namespace, 1, length(new.key) + length(new.value))
+            ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + length(new.key) + length(new.value);
+        END;
+        CREATE TRIGGER kv_usage_update AFTER UPDATE OF value ON kv BEGIN
+            UPDATE kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE namespace = new.namespace;
+        END;
+        CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv BEGIN
+            UPDATE kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
+            WHERE namespace = old.namespace;
+        END;
+        PRAGMA user_version = 1;";
+
+    #[test]
+    fn a_version_1_database_is_recounted_in_bytes_and_stays_counted_in_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let nul_key = "\0".repeat(100);
+        let wide_key = "😀".repeat(25);
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.conn().execute_batch(V1_TRIGGERS).unwrap();
+            s.put("n", &nul_key, b"v").unwrap();
+            s.put("n", &wide_key, b"v").unwrap();
+            assert!(s.kv_usage("n").unwrap().bytes < 100, "version 1 miscounted: {:?}", s.kv_usage("n").unwrap());
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 100 + 1 + 100 + 1 });
+        s.put("n", &format!("\0{wide_key}"), b"").unwrap();
+        assert_eq!(s.kv_usage("n").unwrap().bytes, 202 + 101, "new writes are counted in bytes");
+        s.del("n", &nul_key).unwrap();
+        assert_eq!(s.kv_usage("n").unwrap(), NamespaceUsage { keys: 2, bytes: 101 + 101 });
+        let version: i64 = s.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, sqlite_memory::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migration_counts_history_written_before_history_quotas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.append("n", "s", &StoredTurn { role: "user".into(), content: "héllo".into() }).unwrap();
+            s.conn().execute_batch("DELETE FROM history_namespace_usage; PRAGMA user_version = 1;").unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.history_usage("n").unwrap(), HistoryUsage { turns: 1, bytes: 6 });
+    }
+
+    #[test]
+    fn durability_sets_the_synchronous_pragma() {
+        let dir = tempfile::tempdir().unwrap();
+        let synchronous = |d: Durability| -> i64 {
+            let s = SqliteStorage::open_with(&dir.path().join("db.sqlite"), d).unwrap();
+            s.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(synchronous(Durability::Process), 1, "NORMAL");
+        assert_eq!(synchronous(Durability::Power), 2, "FULL");
+        assert_eq!(Durability::default(), Durability::Process);
+        let config: StorageConfig = toml::from_str("durability = \"power\"\n").unwrap();
+        assert_eq!(config.durability, Durability::Power);
+        assert!(toml::from_str::<StorageConfig>("durability = \"disk\"\n").is_err());
+    }
+}
