@@ -17,9 +17,11 @@ pub mod runtime {
     pub use agentkernel_runtime::*;
 }
 
-/// The capabilities, one module each.
+/// The capabilities, one module each, and the host's list of them.
 pub mod capabilities {
     pub use agentkernel_capabilities::{agents, memory};
+    pub use agentkernel_core::capabilities::{all, granted_by_default, is_available};
+    pub use agentkernel_http::capability as http;
     #[cfg(feature = "aws")]
     pub use agentkernel_aws::capability as aws_ec2;
     pub use agentkernel_llm::capability as llm;

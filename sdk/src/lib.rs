@@ -456,9 +456,80 @@ pub mod agents {
     }
 }
 
-/// Allow-listed outbound HTTP (needs `http` granted).
+/// Allow-listed outbound HTTP (needs `http` granted, with the hosts:
+/// `[agents.NAME] http = { hosts = ["https://export.arxiv.org"] }`).
+///
+/// The host resolves names itself and refuses private and metadata
+/// addresses, follows redirects only to allowed hosts, and caps each
+/// response's size and time and the requests per call and per day; what it
+/// refuses comes back as a typed [`HttpError`].
+///
+/// ```no_run
+/// use agentkernel_sdk::http;
+/// # fn f() -> Result<(), agentkernel_sdk::http::HttpError> {
+/// let page = http::get("https://export.arxiv.org/api/query?search_query=all:wasm")?;
+/// if page.status == 200 {
+///     let atom = page.text();
+/// #   let _ = atom;
+/// }
+/// let created = http::post_json("https://api.example.org/v1/items", &serde_json::json!({"name": "x"}))?;
+/// # let _ = created;
+/// # Ok(())
+/// # }
+/// ```
 pub mod http {
     pub use crate::bindings::agentkernel::agent::http::*;
+    use crate::AgentError;
+
+    impl HttpError {
+        /// The stable code of this error (the WIT case's name).
+        pub fn code(&self) -> &'static str {
+            match self {
+                HttpError::HostNotAllowed(_) => "host-not-allowed",
+                HttpError::AddressNotAllowed(_) => "address-not-allowed",
+                HttpError::TooLarge(_) => "too-large",
+                HttpError::Timeout => "timeout",
+                HttpError::InvalidRequest(_) => "invalid-request",
+                HttpError::Transport(_) => "transport",
+                HttpError::BudgetExceeded(_) => "budget-exceeded",
+            }
+        }
+    }
+
+    impl From<HttpError> for AgentError {
+        fn from(e: HttpError) -> Self {
+            AgentError::CapabilityFailed(format!("http {}: {e:?}", e.code()))
+        }
+    }
+
+    impl HttpResponse {
+        /// The body as text (invalid UTF-8 replaced).
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+
+        /// The body parsed as JSON.
+        pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+            serde_json::from_slice(&self.body)
+        }
+
+        /// The first header named `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        }
+    }
+
+    /// `GET url`.
+    pub fn get(url: &str) -> Result<HttpResponse, HttpError> {
+        fetch(&HttpRequest { method: "GET".into(), url: url.into(), headers: Vec::new(), body: None, timeout_ms: None })
+    }
+
+    /// `POST url` with `body` as JSON.
+    pub fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<HttpResponse, HttpError> {
+        let body = serde_json::to_vec(body).map_err(|e| HttpError::InvalidRequest(format!("body is not JSON: {e}")))?;
+        let headers = vec![Header { name: "content-type".into(), value: "application/json".into() }];
+        fetch(&HttpRequest { method: "POST".into(), url: url.into(), headers, body: Some(body), timeout_ms: None })
+    }
 }
 
 /// AWS EC2 within policy (needs `aws-ec2` granted).

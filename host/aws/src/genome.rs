@@ -39,6 +39,7 @@ use serde_json::json;
 use super::policy::{AwsEc2Scope, Denial, GENOME_TAG, GROUP_TAG, OWNER_TAG, Rule};
 use super::{Ec2Failure, Ec2Service, MAX_SECURITY_GROUPS, Principal, check_tag_list, client::Launch, now, tag_value};
 use agentkernel_runtime::bindings::agentkernel::agent::aws_ec2 as wit;
+use agentkernel_storage::blocking;
 use agentkernel_storage::aws::{AuditRecord, AwsStore, StoredGenome, StoredProposal};
 
 /// Instance states that count as a group member (still exists, may run again).
@@ -436,7 +437,7 @@ impl Ec2Service {
         op: impl FnOnce(&dyn AwsStore) -> Result<T, agentkernel_storage::StorageError> + Send + 'static,
     ) -> Result<T, Ec2Failure> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(&*store)).await.map_err(storage_failure)?.map_err(storage_failure)
+        blocking::call(blocking::DEFAULT_TIMEOUT, move || op(&*store)).await.map_err(storage_failure)
     }
 
     pub async fn genome_region(&self, genome: &Genome) -> String {

@@ -278,13 +278,10 @@ impl Ec2Service {
     /// fails as `unavailable` and is audited in `store` (an in-memory one).
     /// What is benchmarked is how the agent copes with an unreachable EC2;
     /// nothing anywhere changes.
-    pub fn unreachable_dry_run(store: Arc<dyn AwsStore>) -> Self {
-        let config = AwsConfig {
-            endpoint_url: Some("http://127.0.0.1:9".into()),
-            max_attempts: 1,
-            region: Some("us-east-1".into()),
-            ..AwsConfig::default()
-        };
+    /// `config` is production's (region, prices, timeouts: what policy
+    /// checks read); only the endpoint and the attempts are replaced.
+    pub fn unreachable_dry_run(config: AwsConfig, store: Arc<dyn AwsStore>) -> Self {
+        let config = AwsConfig { endpoint_url: Some("http://127.0.0.1:9".into()), max_attempts: 1, ..config };
         Ec2Service { always_dry_run: true, ..Ec2Service::new(config, store) }
     }
 
@@ -380,11 +377,9 @@ impl Ec2Service {
         }
         record.region = clip(&record.region, 64).to_string();
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || store.audit_append(&record)).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("cannot write the EC2 audit log: {e}"),
-            Err(e) => tracing::error!("audit task failed: {e}"),
+        let result = agentkernel_storage::blocking::call(agentkernel_storage::blocking::DEFAULT_TIMEOUT, move || store.audit_append(&record));
+        if let Err(e) = result.await {
+            tracing::error!("cannot write the EC2 audit log: {e}");
         }
     }
 

@@ -18,6 +18,7 @@ pub fn all() -> Vec<Arc<dyn HostCapability>> {
         Arc::new(agentkernel_capabilities::Memory),
         Arc::new(agentkernel_llm::Llm),
         Arc::new(agentkernel_capabilities::Agents),
+        Arc::new(agentkernel_http::Http),
     ];
     #[cfg(feature = "aws")]
     list.push(Arc::new(agentkernel_aws::capability::AwsEc2));

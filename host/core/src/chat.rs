@@ -324,9 +324,8 @@ impl ChatService {
     /// The transcript of `session` as `owner` sees it.
     pub async fn transcript(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, ChatError> {
         let (store, owner, session) = (self.sessions.clone(), owner.to_string(), session.to_string());
-        tokio::task::spawn_blocking(move || store.session_tail(&owner, &session, limit))
+        agentkernel_storage::blocking::call(agentkernel_storage::blocking::DEFAULT_TIMEOUT, move || store.session_tail(&owner, &session, limit))
             .await
-            .map_err(|e| ChatError::Storage(e.to_string()))?
             .map_err(|e| ChatError::Storage(e.to_string()))
     }
 

@@ -10,7 +10,9 @@ use agentkernel_llm::LlmService;
 use agentkernel_runtime::metrics::Metrics;
 use agentkernel_runtime::trace::BudgetLimits;
 use agentkernel_runtime::{AgentDirectory, AgentTable, KEEP_RESIDENT_BYTES, Runtime, RuntimeOptions, Services};
+use agentkernel_http::HttpClient;
 use agentkernel_storage::Backend;
+use agentkernel_storage::http::HttpStore;
 use agentkernel_storage::Storage;
 use agentkernel_storage::sqlite::SqliteStorage;
 
@@ -67,20 +69,32 @@ impl ServiceSet {
         ServiceSet { services, agents, metrics }
     }
 
-    /// The services of the evolution benchmark: `storage` and `llm` are
-    /// its doubles, and EC2 (when built in) is
-    /// `Ec2Service::unreachable_dry_run` on an in-memory audit store.
+    /// Where `http` requests go, and where they are counted and recorded.
+    pub fn with_http(mut self, client: Arc<dyn HttpClient>, log: Arc<dyn HttpStore>) -> Self {
+        self.services.insert::<dyn HttpClient>(client).insert::<dyn HttpStore>(log);
+        self
+    }
+
+    /// The services of the evolution benchmark: `storage`, `http_log` (the
+    /// request log and daily budget, reset with each case) and `llm` are
+    /// its doubles; `http` requests go nowhere (`Offline`), and EC2 (when
+    /// built in) is `Ec2Service::unreachable_dry_run` on an in-memory audit
+    /// store.
     pub fn benchmark(
         config: &HostConfig,
         storage: Arc<dyn Storage>,
+        http_log: Arc<dyn HttpStore>,
         llm: Arc<LlmService>,
     ) -> Result<ServiceSet, agentkernel_storage::StorageError> {
         #[allow(unused_mut)] // EC2 is added with the `aws` feature
-        let mut set = ServiceSet::new(config, storage, Arc::new(Metrics::default()), llm);
+        let mut set = ServiceSet::new(config, storage, Arc::new(Metrics::default()), llm)
+            .with_http(Arc::new(agentkernel_http::Offline), http_log);
         #[cfg(feature = "aws")]
         {
+            // The run's EC2 audit rows go to a throwaway database.
             let audit: Arc<dyn agentkernel_storage::aws::AwsStore> = Arc::new(SqliteStorage::in_memory()?);
-            set.services.insert(Arc::new(agentkernel_aws::Ec2Service::unreachable_dry_run(audit)));
+            let ec2 = agentkernel_aws::Ec2Service::unreachable_dry_run(config.aws.clone(), audit);
+            set.services.insert(Arc::new(ec2));
         }
         Ok(set)
     }
@@ -106,7 +120,8 @@ impl Host {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let llm = Arc::new(LlmService::new(config.llm.clone(), backend.clone()).with_metrics(metrics.clone()));
-        let mut set = ServiceSet::new(&config, backend.clone(), metrics, llm.clone());
+        let mut set = ServiceSet::new(&config, backend.clone(), metrics, llm.clone())
+            .with_http(agentkernel_http::capability::network_client(), backend.clone());
         #[cfg(feature = "aws")]
         let aws = {
             let aws = Arc::new(agentkernel_aws::Ec2Service::new(config.aws.clone(), backend.clone()));

@@ -24,7 +24,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScaffoldErro
 
 /// The SDK of the checkout this binary was built from.
 pub fn default_sdk_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("sdk")
 }
 
 /// Creates a new agent crate named `name` at `dir`.

@@ -83,11 +83,8 @@ impl Bench {
     /// A benchmark whose environment is seeded with `run_seed`: components
     /// benchmarked with the same seed see the same clocks and random numbers.
     pub async fn new(host: &HostConfig, agent: &str, limits: &BenchLimits, run_seed: u64) -> Result<Bench, BenchError> {
-        let llm = ScriptedLlmDouble::start().await.map_err(|e| BenchError::Setup(format!("scripted LLM: {e}")))?;
+        let llm = ScriptedLlmDouble::new();
         let mut config = host.clone();
-        config.llm.base_url = Some(llm.base_url());
-        // No key is read from the environment for the double.
-        config.llm.api_key_env = "AGENTKERNEL_EVOLVE_BENCH_NO_KEY".into();
         let section = config.agents.entry(agent.to_string()).or_default();
         section.limits = LimitOverrides {
             fuel: Some(Fuel::Limit(limits.fuel)),
@@ -100,8 +97,9 @@ impl Bench {
         let storage = Arc::new(CaseStorage::new().map_err(|e| BenchError::Setup(e.to_string()))?);
         // The doubles are backends, chosen here; the agent's policy is the
         // one production gives it (see `ServiceSet::benchmark` for EC2).
-        let llm_service = Arc::new(LlmService::new(config.llm.clone(), storage.clone()));
-        let set = ServiceSet::benchmark(&config, storage.clone(), llm_service).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let llm_service = Arc::new(LlmService::with_transport(config.llm.clone(), storage.clone(), Arc::new(llm.clone())));
+        let set = ServiceSet::benchmark(&config, storage.clone(), storage.clone(), llm_service)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
         let mut options = runtime_options(&config);
         let environment = BenchEnvironment::new(run_seed);
         options.wasi_environment = Some(environment.clone());

@@ -1,24 +1,18 @@
-//! Deterministic capability doubles for benchmarks: memory is a fresh
-//! in-memory SQLite database seeded from the case, and the LLM is a
-//! loopback OpenAI-compatible server answering from the case's script (the
-//! real client path, with no network). Clocks and random numbers are the
-//! run's seeded ones ([`super::environment`]).
-//!
-//! `aws-ec2` is not doubled: a granted agent keeps its policy, forced to
-//! dry run, against an endpoint nothing listens on, so every call fails
-//! as `unavailable` and nothing anywhere changes (what is benchmarked is
-//! how the agent copes; see [`super::bench`]). `http` has no host side
-//! yet, so a candidate importing it fails to load.
+//! Deterministic backends for benchmarks, chosen where the benchmark
+//! runtime is assembled (the agent's policy is production's): memory is a
+//! fresh in-memory SQLite database seeded from the case, and the LLM
+//! transport answers from the case's script. Clocks and random numbers are
+//! the run's seeded ones ([`super::environment`]). EC2 is
+//! `Ec2Service::unreachable_dry_run` (see `ServiceSet::benchmark`).
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Value, json};
+use agentkernel_llm::ChatTransport;
+use agentkernel_runtime::bindings::agentkernel::agent::llm::{ChatReply, LlmError, Usage};
+use async_openai::types::chat::CreateChatCompletionRequest;
+use futures_util::future::BoxFuture;
 
+use agentkernel_storage::http::{HttpRecord, HttpStore};
 use agentkernel_storage::sqlite::SqliteStorage;
 use agentkernel_storage::{
     CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage, Storage,
@@ -98,44 +92,40 @@ impl Storage for CaseStorage {
     }
 }
 
+/// The request log and daily budget of `http`, per case like memory.
+impl HttpStore for CaseStorage {
+    fn http_reserve(&self, intent: &HttpRecord, day_start: i64, per_day: u64) -> Result<Option<i64>, StorageError> {
+        self.db().http_reserve(intent, day_start, per_day)
+    }
+    fn http_note(&self, record: &HttpRecord) -> Result<(), StorageError> {
+        self.db().http_note(record)
+    }
+    fn http_finish(&self, id: i64, record: &HttpRecord) -> Result<(), StorageError> {
+        self.db().http_finish(id, record)
+    }
+    fn http_log(&self, agent: Option<&str>, limit: u32) -> Result<Vec<HttpRecord>, StorageError> {
+        self.db().http_log(agent, limit)
+    }
+}
+
 #[derive(Clone, Default)]
 struct Script {
     replies: Arc<Mutex<VecDeque<String>>>,
     calls: Arc<Mutex<u32>>,
 }
 
-/// The scripted LLM: a loopback server the benchmark runtime's LLM service
-/// is pointed at. Replies come from the current case's script, in order;
-/// a call beyond the script gets an error (as a real outage would).
+/// The scripted LLM: the benchmark runtime's LLM transport (the service
+/// around it, with the agent's own policy and budgets, is production's).
+/// Replies come from the current case's script, in order; a call beyond
+/// the script gets an `upstream` error (as a real outage would).
+#[derive(Clone, Default)]
 pub struct ScriptedLlmDouble {
-    addr: SocketAddr,
     script: Script,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ScriptedLlmDouble {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl ScriptedLlmDouble {
-    pub async fn start() -> std::io::Result<Self> {
-        let script = Script::default();
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(complete))
-            .route("/v1/models", get(|| async { axum::Json(json!({"object": "list", "data": []})) }))
-            .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(ScriptedLlmDouble { addr, script, task })
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Replaces the script (and resets the call count) for the next case.
@@ -148,23 +138,47 @@ impl ScriptedLlmDouble {
     pub fn calls(&self) -> u32 {
         *self.script.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn answer(&self, request: &CreateChatCompletionRequest, max_reply_bytes: u64) -> Result<ChatReply, LlmError> {
+        *self.script.calls.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let Some(content) = self.script.replies.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+            return Err(LlmError::Upstream("the benchmark case scripts no more LLM replies".into()));
+        };
+        if content.len() as u64 > max_reply_bytes {
+            return Err(LlmError::BadResponse(format!("reply passed the limit of {max_reply_bytes} bytes")));
+        }
+        // Token counts are a deterministic function of the text.
+        let prompt_tokens = serde_json::to_string(request).map_or(0, |b| b.len() / 4) as u32;
+        let completion_tokens = (content.len() / 4) as u32;
+        Ok(ChatReply {
+            model: request.model.clone(),
+            content,
+            tool_calls: Vec::new(),
+            finish_reason: "stop".into(),
+            usage: Usage { prompt_tokens, completion_tokens },
+        })
+    }
 }
 
-async fn complete(State(script): State<Script>, body: String) -> Response {
-    let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let model = request["model"].as_str().unwrap_or("scripted").to_string();
-    *script.calls.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-    let Some(content) = script.replies.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
-        let body = json!({"error": {"message": "the benchmark case scripts no more LLM replies", "type": "invalid_request_error", "param": null, "code": null}});
-        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-    };
-    // Token counts are a deterministic function of the text.
-    let prompt_tokens = body.len() as u64 / 4;
-    let completion_tokens = content.len() as u64 / 4;
-    axum::Json(json!({
-        "id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": null}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-    }))
-    .into_response()
+impl ChatTransport for ScriptedLlmDouble {
+    fn complete<'a>(&'a self, request: CreateChatCompletionRequest, max_reply_bytes: u64) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
+        Box::pin(async move { self.answer(&request, max_reply_bytes) })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        request: CreateChatCompletionRequest,
+        max_reply_bytes: u64,
+        on_delta: &'a (dyn Fn(&str) + Sync),
+    ) -> BoxFuture<'a, Result<ChatReply, LlmError>> {
+        Box::pin(async move {
+            let reply = self.answer(&request, max_reply_bytes)?;
+            on_delta(&reply.content);
+            Ok(reply)
+        })
+    }
+
+    fn models(&self) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

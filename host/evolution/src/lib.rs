@@ -760,9 +760,10 @@ impl Engine {
     ) -> Result<shadow::ShadowReport, EvolveError> {
         let store = self.store.clone();
         let agent_name = agent.to_string();
-        let requests = tokio::task::spawn_blocking(move || store.recent_requests(&agent_name, shadow::SAMPLE))
-            .await
-            .map_err(|e| EvolveError::Io(format!("reading recent requests: {e}")))??;
+        let requests = agentkernel_storage::blocking::call(agentkernel_storage::blocking::DEFAULT_TIMEOUT, move || {
+            store.recent_requests(&agent_name, shadow::SAMPLE)
+        })
+        .await?;
         if requests.is_empty() {
             return Ok(shadow::ShadowReport::default());
         }

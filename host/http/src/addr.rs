@@ -112,6 +112,13 @@ const V6_RANGES: &[([u16; 8], u8, &str)] = &[
         20,
         "documentation (3fff::/20)",
     ),
+    // SIIT "IPv4-translated" addresses (RFC 2765): a translator would
+    // deliver them to the IPv4 address they carry.
+    (
+        [0, 0, 0, 0, 0xffff, 0, 0, 0],
+        96,
+        "IPv4-translated (::ffff:0:0:0/96)",
+    ),
     ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (fc00::/7)"),
     ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local (fe80::/10)"),
     ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local (fec0::/10)"),
@@ -337,5 +344,13 @@ mod tests {
                 .check("127.0.0.1".parse().unwrap())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn siit_translated_forms_are_refused() {
+        for ip in ["::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "::ffff:0:808:808"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_forbidden(ip), "{ip}");
+        }
     }
 }

@@ -177,6 +177,46 @@ impl Fetcher {
     }
 }
 
+/// The checks a fetch makes before it touches the network (the request's
+/// form, its URL against the allow-list, a literal address against the
+/// address policy), in the same order and with the same errors, and the
+/// record of where the request would go. The `http` capability runs it
+/// before a request is counted against the agent's budget; the
+/// benchmark's offline client refuses what it refuses exactly as a fetch
+/// would.
+pub fn precheck(scope: &CheckedScope, request: &HttpRequest) -> (Result<(), FetchError>, FetchRecord) {
+    let mut record = FetchRecord {
+        method: request.method.chars().take(crate::limits::MAX_METHOD_BYTES).collect(),
+        scheme: String::new(),
+        host: String::new(),
+        port: 0,
+        status: None,
+        redirects: 0,
+        bytes_received: 0,
+        outcome: "ok",
+        elapsed: Default::default(),
+    };
+    let mut check = || -> Result<(), FetchError> {
+        let out = request::prepare(request.clone())?;
+        note_hop(&mut record, &out.url);
+        if !scope.allows_url(&out.url) {
+            return Err(FetchError::HostNotAllowed(request::origin(&out.url)));
+        }
+        let literal = match out.url.host() {
+            Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            scope.addresses().check(ip).map_err(FetchError::AddressNotAllowed)?;
+        }
+        Ok(())
+    };
+    let result = check();
+    record.outcome = result.as_ref().err().map_or("ok", FetchError::code);
+    (result, record)
+}
+
 fn note_hop(record: &mut FetchRecord, url: &url::Url) {
     record.scheme = url.scheme().to_string();
     record.host = crate::scope::normalise_host(url).unwrap_or_default();

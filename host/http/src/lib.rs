@@ -39,6 +39,7 @@
 //! to [`Fetcher::with_roots`].
 
 pub mod addr;
+pub mod capability;
 mod connect;
 mod fetch;
 pub mod limits;
@@ -46,6 +47,7 @@ mod request;
 mod scope;
 mod types;
 
-pub use fetch::{Fetcher, FetcherInitError};
+pub use capability::{Http, HttpClient, Offline};
+pub use fetch::{Fetcher, FetcherInitError, precheck};
 pub use scope::{CheckedScope, HostRule, HttpScope};
 pub use types::{FetchError, FetchRecord, Header, HttpRequest, HttpResponse};

@@ -16,9 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
-use async_openai::error::OpenAIError;
 use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,9 +24,11 @@ use agentkernel_runtime::bindings::agentkernel::agent::llm::{
     ChatMessage, ChatOptions, ChatReply, LlmError, ResponseFormat, ToolCall, Usage,
 };
 pub mod capability;
+pub mod transport;
 pub use capability::{Llm, LlmScope};
+pub use transport::{ChatTransport, OpenAiTransport};
 use agentkernel_runtime::trace::RequestScope;
-use agentkernel_storage::{LlmUsageRecord, Storage};
+use agentkernel_storage::{LlmUsageRecord, Storage, blocking};
 
 /// `[llm]` in `agentkernel.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -106,10 +105,13 @@ pub fn resolve_endpoint(cfg: &LlmConfig) -> Option<(Endpoint, Option<String>)> {
     Some((Endpoint { base_url: base_url.trim_end_matches('/').to_string(), api_key_present: key.is_some() }, key))
 }
 
-/// Shared by every instance: one HTTP client, the config and the ledger.
+/// Shared by every instance: the transport (one HTTP client), the config
+/// and the ledger. Policy, budgets, timeouts and accounting are the
+/// service's; where completions come from is the [`ChatTransport`]'s.
 pub struct LlmService {
     config: LlmConfig,
-    client: Option<(Client<OpenAIConfig>, Endpoint)>,
+    transport: Option<Arc<dyn ChatTransport>>,
+    endpoint: Option<Endpoint>,
     storage: Arc<dyn Storage>,
     metrics: Option<Arc<agentkernel_runtime::metrics::Metrics>>,
 }
@@ -137,13 +139,21 @@ pub fn utc_day_start(now: i64) -> i64 {
 
 impl LlmService {
     pub fn new(config: LlmConfig, storage: Arc<dyn Storage>) -> Self {
-        let client = resolve_endpoint(&config).map(|(endpoint, key)| {
-            let mut c = OpenAIConfig::new().with_api_base(endpoint.base_url.clone());
-            // Local servers take any key; the client insists on sending one.
-            c = c.with_api_key(key.unwrap_or_else(|| "none".into()));
-            (Client::with_config(c), endpoint)
-        });
-        LlmService { config, client, storage, metrics: None }
+        match resolve_endpoint(&config) {
+            Some((endpoint, key)) => {
+                let transport: Arc<dyn ChatTransport> = Arc::new(OpenAiTransport::new(&endpoint, key));
+                LlmService { config, transport: Some(transport), endpoint: Some(endpoint), storage, metrics: None }
+            }
+            None => LlmService { config, transport: None, endpoint: None, storage, metrics: None },
+        }
+    }
+
+    /// A service whose completions come from `transport` (the evolution
+    /// benchmark's scripted one, or any other backend) instead of `[llm]`'s
+    /// endpoint; everything else (profiles, policy, budgets, ledger) as
+    /// configured.
+    pub fn with_transport(config: LlmConfig, storage: Arc<dyn Storage>, transport: Arc<dyn ChatTransport>) -> Self {
+        LlmService { config, transport: Some(transport), endpoint: None, storage, metrics: None }
     }
 
     /// Also counts calls, tokens and spend in `metrics`.
@@ -156,15 +166,14 @@ impl LlmService {
         &self.config
     }
     pub fn endpoint(&self) -> Option<&Endpoint> {
-        self.client.as_ref().map(|(_, e)| e)
+        self.endpoint.as_ref()
     }
 
     /// Lists the server's models: `doctor`'s reachability probe.
     pub async fn probe(&self, timeout: Duration) -> Result<Vec<String>, String> {
-        let Some((client, _)) = &self.client else { return Err("no LLM configured".into()) };
-        match tokio::time::timeout(timeout, client.models().list()).await {
-            Ok(Ok(list)) => Ok(list.data.into_iter().map(|m| m.id).collect()),
-            Ok(Err(e)) => Err(e.to_string()),
+        let Some(transport) = &self.transport else { return Err("no LLM configured".into()) };
+        match tokio::time::timeout(timeout, transport.models()).await {
+            Ok(result) => result,
             Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
@@ -177,11 +186,11 @@ impl LlmService {
     /// Every attempt that reaches the model is written to the ledger.
     pub async fn chat(&self, caller: &LlmCaller<'_>, messages: Vec<ChatMessage>, options: ChatOptions) -> Result<ChatReply, LlmError> {
         // No model, nothing to account: agents are expected to degrade.
-        let Some((client, _)) = &self.client else { return Err(LlmError::NotConfigured) };
+        let Some(transport) = &self.transport else { return Err(LlmError::NotConfigured) };
         let profile = options.profile.clone();
         let model = self.config.profiles.get(&profile).cloned().unwrap_or_default();
         let started = Instant::now();
-        let result = self.chat_inner(client, caller, &model, messages, options).await;
+        let result = self.chat_inner(&**transport, caller, &model, messages, options).await;
         let (prompt, completion, answered_model) = match &result {
             Ok(r) => (r.usage.prompt_tokens, r.usage.completion_tokens, r.model.clone()),
             Err(_) => (0, 0, model.clone()),
@@ -214,10 +223,8 @@ impl LlmService {
         }
         let storage = self.storage.clone();
         // The ledger is what budgets read, so the write is awaited.
-        match tokio::task::spawn_blocking(move || storage.llm_record(&record)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("llm usage ledger write failed: {e}"),
-            Err(e) => tracing::error!("llm usage ledger task failed: {e}"),
+        if let Err(e) = blocking::call(blocking::DEFAULT_TIMEOUT, move || storage.llm_record(&record)).await {
+            tracing::error!("llm usage ledger write failed: {e}");
         }
         result
     }
@@ -225,7 +232,7 @@ impl LlmService {
     /// Policy, budget and the model call itself; [`chat`](Self::chat) accounts for it.
     async fn chat_inner(
         &self,
-        client: &Client<OpenAIConfig>,
+        transport: &dyn ChatTransport,
         caller: &LlmCaller<'_>,
         model: &str,
         messages: Vec<ChatMessage>,
@@ -258,15 +265,14 @@ impl LlmService {
             let on_delta = |text: &str| {
                 scope.trace.emit(agentkernel_runtime::trace::Event::Token { span, agent: caller.agent.to_string(), text: text.to_string() });
             };
-            let streamed = stream_reply(client, request, self.config.max_reply_bytes, on_delta);
+            let streamed = transport.stream(request, self.config.max_reply_bytes, &on_delta);
             return match tokio::time::timeout(timeout, streamed).await {
                 Ok(result) => result,
                 Err(_) => Err(LlmError::Timeout),
             };
         }
-        match tokio::time::timeout(timeout, client.chat().create(request)).await {
-            Ok(Ok(resp)) => parse_response(resp, self.config.max_reply_bytes),
-            Ok(Err(e)) => Err(map_error(e)),
+        match tokio::time::timeout(timeout, transport.complete(request, self.config.max_reply_bytes)).await {
+            Ok(result) => result,
             Err(_) => Err(LlmError::Timeout),
         }
     }
@@ -295,9 +301,8 @@ impl LlmService {
         let storage = self.storage.clone();
         let agent = caller.agent.to_string();
         let since = utc_day_start(now_unix());
-        let totals = tokio::task::spawn_blocking(move || storage.llm_totals(&agent, since))
+        let totals = blocking::call(blocking::DEFAULT_TIMEOUT, move || storage.llm_totals(&agent, since))
             .await
-            .map_err(|e| LlmError::Upstream(format!("ledger: {e}")))?
             .map_err(|e| LlmError::Upstream(format!("ledger: {e}")))?;
         if let Some(limit) = scope.tokens_per_day {
             let left = limit.saturating_sub(totals.tokens);
@@ -338,43 +343,6 @@ pub fn error_code(e: &LlmError) -> &'static str {
 
 /// WIT messages and options → the OpenAI wire format → async-openai's type
 /// (which validates it).
-/// A streamed completion, put together as the agent expects it whole;
-/// each piece of text is passed to `on_delta` as it arrives. Unlike a
-/// buffered reply, an oversized one is cut off as soon as it passes the limit.
-async fn stream_reply(
-    client: &Client<OpenAIConfig>,
-    request: CreateChatCompletionRequest,
-    max_reply_bytes: u64,
-    on_delta: impl Fn(&str),
-) -> Result<ChatReply, LlmError> {
-    use futures_util::StreamExt;
-    let mut stream = client.chat().create_stream(request).await.map_err(map_error)?;
-    let (mut content, mut finish, mut model) = (String::new(), None, String::new());
-    let mut usage = Usage { prompt_tokens: 0, completion_tokens: 0 };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(map_error)?;
-        if model.is_empty() {
-            model = chunk.model.clone();
-        }
-        if let Some(u) = &chunk.usage {
-            usage = Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens };
-        }
-        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
-                if (content.len() + text.len()) as u64 > max_reply_bytes {
-                    return Err(LlmError::BadResponse(format!("reply passed the limit of {max_reply_bytes} bytes")));
-                }
-                on_delta(&text);
-                content.push_str(&text);
-            }
-            if let Some(reason) = choice.finish_reason {
-                finish = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from));
-            }
-        }
-    }
-    Ok(ChatReply { content, tool_calls: Vec::new(), finish_reason: finish.unwrap_or_else(|| "unknown".into()), model, usage })
-}
-
 fn build_request(
     model: &str,
     messages: &[ChatMessage],
@@ -434,7 +402,7 @@ fn build_request(
 
 /// async-openai's response → the WIT reply, read through its JSON form so
 /// this does not depend on the crate's enum layout.
-fn parse_response(resp: CreateChatCompletionResponse, max_reply_bytes: u64) -> Result<ChatReply, LlmError> {
+pub(crate) fn parse_response(resp: CreateChatCompletionResponse, max_reply_bytes: u64) -> Result<ChatReply, LlmError> {
     let v = serde_json::to_value(&resp).map_err(|e| LlmError::BadResponse(e.to_string()))?;
     let choice = v["choices"].get(0).ok_or_else(|| LlmError::BadResponse("reply has no choices".into()))?;
     let msg = &choice["message"];
@@ -468,29 +436,6 @@ fn parse_response(resp: CreateChatCompletionResponse, max_reply_bytes: u64) -> R
     })
 }
 
-fn map_error(e: OpenAIError) -> LlmError {
-    match e {
-        OpenAIError::ApiError(api) => {
-            let status = api.status_code.as_u16();
-            if status == 429 {
-                LlmError::RateLimited(api.to_string())
-            } else {
-                LlmError::Upstream(api.to_string())
-            }
-        }
-        OpenAIError::Reqwest(r) if r.is_timeout() => LlmError::Timeout,
-        OpenAIError::Reqwest(r) if r.is_decode() => LlmError::BadResponse(r.to_string()),
-        OpenAIError::Reqwest(r) => match r.status() {
-            Some(s) if s.as_u16() == 429 => LlmError::RateLimited(r.to_string()),
-            _ => LlmError::Upstream(r.to_string()),
-        },
-        OpenAIError::JSONDeserialize(err, content) => {
-            let preview: String = content.chars().take(200).collect();
-            LlmError::BadResponse(format!("{err}; reply began: {preview:?}"))
-        }
-        other => LlmError::Upstream(other.to_string()),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -59,11 +59,7 @@ async fn read<T: Send + 'static>(
     op: impl FnOnce(&dyn agentkernel_storage::aws::AwsStore) -> Result<T, agentkernel_storage::StorageError> + Send + 'static,
 ) -> Result<T, Response> {
     let store = app.host.aws.store().clone();
-    match tokio::task::spawn_blocking(move || op(&*store)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(storage_error(e)),
-        Err(e) => Err(storage_error(e)),
-    }
+    agentkernel_storage::blocking::call(agentkernel_storage::blocking::DEFAULT_TIMEOUT, move || op(&*store)).await.map_err(storage_error)
 }
 
 #[derive(Deserialize)]

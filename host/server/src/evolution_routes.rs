@@ -26,7 +26,7 @@ use serde_json::json;
 use agentkernel_core::api::ErrorBody;
 use agentkernel_evolution::background::{Handles, StartError, spawn_evolution};
 use agentkernel_evolution::{EvolveOptions, GeneratorSpec, run_dir};
-use agentkernel_storage::Backend;
+use agentkernel_storage::{Backend, blocking};
 
 use crate::App;
 
@@ -42,9 +42,16 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
-/// The host's own backend: handlers never open a database of their own.
-fn store(app: &App) -> Result<Arc<dyn Backend>, Response> {
-    Ok(app.host.backend.clone())
+/// Reads the host's own backend (handlers never open a database of their
+/// own) off the executor, under the storage timeout.
+async fn read<T: Send + 'static>(
+    app: &App,
+    op: impl FnOnce(&dyn Backend) -> Result<T, agentkernel_storage::StorageError> + Send + 'static,
+) -> Result<T, Response> {
+    let store = app.host.backend.clone();
+    blocking::call(blocking::DEFAULT_TIMEOUT, move || op(&*store))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,13 +112,9 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
 }
 
 async fn list(State(app): State<Arc<App>>) -> Response {
-    let store = match store(&app) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match store.evolutions(200) {
+    match read(&app, |s| s.evolutions(200)).await {
         Ok(rows) => Json(json!({"evolutions": rows})).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+        Err(r) => r,
     }
 }
 
@@ -120,11 +123,8 @@ fn valid_id(id: &str) -> bool {
 }
 
 async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    let store = match store(&app) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match store.evolution(&id) {
+    let key = id.clone();
+    match read(&app, move |s| s.evolution(&key)).await {
         Ok(Some(rec)) => {
             let outcome: Option<serde_json::Value> = rec.summary.as_deref().and_then(|s| serde_json::from_str(s).ok());
             let report: Option<serde_json::Value> = valid_id(&id)
@@ -134,7 +134,7 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
             Json(json!({"evolution": rec, "outcome": outcome, "report": report})).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "not-found", format!("no evolution {id}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+        Err(r) => r,
     }
 }
 

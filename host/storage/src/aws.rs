@@ -169,7 +169,7 @@ impl AwsStore for SqliteStorage {
     }
 
     fn audit_list(&self, agent: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, at, agent, action, region, params, outcome, rule, detail FROM aws_audit
              WHERE (?1 IS NULL OR agent = ?1) ORDER BY id DESC LIMIT ?2",
@@ -203,7 +203,7 @@ impl AwsStore for SqliteStorage {
     }
 
     fn genome_current_all(&self) -> Result<Vec<StoredGenome>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT version, at, owner, applied_by, toml FROM genome_versions
              WHERE version IN (SELECT MAX(version) FROM genome_versions WHERE owner != '' GROUP BY owner)
@@ -238,7 +238,7 @@ impl AwsStore for SqliteStorage {
     }
 
     fn proposal_list(&self, status: Option<&str>, limit: u32) -> Result<Vec<StoredProposal>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, at, agent, reason, toml, status, message FROM genome_proposals
              WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",

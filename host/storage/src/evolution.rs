@@ -111,7 +111,7 @@ impl EvolutionStore for SqliteStorage {
     }
 
     fn versions(&self, agent: &str) -> Result<Vec<AgentVersion>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare(&format!("SELECT {VERSION_COLUMNS} FROM agent_versions WHERE agent = ?1 ORDER BY created, rowid"))?;
         let rows = stmt.query_map([agent], version_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -137,7 +137,7 @@ impl EvolutionStore for SqliteStorage {
     }
 
     fn evolutions(&self, limit: u32) -> Result<Vec<EvolutionRecord>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare(&format!("SELECT {EVOLUTION_COLUMNS} FROM evolutions ORDER BY started_at DESC, rowid DESC LIMIT ?1"))?;
         let rows = stmt.query_map([limit], evolution_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -153,7 +153,7 @@ impl EvolutionStore for SqliteStorage {
     }
 
     fn installs(&self, agent: &str) -> Result<Vec<InstallRecord>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare("SELECT agent, hash, reason, at FROM agent_installs WHERE agent = ?1 ORDER BY id")?;
         let rows = stmt
             .query_map([agent], |r| Ok(InstallRecord { agent: r.get(0)?, hash: r.get(1)?, reason: r.get(2)?, at: r.get(3)? }))?

@@ -6,8 +6,10 @@
 //! [`agentkernel_capabilities::memory`], which runs them on the blocking pool
 //! under a timeout, so a slow backend never stalls a guest's executor thread.
 pub mod aws;
+pub mod blocking;
 mod commit_gate;
 pub mod evolution;
+pub mod http;
 mod quota;
 pub mod sessions;
 pub mod sqlite;
@@ -20,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
-pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore {}
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore> Backend for T {}
+pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore {}
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore> Backend for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -33,6 +35,9 @@ pub enum StorageError {
     /// the write committed, so it was rolled back: nothing was applied.
     #[error("the write was cancelled before it committed; nothing was applied")]
     Cancelled,
+    /// The call did not finish within its timeout ([`blocking::call`]).
+    #[error("storage did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// One stored conversation turn. `role` is the WIT role name.

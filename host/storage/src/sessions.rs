@@ -111,7 +111,7 @@ impl SessionStore for SqliteStorage {
     }
 
     fn recent_requests(&self, agent: &str, limit: u32) -> Result<Vec<String>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         // An assistant turn names the agents that answered; the user turn
         // before it in its session is the request. Agent names are
         // [a-z0-9-], so the JSON-quoted name is a literal LIKE pattern.
@@ -137,7 +137,7 @@ impl SessionStore for SqliteStorage {
     }
 
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT at_ms, role, text, agents, detail FROM chat_turns WHERE owner = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
         )?;

@@ -13,9 +13,24 @@ use super::{
     Storage, StorageError, StoredTurn, WriteRefused,
 };
 
+/// SQLite in WAL mode: one writer connection (SQLite serialises writers
+/// anyway) and a small pool of read-only connections, so reads that need
+/// no ordering with writes in flight (chat transcripts, the LLM ledger's
+/// totals, audit and evolution listings) run in parallel with each other
+/// and with the write in progress instead of queueing behind it.
+///
+/// Agent memory reads stay on the writer: after `outcome-unknown` a guest
+/// is told to read the key back, and that read must wait for the write
+/// still committing, not see the snapshot from before it. In-memory
+/// databases are private to their connection and read through the writer.
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read-only connections per file database.
+pub const READERS: usize = 4;
 
 impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> Self {
@@ -129,7 +144,17 @@ impl SqliteStorage {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Backend(format!("{}: {e}", dir.display())))?;
         }
-        Self::init(Connection::open(path)?, durability)
+        let mut storage = Self::init(Connection::open(path)?, durability)?;
+        // After `init`: the schema exists and the database is in WAL mode.
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            reader.busy_timeout(Duration::from_secs(5))?;
+            storage.readers.push(Mutex::new(reader));
+        }
+        Ok(storage)
     }
 
     /// A private in-memory database (tests, benchmarks, evolution doubles).
@@ -146,8 +171,9 @@ impl SqliteStorage {
         conn.execute_batch(super::aws::SCHEMA)?;
         super::aws::migrate(&conn)?;
         conn.execute_batch(super::sessions::SCHEMA)?;
+        conn.execute_batch(super::http::SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
 
     /// Stores `value` without a quota: seeding test and benchmark databases.
@@ -162,6 +188,24 @@ impl SqliteStorage {
         // A panic while holding the lock cannot leave SQLite half-written
         // (statements are atomic), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection for a read: a free reader if one is, else the next in
+    /// turn (waiting for it), else the writer (in-memory databases). Each
+    /// statement is its own read transaction, so it sees every write that
+    /// committed before it began.
+    pub(crate) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.conn();
+        }
+        let start = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.readers[start % n].lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -245,7 +289,7 @@ impl Storage for SqliteStorage {
     }
 
     fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome
              FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id",
@@ -256,7 +300,7 @@ impl Storage for SqliteStorage {
 
     fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
         let (calls, tokens, cost): (i64, i64, f64) = self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
                  FROM llm_usage WHERE agent = ?1 AND at >= ?2",
@@ -474,5 +518,45 @@ mod tests {
         let config: StorageConfig = toml::from_str("durability = \"power\"\n").unwrap();
         assert_eq!(config.durability, Durability::Power);
         assert!(toml::from_str::<StorageConfig>("durability = \"disk\"\n").is_err());
+    }
+
+    #[test]
+    fn ledger_reads_run_beside_a_write_in_progress_and_memory_reads_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SqliteStorage::open(&dir.path().join("db.sqlite")).unwrap());
+        let record = LlmUsageRecord {
+            at: 10,
+            agent: "a".into(),
+            session: "s".into(),
+            profile: "fast".into(),
+            model: "m".into(),
+            prompt_tokens: 2,
+            completion_tokens: 3,
+            latency_ms: 1,
+            cost_usd: None,
+            outcome: "ok".into(),
+        };
+        s.llm_record(&record).unwrap();
+        s.seed("n", "k", b"old").unwrap();
+        // A write in progress: the writer connection held, inside a transaction.
+        let writer = s.conn();
+        writer.execute_batch("BEGIN IMMEDIATE; UPDATE kv SET value = CAST('new' AS BLOB) WHERE namespace = 'n' AND key = 'k';").unwrap();
+        let (ledger, ledger_rx) = std::sync::mpsc::channel();
+        let reader = s.clone();
+        std::thread::spawn(move || {
+            let _ = ledger.send(reader.llm_totals("a", 0).unwrap());
+        });
+        let totals = ledger_rx.recv_timeout(Duration::from_secs(5)).expect("the ledger read did not wait for the writer");
+        assert_eq!(totals.tokens, 5);
+        let (memory, memory_rx) = std::sync::mpsc::channel();
+        let reader = s.clone();
+        std::thread::spawn(move || {
+            let _ = memory.send(reader.kv_get("n", "k").unwrap());
+        });
+        assert!(memory_rx.recv_timeout(Duration::from_millis(300)).is_err(), "a memory read waits for the write in flight");
+        writer.execute_batch("COMMIT").unwrap();
+        drop(writer);
+        let value = memory_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(value.as_deref(), Some(&b"new"[..]), "and then sees its outcome (the read-back after outcome-unknown)");
     }
 }

@@ -30,7 +30,7 @@ pub mod evolution;
 pub mod server;
 
 use agentkernel_runtime::limits::{Fuel, LimitOverrides, Limits};
-use agentkernel_runtime::policy::{AgentPolicy, AgentSection, Grant, Grants, Policy};
+use agentkernel_runtime::policy::{AgentPolicy, AgentSection, Grants, Policy};
 
 use crate::capabilities;
 
@@ -233,10 +233,10 @@ impl HostConfig {
             .chain(self.agents.iter().map(|(n, s)| (format!("[agents.{n}]"), &s.policy)));
         for (who, policy) in sections {
             for (capability, grant) in policy.iter() {
-                let (Some(host), Grant::Scoped(scope)) = (list.iter().find(|h| h.name() == capability.name()), grant) else {
+                let (Some(host), Some(scope)) = (list.iter().find(|h| h.name() == capability.name()), grant.scope()) else {
                     continue;
                 };
-                host.check_scope(scope)
+                host.check_scope(&scope)
                     .map_err(|e| ConfigError::Invalid(format!("{who} {}: {e}", capability.policy_key())))?;
             }
         }

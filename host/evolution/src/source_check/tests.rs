@@ -220,7 +220,7 @@ fn long_candidate_names_are_shortened_in_violations() {
 
 #[test]
 fn every_bundled_agent_and_demo_candidate_passes_except_the_one_reading_host_files() {
-    let agents = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents");
+    let agents = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../agents");
     let mut checked = 0;
     for entry in std::fs::read_dir(&agents).unwrap() {
         let src = entry.unwrap().path().join("src");
