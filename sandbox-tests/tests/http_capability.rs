@@ -207,7 +207,7 @@ async fn requests_per_call_and_per_day_are_budgets() {
     let url = format!("http://{ok}/");
     let msg = refused(call(&h, &format!("repeat 4 {url}")).await, "budget-exceeded");
     assert!(msg.contains("after 3") && msg.contains("requests_per_call"), "{msg}");
-    // A request policy refuses is logged but uses no allowance.
+    // A request policy refuses is logged but uses none of the day's allowance.
     refused(call(&h, "get http://127.0.0.1:9/").await, "host-not-allowed");
     // Two of the day's five are left.
     assert_eq!(call(&h, &format!("repeat 2 {url}")).await.unwrap(), "ok 2");
@@ -218,6 +218,22 @@ async fn requests_per_call_and_per_day_are_budgets() {
     assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 5, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| **o == "budget-exceeded").count(), 2, "refusals are logged too: {outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| **o == "host-not-allowed").count(), 1, "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_guest_hammering_forbidden_hosts_is_bounded_per_call_and_in_the_log() {
+    let ok = serve(Server::Body("ok")).await;
+    let h = host_allowing(&[ok], ", requests_per_call = 10, requests_per_day = 15");
+    let tally = call(&h, "hammer 20000 http://169.254.169.254/latest/meta-data/").await.unwrap();
+    assert_eq!(tally, "budget-exceeded=19990 host-not-allowed=10", "every attempt takes one of the call's allowance");
+    let log = h.host.backend.http_log(Some("wants-http"), 1000).unwrap();
+    assert_eq!(log.len(), 11, "ten refusals and the first over-budget attempt: {log:?}");
+    // A second call: ten more refusals, and the day's log cap (15) holds.
+    call(&h, "hammer 100 http://169.254.169.254/").await.unwrap();
+    let log = h.host.backend.http_log(Some("wants-http"), 1000).unwrap();
+    assert_eq!(log.len(), 15, "{}", log.len());
+    // The day's request budget is untouched by refusals.
+    assert_eq!(call(&h, &format!("repeat 10 http://{ok}/")).await.unwrap(), "ok 10");
 }
 
 #[tokio::test]

@@ -97,8 +97,8 @@ impl HttpStore for CaseStorage {
     fn http_reserve(&self, intent: &HttpRecord, day_start: i64, per_day: u64) -> Result<Option<i64>, StorageError> {
         self.db().http_reserve(intent, day_start, per_day)
     }
-    fn http_note(&self, record: &HttpRecord) -> Result<(), StorageError> {
-        self.db().http_note(record)
+    fn http_note(&self, record: &HttpRecord, day_start: i64, max_per_day: u64) -> Result<bool, StorageError> {
+        self.db().http_note(record, day_start, max_per_day)
     }
     fn http_finish(&self, id: i64, record: &HttpRecord) -> Result<(), StorageError> {
         self.db().http_finish(id, record)

@@ -97,7 +97,10 @@ pub struct HttpState {
     client: Arc<dyn HttpClient>,
     store: Arc<dyn HttpStore>,
     deadline: Instant,
+    /// Attempts this call may still make, refused ones included.
     left_this_call: u32,
+    /// Whether this call's first over-budget attempt was logged (the rest are not).
+    noted_over_budget: bool,
 }
 
 impl PreparedCapability for Prepared {
@@ -109,6 +112,7 @@ impl PreparedCapability for Prepared {
             store: self.store.clone(),
             deadline: call.deadline,
             left_this_call: self.scope.requests_per_call(),
+            noted_over_budget: false,
         }))
     }
 }
@@ -181,13 +185,9 @@ impl HttpState {
         self.deadline.saturating_duration_since(Instant::now()).min(blocking::DEFAULT_TIMEOUT)
     }
 
-    /// Takes one request from the call's and the day's allowance, recording
-    /// where it goes before it is sent.
+    /// Takes one request from the day's allowance, recording where it goes
+    /// before it is sent.
     async fn reserve(&mut self, intent: &FetchRecord) -> Result<i64, HttpError> {
-        if self.left_this_call == 0 {
-            let n = self.scope.requests_per_call();
-            return Err(HttpError::BudgetExceeded(format!("requests_per_call ({n}) used up")));
-        }
         let timeout = self.log_timeout();
         if timeout.is_zero() {
             return Err(HttpError::Timeout);
@@ -198,17 +198,19 @@ impl HttpState {
         let reserved = blocking::call(timeout, move || store.http_reserve(&intent, day_start, per_day))
             .await
             .map_err(|e| HttpError::Transport(format!("request log unavailable: {e}")))?;
-        let id = reserved.ok_or_else(|| HttpError::BudgetExceeded(format!("requests_per_day ({per_day}) used up (UTC)")))?;
-        self.left_this_call -= 1;
-        Ok(id)
+        reserved.ok_or_else(|| HttpError::BudgetExceeded(format!("requests_per_day ({per_day}) used up (UTC)")))
     }
 
-    /// Logs a request refused before it was sent (not counted).
+    /// Logs a request refused before it was sent (not counted against the
+    /// daily budget; at most `requests_per_day` such records a day).
     async fn note(&self, record: &FetchRecord, outcome: &str) {
         let record = HttpRecord { outcome: outcome.to_string(), ..log_record(&self.agent, record) };
-        let store = self.store.clone();
-        if let Err(e) = blocking::call(self.log_timeout(), move || store.http_note(&record)).await {
-            tracing::warn!(agent = &*self.agent, "cannot log a refused http request: {e}");
+        let (store, cap) = (self.store.clone(), u64::from(self.scope.requests_per_day()));
+        let day_start = record.at - record.at.rem_euclid(86_400);
+        match blocking::call(self.log_timeout(), move || store.http_note(&record, day_start, cap)).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(agent = &*self.agent, "refused http requests past the day's log cap are not logged"),
+            Err(e) => tracing::warn!(agent = &*self.agent, "cannot log a refused http request: {e}"),
         }
     }
 
@@ -231,8 +233,19 @@ impl wit::Host for HttpState {
             body: req.body,
             timeout_ms: req.timeout_ms,
         };
-        // Refused by policy or malformed: logged, never sent, not counted.
+        // Every attempt, refused or not, takes one of the call's allowance:
+        // a guest looping over forbidden hosts gets `budget-exceeded` too.
         let (checked, intent) = precheck(&self.scope, &request);
+        if self.left_this_call == 0 {
+            if !std::mem::replace(&mut self.noted_over_budget, true) {
+                self.note(&intent, "budget-exceeded").await;
+            }
+            let n = self.scope.requests_per_call();
+            return Ok(Err(HttpError::BudgetExceeded(format!("requests_per_call ({n}) used up"))));
+        }
+        self.left_this_call -= 1;
+        // Refused by policy or malformed: logged, never sent, not counted
+        // against the day's budget.
         if let Err(e) = checked {
             self.note(&intent, &intent.outcome.replace('_', "-")).await;
             return Ok(Err(to_wit(e)));

@@ -38,8 +38,10 @@ pub trait HttpStore: Send + Sync + 'static {
     /// day's requests are used up.
     fn http_reserve(&self, intent: &HttpRecord, day_start: i64, per_day: u64) -> Result<Option<i64>, StorageError>;
     /// Records a request refused before it was sent (policy, form, budget):
-    /// logged, not counted against the budget.
-    fn http_note(&self, record: &HttpRecord) -> Result<(), StorageError>;
+    /// logged, not counted against the budget, at most `max_per_day` such
+    /// records per agent and UTC day (then dropped: `false`), so a guest
+    /// hammering forbidden hosts cannot grow the log without bound.
+    fn http_note(&self, record: &HttpRecord, day_start: i64, max_per_day: u64) -> Result<bool, StorageError>;
     /// Completes reservation `id` with what happened.
     fn http_finish(&self, id: i64, record: &HttpRecord) -> Result<(), StorageError>;
     /// The newest `limit` records, oldest first, optionally of one agent.
@@ -98,17 +100,25 @@ impl HttpStore for SqliteStorage {
         Ok(Some(id))
     }
 
-    fn http_note(&self, r: &HttpRecord) -> Result<(), StorageError> {
+    fn http_note(&self, r: &HttpRecord, day_start: i64, max_per_day: u64) -> Result<bool, StorageError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         expire(&tx, r.at)?;
+        let noted: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM http_requests WHERE agent = ?1 AND at >= ?2 AND counted = 0",
+            params![r.agent, day_start],
+            |row| row.get(0),
+        )?;
+        if noted as u64 >= max_per_day {
+            return Ok(false);
+        }
         tx.execute(
             "INSERT INTO http_requests (at, agent, method, scheme, host, port, status, bytes, outcome, elapsed_ms, counted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
             params![r.at, r.agent, r.method, r.scheme, r.host, r.port, r.status, r.bytes as i64, r.outcome, r.elapsed_ms as i64],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     fn http_finish(&self, id: i64, r: &HttpRecord) -> Result<(), StorageError> {
@@ -178,8 +188,12 @@ mod tests {
         assert_eq!(granted, 25, "80 concurrent attempts, 25 allowed");
         assert!(s.http_reserve(&intent("b", day + 5), day, 25).unwrap().is_some(), "per agent");
         assert!(s.http_reserve(&intent("a", day + 86_400), day + 86_400, 25).unwrap().is_some(), "a new day");
-        s.http_note(&HttpRecord { outcome: "host-not-allowed".into(), ..intent("c", day + 5) }).unwrap();
+        let refused = HttpRecord { outcome: "host-not-allowed".into(), ..intent("c", day + 5) };
+        assert!(s.http_note(&refused, day, 2).unwrap());
         assert!(s.http_reserve(&intent("c", day + 5), day, 1).unwrap().is_some(), "a refusal is logged, not counted");
+        assert!(s.http_note(&refused, day, 2).unwrap());
+        assert!(!s.http_note(&refused, day, 2).unwrap(), "refusals past the day's cap are dropped");
+        assert_eq!(s.http_log(Some("c"), 10).unwrap().len(), 3);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Guest `wants-http`: drives the `http` capability for the tests.
 //!
 //! Request text: `get URL`, `post URL BODY`, `repeat N URL` (N GETs in one
-//! call) or `header NAME:VALUE URL` (a GET with one header). Answers
+//! call, stopping at the first error), `hammer N URL` (N GETs, counting
+//! each outcome) or `header NAME:VALUE URL` (a GET with one header). Answers
 //! `STATUS BYTES` and the body's first 200 bytes on a second line; for
 //! `repeat`, `ok K` with K successful fetches, or the first error. A
 //! refused fetch is an agent error `CODE: message` with the WIT case's code.
@@ -57,6 +58,20 @@ impl Agent for Probe {
                     }
                 }
                 Ok(Response::text(format!("ok {n}")))
+            }
+            "hammer" => {
+                // N fetches, carrying on past errors: how many of each outcome.
+                let n: u32 = a.parse().unwrap_or(1);
+                let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
+                for _ in 0..n {
+                    let outcome = match get(b, vec![], None) {
+                        Ok(_) => "ok".to_string(),
+                        Err(AgentError::CapabilityFailed(m)) => m.split(':').next().unwrap_or("").to_string(),
+                        Err(e) => format!("{e:?}"),
+                    };
+                    *outcomes.entry(outcome).or_default() += 1;
+                }
+                Ok(Response::text(outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")))
             }
             _ => Err(AgentError::InvalidRequest(format!("unknown verb {verb:?}"))),
         }
