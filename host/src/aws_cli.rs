@@ -14,6 +14,7 @@ use agentkernel::aws::policy::AwsEc2Scope;
 use agentkernel::config::HostConfig;
 use agentkernel::host::Host;
 use agentkernel::storage::Backend;
+use agentkernel::storage::aws::AwsStore;
 use agentkernel::aws::policy::granted_scope;
 
 #[derive(Subcommand)]
@@ -190,7 +191,7 @@ pub async fn genome(config: HostConfig, cmd: GenomeCommand) -> anyhow::Result<Ex
 }
 
 pub fn audit(config: HostConfig, agent: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
-    let (_, store) = service(&config)?;
+    let store = Host::open_backend(&config)?;
     let rows = store.audit_list(agent, limit)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -10,7 +10,6 @@ use agentkernel::config::HostConfig;
 use agentkernel::evolution::{self, Engine, EvolveOptions, GeneratorSpec};
 use agentkernel::host::Host;
 use agentkernel::storage::evolution::EvolutionStore;
-use agentkernel::storage::sqlite::SqliteStorage;
 
 #[derive(clap::Args)]
 pub struct EvolveArgs {
@@ -115,9 +114,9 @@ pub async fn rollback(mut config: HostConfig, agent: &str, to: Option<&str>, age
     }
     let host = Host::open(config)?;
     host.registry.scan().await;
-    let store = SqliteStorage::open(&Host::database_path(&host.config))?;
+    let store = host.backend.clone();
     let current = host.registry.get(agent).map(|a| a.hash.clone());
-    let target = evolution::swap::rollback_target(&store, agent, current.as_deref(), to)?;
+    let target = evolution::swap::rollback_target(&*store, agent, current.as_deref(), to)?;
     if current.as_deref() == Some(target.as_str()) {
         println!("`{agent}` already runs {}", short(&target));
         return Ok(ExitCode::SUCCESS);
@@ -126,7 +125,7 @@ pub async fn rollback(mut config: HostConfig, agent: &str, to: Option<&str>, age
         Some(_) => "rollback --to",
         None => "rollback",
     };
-    let path = evolution::swap::install(&host.config.host.data_dir, &host.config.host.agents_dir, agent, &target, reason, &store, Some(&host.registry))
+    let path = evolution::swap::install(&host.config.host.data_dir, &host.config.host.agents_dir, agent, &target, reason, &*store, Some(&host.registry))
         .await
         .with_context(|| format!("rolling `{agent}` back"))?;
     match host.registry.get(agent) {
@@ -137,7 +136,7 @@ pub async fn rollback(mut config: HostConfig, agent: &str, to: Option<&str>, age
 }
 
 pub fn versions(config: HostConfig, agent: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let store = SqliteStorage::open(&Host::database_path(&config))?;
+    let store = Host::open_backend(&config)?;
     let versions = store.versions(agent)?;
     let installs = store.installs(agent)?;
     if json {

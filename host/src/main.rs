@@ -270,7 +270,7 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
 
 fn usage(config: HostConfig, agent: Option<&str>, since: i64, json: bool) -> anyhow::Result<()> {
     use agentkernel::storage::Storage;
-    let storage = agentkernel::storage::sqlite::SqliteStorage::open(&Host::database_path(&config))?;
+    let storage = Host::open_backend(&config)?;
     let rows = storage.llm_usage(agent, since)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -337,8 +337,7 @@ async fn doctor(config: HostConfig, config_path: &Path) -> anyhow::Result<ExitCo
     println!("agents dir:  {}", config.host.agents_dir.display());
     println!("data dir:    {}", config.host.data_dir.display());
     println!("database:    {}", Host::database_path(&config).display());
-    let storage: Arc<dyn agentkernel::storage::Storage> =
-        Arc::new(agentkernel::storage::sqlite::SqliteStorage::open(&Host::database_path(&config))?);
+    let storage: Arc<dyn agentkernel::storage::Storage> = Host::open_backend(&config)?;
     let service = agentkernel::llm::LlmService::new(config.llm.clone(), storage);
     let profiles: Vec<String> = config.llm.profiles.iter().map(|(p, m)| format!("{p}={m}")).collect();
     match service.endpoint() {

@@ -53,6 +53,13 @@
 //!
 //! On targets other than `wasm32` the capability functions compile but panic
 //! if called, so unit tests should cover the pure logic of an agent.
+//!
+//! Each module here is one interface of the WIT package (`wit/`), and each
+//! has one host side: a crate or module of the host implementing its
+//! `HostCapability` trait (`host/runtime/src/capability.rs`), named once in
+//! the host's capability list (`host/core/src/capabilities.rs`). A new
+//! capability is a WIT interface, that host side, and a helper module here;
+//! ARCHITECTURE.md ("Adding a capability") walks through `http`.
 
 // Lets the generated code name this crate by its public path from inside it too.
 extern crate self as agentkernel_sdk;

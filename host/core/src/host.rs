@@ -109,8 +109,15 @@ impl Host {
     /// Opens storage in the data dir and a registry of the agents dir
     /// (nothing is loaded until [`Registry::scan`]).
     pub fn open(config: HostConfig) -> anyhow::Result<Host> {
-        let storage = Arc::new(SqliteStorage::open_with(&Self::database_path(&config), config.storage.durability)?);
-        Self::with_backend(config, storage)
+        let backend = Self::open_backend(&config)?;
+        Self::with_backend(config, backend)
+    }
+
+    /// The backend a host on `config` keeps its data in: for commands that
+    /// only read or write data (`usage`, `versions`, `audit`), the same
+    /// store, opened the same way, without engines or a registry.
+    pub fn open_backend(config: &HostConfig) -> Result<Arc<SqliteStorage>, agentkernel_storage::StorageError> {
+        Ok(Arc::new(SqliteStorage::open_with(&Self::database_path(config), config.storage.durability)?))
     }
 
     /// A host on `backend`, which keeps agent memory, the LLM ledger, chat
