@@ -99,17 +99,7 @@ impl Fetcher {
         deadline: Instant,
     ) -> (Result<HttpResponse, FetchError>, FetchRecord) {
         let started = Instant::now();
-        let mut record = FetchRecord {
-            method: request.method.clone(),
-            scheme: String::new(),
-            host: String::new(),
-            port: 0,
-            status: None,
-            redirects: 0,
-            bytes_received: 0,
-            outcome: "ok",
-            elapsed: Default::default(),
-        };
+        let mut record = FetchRecord::of(request.method.clone());
         let mut limit = (started + scope.timeout()).min(deadline);
         if let Some(ms) = request.timeout_ms {
             limit = limit.min(started + std::time::Duration::from_millis(ms.into()));
@@ -185,17 +175,7 @@ impl Fetcher {
 /// benchmark's offline client refuses what it refuses exactly as a fetch
 /// would.
 pub fn precheck(scope: &CheckedScope, request: &HttpRequest) -> (Result<(), FetchError>, FetchRecord) {
-    let mut record = FetchRecord {
-        method: request.method.chars().take(crate::limits::MAX_METHOD_BYTES).collect(),
-        scheme: String::new(),
-        host: String::new(),
-        port: 0,
-        status: None,
-        redirects: 0,
-        bytes_received: 0,
-        outcome: "ok",
-        elapsed: Default::default(),
-    };
+    let mut record = FetchRecord::of(request.method.chars().take(crate::limits::MAX_METHOD_BYTES).collect());
     let mut check = || -> Result<(), FetchError> {
         let out = request::prepare(request.clone())?;
         note_hop(&mut record, &out.url);

@@ -90,6 +90,23 @@ impl FetchError {
     }
 }
 
+impl FetchRecord {
+    /// The record of a `method` request not yet sent anywhere.
+    pub(crate) fn of(method: String) -> Self {
+        FetchRecord {
+            method,
+            scheme: String::new(),
+            host: String::new(),
+            port: 0,
+            status: None,
+            redirects: 0,
+            bytes_received: 0,
+            outcome: "ok",
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// A summary of one fetch, successful or not, for the caller's audit log.
 ///
 /// `scheme`, `host` and `port` describe the last hop attempted (the request's

@@ -102,26 +102,6 @@ impl PreparedCapabilities {
     }
 }
 
-/// What [`Runtime::load`](crate::Runtime::load) assembles a [`LoadedAgent`] from.
-pub(crate) struct Parts {
-    pub manifest: ManifestInfo,
-    pub grants: Grants,
-    pub limits: Limits,
-    pub imports: ImportSet,
-    pub hash: String,
-    pub size: u64,
-    pub source: Option<PathBuf>,
-    pub loaded_at: SystemTime,
-    pub compile_cache_hit: bool,
-    pub capabilities: PreparedCapabilities,
-    pub name: Arc<str>,
-    pub pre: AgentPre<InstanceState>,
-    pub engine: Engine,
-    pub metrics: Arc<Metrics>,
-    pub samples: Arc<CallSamples>,
-    pub wasi_environment: Option<Arc<dyn WasiEnvironment>>,
-}
-
 /// A loaded agent: one compiled component, pre-instantiated against exactly
 /// the capabilities it was granted. Cheap to share; each call instantiates anew.
 pub struct LoadedAgent {
@@ -135,38 +115,17 @@ pub struct LoadedAgent {
     pub source: Option<PathBuf>,
     pub loaded_at: SystemTime,
     pub compile_cache_hit: bool,
-    capabilities: PreparedCapabilities,
-    name: Arc<str>,
-    pre: AgentPre<InstanceState>,
-    engine: Engine,
-    metrics: Arc<Metrics>,
-    samples: Arc<CallSamples>,
+    pub(crate) capabilities: PreparedCapabilities,
+    pub(crate) name: Arc<str>,
+    pub(crate) pre: AgentPre<InstanceState>,
+    pub(crate) engine: Engine,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) samples: Arc<CallSamples>,
     /// See [`RuntimeOptions::wasi_environment`](crate::RuntimeOptions::wasi_environment).
-    wasi_environment: Option<Arc<dyn WasiEnvironment>>,
+    pub(crate) wasi_environment: Option<Arc<dyn WasiEnvironment>>,
 }
 
 impl LoadedAgent {
-    pub(crate) fn new(p: Parts) -> LoadedAgent {
-        LoadedAgent {
-            manifest: p.manifest,
-            grants: p.grants,
-            limits: p.limits,
-            imports: p.imports,
-            hash: p.hash,
-            size: p.size,
-            source: p.source,
-            loaded_at: p.loaded_at,
-            compile_cache_hit: p.compile_cache_hit,
-            capabilities: p.capabilities,
-            name: p.name,
-            pre: p.pre,
-            engine: p.engine,
-            metrics: p.metrics,
-            samples: p.samples,
-            wasi_environment: p.wasi_environment,
-        }
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }

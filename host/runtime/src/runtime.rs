@@ -271,7 +271,7 @@ impl Runtime {
         }
         let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre = AgentPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        Ok(LoadedAgent::new(crate::agent::Parts {
+        Ok(LoadedAgent {
             manifest: ManifestInfo::from(&manifest),
             grants,
             limits,
@@ -288,7 +288,7 @@ impl Runtime {
             metrics: self.metrics.clone(),
             samples: self.samples.clone(),
             wasi_environment: self.wasi_environment.clone(),
-        }))
+        })
     }
 
     /// Calls `describe()` with real WASI and `log`, and every other
