@@ -1,5 +1,6 @@
-//! `primes`: counts the primes below N. The evolution demo: correct, but
-//! deliberately wasteful (it counts every divisor of every number), so the
+//! `primes`: counts the primes below N, the first whole number in the
+//! request ("how many primes below 1000", or a bare "1000"). The evolution
+//! demo: correct, but deliberately wasteful (it counts every divisor of every number), so the
 //! evolution engine has something to improve. `evolve.toml` holds its
 //! benchmark suite and `candidates/` the sources the demo evolves it with.
 //!
@@ -30,9 +31,41 @@ pub fn count_below(n: u64) -> (u64, Option<u64>) {
     (count, largest)
 }
 
-/// Parses the request: one whole number up to [`MAX_N`].
+/// The first whole number in `text` ("how many primes below 1,000" → 1000),
+/// thousands separated by commas allowed; `None` when there is none or it
+/// does not fit in a u64.
+pub fn first_whole_number(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(u8::is_ascii_digit)?;
+    let mut digits = String::new();
+    let mut i = start;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            digits.push(bytes[i] as char);
+            i += 1;
+        } else if bytes[i] == b',' && bytes.len() >= i + 4 && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+            && bytes.get(i + 4).is_none_or(|b| !b.is_ascii_digit())
+        {
+            // "1,000": a thousands separator, not a list ("3,4").
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    digits.parse().ok()
+}
+
+/// Parses the request: a bare number or a sentence holding one ("count the
+/// primes under 50"); the first whole number is N, at most [`MAX_N`].
 pub fn parse(text: &str) -> Result<u64, AgentError> {
-    let n: u64 = text.trim().parse().map_err(|_| AgentError::InvalidRequest(format!("expected a whole number, got {:?}", text.trim())))?;
+    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+    let n = first_whole_number(text).ok_or_else(|| {
+        if has_digit {
+            AgentError::InvalidRequest(format!("N may be at most {MAX_N}"))
+        } else {
+            AgentError::InvalidRequest(format!("expected a whole number, e.g. \"how many primes below 1000\", got {:?}", text.trim()))
+        }
+    })?;
     if n > MAX_N {
         return Err(AgentError::InvalidRequest(format!("N may be at most {MAX_N}")));
     }
@@ -70,5 +103,17 @@ mod tests {
         assert!(matches!(parse("ten"), Err(AgentError::InvalidRequest(_))));
         assert!(matches!(parse("1000000"), Err(AgentError::InvalidRequest(_))));
         assert_eq!(parse(" 42 ").unwrap(), 42);
+        assert!(matches!(parse("99999999999999999999999"), Err(AgentError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn finds_the_number_in_a_sentence() {
+        assert_eq!(parse("how many primes below 1000").unwrap(), 1000);
+        assert_eq!(parse("count the primes under 50, please").unwrap(), 50);
+        assert_eq!(parse("How many primes are there below 1,000?").unwrap(), 1000);
+        assert_eq!(first_whole_number("primes below 3,4"), Some(3));
+        assert_eq!(first_whole_number("no digits"), None);
+        assert!(matches!(parse("how many primes below a million"), Err(AgentError::InvalidRequest(_))));
+        assert!(matches!(parse("primes below 200000"), Err(AgentError::InvalidRequest(_))));
     }
 }
