@@ -17,6 +17,7 @@ use agentkernel::scaffold;
 #[cfg(feature = "aws")]
 mod aws_cli;
 mod evolve_cmd;
+mod research_cmd;
 
 #[derive(Parser)]
 #[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
@@ -125,6 +126,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The research center: run a cycle now, list the recorded findings.
+    #[command(subcommand)]
+    Research(research_cmd::ResearchCommand),
     /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
     Build {
         /// The crate (default: current directory).
@@ -221,6 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio_runtime()?.block_on(evolve_cmd::rollback(config, &agent, to.as_deref(), agents))
         }
         Command::Versions { agent, json } => evolve_cmd::versions(config, &agent, json),
+        Command::Research(cmd) => tokio_runtime()?.block_on(research_cmd::research(config, cmd)),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
             let dest = scaffold::build_agent(&path, &agents_dir)?;

@@ -51,7 +51,8 @@ impl Agent for Explorer {
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {
-        let settings: Settings = req.context_as().unwrap_or_default();
+        let mut settings: Settings = req.context_as().unwrap_or_default();
+        remember_or_recall(&mut settings);
         match intent::classify(&req.text, &settings) {
             Intent::List { limit } => list(limit),
             Intent::Parse { document, topic } => {
@@ -100,6 +101,32 @@ fn get(url: &str) -> Result<Page, GithubError> {
     };
     let r = http::fetch(&request).map_err(|e| GithubError::Http { code: e.code().into(), message: format!("{e:?}") })?;
     Ok(Page { status: r.status, headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(), body: r.body })
+}
+
+/// The last cycle's settings, kept so a person's request later goes where
+/// the host's cycle went (`[research] github_url`) and to its topics.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    github_url: Option<String>,
+    topics: Vec<String>,
+    max_results: Option<u32>,
+}
+
+fn remember_or_recall(settings: &mut Settings) {
+    if settings.cycle {
+        let r = Remembered { github_url: settings.github_url.clone(), topics: settings.topics.clone(), max_results: settings.max_results };
+        if let Err(e) = memory::set_string("settings", &serde_json::to_string(&r).unwrap_or_default()) {
+            log::warn(&format!("could not keep the cycle's settings: {e:?}"));
+        }
+    } else if let Ok(Some(raw)) = memory::get_string("settings") {
+        if let Ok(r) = serde_json::from_str::<Remembered>(&raw) {
+            settings.github_url = settings.github_url.take().or(r.github_url);
+            if settings.topics.is_empty() {
+                settings.topics = r.topics;
+            }
+            settings.max_results = settings.max_results.or(r.max_results);
+        }
+    }
 }
 
 fn now_secs() -> i64 {

@@ -79,7 +79,8 @@ impl Agent for Researcher {
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {
-        let settings: Settings = req.context_as().unwrap_or_default();
+        let mut settings: Settings = req.context_as().unwrap_or_default();
+        remember_or_recall(&mut settings);
         match intent::classify(&req.text, &settings) {
             Intent::List { limit } => list(limit),
             Intent::Parse { document, topic } => {
@@ -111,6 +112,32 @@ fn fetch_topic(settings: &Settings, topic: &str) -> TopicOutcome {
         Err(e) => {
             log::warn(&format!("arXiv {topic:?}: {e}"));
             TopicOutcome { topic: topic.into(), total_results: None, result: Err(e) }
+        }
+    }
+}
+
+/// The last cycle's settings, kept so a person's request later goes where
+/// the host's cycle went (`[research] arxiv_url`) and to its topics.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    arxiv_url: Option<String>,
+    topics: Vec<String>,
+    max_results: Option<u32>,
+}
+
+fn remember_or_recall(settings: &mut Settings) {
+    if settings.cycle {
+        let r = Remembered { arxiv_url: settings.arxiv_url.clone(), topics: settings.topics.clone(), max_results: settings.max_results };
+        if let Err(e) = memory::set_string("settings", &serde_json::to_string(&r).unwrap_or_default()) {
+            log::warn(&format!("could not keep the cycle's settings: {e:?}"));
+        }
+    } else if let Ok(Some(raw)) = memory::get_string("settings") {
+        if let Ok(r) = serde_json::from_str::<Remembered>(&raw) {
+            settings.arxiv_url = settings.arxiv_url.take().or(r.arxiv_url);
+            if settings.topics.is_empty() {
+                settings.topics = r.topics;
+            }
+            settings.max_results = settings.max_results.or(r.max_results);
         }
     }
 }

@@ -6,4 +6,5 @@ pub mod chat;
 pub mod config;
 pub mod host;
 pub mod registry;
+pub mod research;
 pub mod scaffold;

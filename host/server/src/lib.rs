@@ -17,6 +17,7 @@ mod openai;
 #[cfg(feature = "aws")]
 mod aws_routes;
 mod evolution_routes;
+mod research_routes;
 
 use std::sync::Arc;
 
@@ -72,7 +73,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
-        .route("/v1/agents/{name}/call", post(call_agent));
+        .route("/v1/agents/{name}/call", post(call_agent))
+        .merge(research_routes::routes());
     let admin = Router::new()
         .route("/metrics", get(metrics))
         .merge(evolution_routes::routes());
@@ -233,6 +235,8 @@ pub async fn serve(
     }
     // `[evolution.auto]`: evolutions started from live metrics (off by default).
     let _auto = agentkernel_evolution::auto::spawn(&agentkernel_evolution::background::Handles::from(host)).map(AbortOnDrop);
+    // `[research] interval_secs`: a research cycle every interval (off by default).
+    let _research = agentkernel_core::research::spawn_scheduler(host).map(AbortOnDrop);
     let server = host.config.server.clone();
     self::listener::ensure_descriptors(&server);
     self::listener::serve_connections(listener, router(app), server, shutdown).await;

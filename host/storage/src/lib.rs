@@ -11,6 +11,7 @@ mod commit_gate;
 pub mod evolution;
 pub mod http;
 mod quota;
+pub mod research;
 pub mod sessions;
 pub mod sqlite;
 mod sqlite_memory;
@@ -22,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
-pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore {}
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore> Backend for T {}
+pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore {}
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore> Backend for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

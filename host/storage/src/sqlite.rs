@@ -172,6 +172,7 @@ impl SqliteStorage {
         super::aws::migrate(&conn)?;
         conn.execute_batch(super::sessions::SCHEMA)?;
         conn.execute_batch(super::http::SCHEMA)?;
+        conn.execute_batch(super::research::SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod evolution;
+pub mod research;
 pub mod server;
 
 use agentkernel_runtime::limits::{Fuel, LimitOverrides, Limits};
@@ -81,6 +82,9 @@ pub struct HostConfig {
     /// The database: what an acknowledged write survives (`durability`).
     #[serde(default)]
     pub storage: agentkernel_storage::sqlite::StorageConfig,
+    /// The research center: which agents a cycle calls, on what, how often.
+    #[serde(default)]
+    pub research: research::ResearchConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -208,6 +212,7 @@ impl HostConfig {
         }
         server::validate_tokens(&self.host.tokens).map_err(ConfigError::Invalid)?;
         self.server.validate().map_err(ConfigError::Invalid)?;
+        self.research.validate().map_err(ConfigError::Invalid)?;
         if self.host.tokens.is_empty() && !self.host.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "host.listen = {} is not a loopback address, and no [[host.tokens]] are configured: \
