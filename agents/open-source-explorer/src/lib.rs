@@ -9,6 +9,8 @@
 //! findings", or a host research cycle: context `{"cycle": true, "topics":
 //! [..], "github_url": "..", "max_results": n}`. A context `{"document":
 //! "<search JSON>", "topic": ".."}` reads an answer passed in instead.
+//! Without a context a request goes where the host's last cycle went (its
+//! settings are remembered), else to `https://api.github.com`.
 pub mod github;
 pub mod intent;
 pub mod scoring;
@@ -214,7 +216,7 @@ fn report(outcomes: Vec<TopicOutcome>, settings: &Settings) -> Result<Response, 
         Some(e) if failed_without_results => e["code"].as_str().unwrap_or("failed").to_string(),
         Some(_) => "partial".to_string(),
     };
-    let text = summary_text(&outcomes, &new, fetched, &proposals, &scoring);
+    let text = summary_text(&outcomes, &new, &findings, &proposals, &scoring);
     let returned = if settings.cycle { &findings } else { &new };
     let searches: Vec<_> = outcomes
         .iter()
@@ -233,7 +235,8 @@ fn report(outcomes: Vec<TopicOutcome>, settings: &Settings) -> Result<Response, 
     })))
 }
 
-fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], fetched: usize, proposals: &[Proposal], scoring: &str) -> String {
+fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], all: &[Finding], proposals: &[Proposal], scoring: &str) -> String {
+    let fetched = all.len();
     let topics: Vec<String> = outcomes.iter().map(|o| format!("\"{}\"", o.topic)).collect();
     let mut text = format!(
         "GitHub on {}: {} new repositor{} ({} already seen; scored by {scoring}).",
@@ -254,6 +257,15 @@ fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], fetched: usize, prop
     }
     for f in new.iter().take(10) {
         text.push_str(&format!("\n{:.1}  {} — {} {}", f.score, f.title, scoring::clip(&f.summary, 120), f.url));
+    }
+    if new.is_empty() && !all.is_empty() {
+        // Nothing new: still answer with the best of what matched.
+        let mut known: Vec<&Finding> = all.iter().collect();
+        known.sort_by(|a, b| b.score.total_cmp(&a.score));
+        text.push_str("\nNothing new since last time; the best of what matches:");
+        for f in known.into_iter().take(5) {
+            text.push_str(&format!("\n{:.1}  {} — {} {}", f.score, f.title, scoring::clip(&f.summary, 120), f.url));
+        }
     }
     for p in proposals {
         text.push_str(&format!("\nProposal: {}", p.text));

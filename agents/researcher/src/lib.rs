@@ -8,6 +8,8 @@
 //! research cycle from the host: context `{"cycle": true, "topics": [..],
 //! "arxiv_url": "..", "max_results": n}`. A context `{"document": "<feed/>",
 //! "topic": ".."}` parses a feed passed in instead of fetching it.
+//! Without a context a request goes where the host's last cycle went (its
+//! settings are remembered), else to `https://export.arxiv.org`.
 pub mod atom;
 pub mod intent;
 pub mod scoring;
@@ -226,7 +228,7 @@ fn report(outcomes: Vec<TopicOutcome>, settings: &Settings) -> Result<Response, 
         (e, n) if e == n => errors[0]["code"].as_str().unwrap_or("failed").to_string(),
         _ => "partial".to_string(),
     };
-    let text = summary_text(&outcomes, &new, fetched, &proposals, &scoring);
+    let text = summary_text(&outcomes, &new, &findings, &proposals, &scoring);
     // A cycle returns everything fetched (the host dedupes by id); a person gets the new ones.
     let returned = if settings.cycle { &findings } else { &new };
     let totals: Vec<_> = outcomes.iter().map(|o| json!({"topic": o.topic, "total_results": o.total_results})).collect();
@@ -243,7 +245,8 @@ fn report(outcomes: Vec<TopicOutcome>, settings: &Settings) -> Result<Response, 
     })))
 }
 
-fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], fetched: usize, proposals: &[Proposal], scoring: &str) -> String {
+fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], all: &[Finding], proposals: &[Proposal], scoring: &str) -> String {
+    let fetched = all.len();
     let topics: Vec<String> = outcomes.iter().map(|o| format!("\"{}\"", o.topic)).collect();
     let mut text = format!(
         "arXiv on {}: {} new paper{} ({} already seen; scored by {scoring}).",
@@ -261,6 +264,15 @@ fn summary_text(outcomes: &[TopicOutcome], new: &[Finding], fetched: usize, prop
     }
     for f in new.iter().take(10) {
         text.push_str(&format!("\n{:.1}  {} ({}) {}", f.score, f.title, f.published.get(..10).unwrap_or(""), f.url));
+    }
+    if new.is_empty() && !all.is_empty() {
+        // Nothing new: still answer with the best of what matched.
+        let mut known: Vec<&Finding> = all.iter().collect();
+        known.sort_by(|a, b| b.score.total_cmp(&a.score));
+        text.push_str("\nNothing new since last time; the best of what matches:");
+        for f in known.into_iter().take(5) {
+            text.push_str(&format!("\n{:.1}  {} ({}) {}", f.score, f.title, f.published.get(..10).unwrap_or(""), f.url));
+        }
     }
     for p in proposals {
         text.push_str(&format!("\nProposal: {}", p.text));
