@@ -179,6 +179,16 @@ async fn a_cycle_records_findings_once_and_the_api_and_trends_show_them() {
     let asked = researcher.call(&request("p", "what's new on arXiv about agents")).await.unwrap();
     assert!(asked.response.text.contains("0 new papers (3 already seen"), "{}", asked.response.text);
 
+    // Chat routes natural requests to them by their skills (no router agent loaded: the host matches).
+    for (message, agent) in [
+        ("what's new on arXiv about agents", "researcher"),
+        ("find trending Rust wasm repositories", "open-source-explorer"),
+        ("what is rising, week by week?", "trend-analyzer"),
+    ] {
+        let r: Value = client.post(format!("http://{api}/v1/chat")).json(&serde_json::json!({"message": message})).send().await.unwrap().json().await.unwrap();
+        assert!(r["agents"].as_array().is_some_and(|a| a.iter().any(|x| x == agent)), "{message}: {r}");
+    }
+
     // trend-analyzer asks both through `agents` and counts per week.
     let trends = t.host.registry.get("trend-analyzer").unwrap().call(&request("p", "what is rising?")).await.unwrap();
     let data: Value = serde_json::from_str(trends.response.data.as_deref().unwrap()).unwrap();
