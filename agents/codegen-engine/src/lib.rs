@@ -77,7 +77,7 @@ fn create(mut draft: CreateDraft, method: &str) -> Result<Response, AgentError> 
         Ok(run) => run,
         Err(e) => {
             let text = explain_error("create", &name, &e);
-            return Ok(Response::text(text).with_data(&json!({"agent": name, "error": e.code(), "message": e.message()})));
+            return Ok(Response::text(text).with_data(&json!({"agent": name, "error": e.code(), "message": e.message(), "method": method})));
         }
     };
     let remembered = memory::batch(&[
@@ -157,6 +157,7 @@ impl Agent for CodegenEngine {
         .capability("evolution", "asks the host to create agents and reads the runs it started")
         .capability("llm", "reads free-form create requests when a model is configured")
         .capability("memory", "remembers the runs it started")
+        .capability("log", "logs what it decided")
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {

@@ -67,11 +67,16 @@ pub fn intent(text: &str, known: &[String]) -> Intent {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty()).collect();
     let named_known = known.iter().find(|k| words.contains(&k.as_str())).cloned();
-    if STATUS_PHRASES.iter().any(|p| lower.contains(p)) && !lower.contains("cases") {
+    let creates = words.iter().any(|w| CREATE_WORDS.contains(w)) && (words.contains(&"agent") || lower.contains("called") || lower.contains("named"));
+    // A create request that names or shows its agent is one, whatever else it says ("... that runs").
+    let explicit = lower.contains("called") || lower.contains("named") || lower.contains("->") || lower.contains("=>") || cases_marker(&lower).is_some();
+    if creates && explicit {
+        return Intent::Create;
+    }
+    if STATUS_PHRASES.iter().any(|p| lower.contains(p)) {
         return Intent::Status(named_known);
     }
-    let creates = words.iter().any(|w| CREATE_WORDS.contains(w));
-    if creates && (words.contains(&"agent") || lower.contains("called") || lower.contains("named")) {
+    if creates {
         return Intent::Create;
     }
     match named_known {
@@ -141,7 +146,7 @@ fn find_name(description: &str) -> (Option<String>, Option<usize>) {
 
 /// The spec: what follows the name, without `that`/`which` and trailing separators.
 fn spec_from(rest: &str) -> Option<String> {
-    let mut spec = rest.trim().trim_start_matches([',', ':', '-', '—']).trim();
+    let mut spec = rest.trim().trim_start_matches([',', ':', '-', '—', '.', ';']).trim();
     for lead in ["that ", "which ", "who ", "to ", "it ", "should "] {
         if spec.len() >= lead.len() && spec[..lead.len()].eq_ignore_ascii_case(lead) {
             spec = spec[lead.len()..].trim();

@@ -47,6 +47,8 @@ fn intents() {
     assert_eq!(intent("what happened to shout?", &known), Intent::Status(Some("shout".into())));
     assert_eq!(intent("status of my agents", &known), Intent::Status(None));
     assert_eq!(intent("hello there", &[]), Intent::Help);
+    assert_eq!(intent("create an agent called tally that counts the runs; cases: 'a a' -> '2'", &known), Intent::Create);
+    assert_eq!(intent("make a new agent", &known), Intent::Create);
 }
 
 #[test]

@@ -111,6 +111,7 @@ impl Agent for ExperimentRunner {
         .skill(Skill::new("experiment-history", "List the experiments run so far").keywords(["experiments", "past experiments"]))
         .capability("evolution", "replays recorded requests on two versions (compare only)")
         .capability("memory", "remembers past experiments")
+        .capability("log", "logs what it decided")
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {

@@ -206,6 +206,7 @@ impl Agent for PerformanceOptimizer {
         )
         .capability("evolution", "reads agent metrics, starts evolutions and proposes changes within its scope")
         .capability("memory", "remembers what it started, to not repeat it within a day")
+        .capability("log", "logs what it decided")
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {

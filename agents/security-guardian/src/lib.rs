@@ -136,7 +136,7 @@ fn review_loaded(text: &str) -> Result<Response, AgentError> {
     let manifests = agents::list_agents();
     if manifests.is_empty() {
         return Ok(Response::text(
-            "I can see no loaded agents: my `agents` grant lets me list none. Grant `agents = { max_depth = 1 }` to let me read every manifest (and call none).",
+            "I can see no other loaded agents: none is loaded, or my `agents` grant lists none (`agents = { max_depth = 1 }` lets me read every manifest and call none).",
         ));
     }
     let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
@@ -185,6 +185,7 @@ impl Agent for SecurityGuardian {
         .capability("agents", "reads the loaded agents' manifests to review them (calls none)")
         .capability("llm", "asks a model for a second opinion on created agents, when one is configured")
         .capability("memory", "remembers each verdict")
+        .capability("log", "logs what it decided")
     }
 
     fn handle(req: Request) -> Result<Response, AgentError> {

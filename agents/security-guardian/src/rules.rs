@@ -340,7 +340,8 @@ pub fn cargo_findings(path: &str, text: &str) -> Vec<Finding> {
         if line.starts_with('[') {
             section = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
         }
-        let key = line.split('=').next().unwrap_or("").trim();
+        // `serde.workspace = true` names `serde`.
+        let key = line.split('=').next().unwrap_or("").trim().split('.').next().unwrap_or("").trim();
         if section == "build-dependencies" || key == "build" || key == "links" || key == "proc-macro" {
             findings.push(Finding::new(Severity::High, "build-script", format!("{path}:{}: `{line}` runs code or links at build time", n + 1)));
         }

@@ -83,7 +83,7 @@ fn literals_host_paths_payloads_and_urls() {
 
 #[test]
 fn build_scripts_and_sizes_reject() {
-    let cargo = "[package]\nname = \"x\"\nbuild = \"build.rs\"\n[dependencies]\nserde = \"1\"\nrand = \"0.8\"\n";
+    let cargo = "[package]\nname = \"x\"\nbuild = \"build.rs\"\n[dependencies]\nserde = \"1\"\nagentkernel-sdk.workspace = true\nrand = \"0.8\"\n";
     let rules = rules_of(&file_findings("Cargo.toml", cargo, false)).into_iter().map(String::from).collect::<Vec<_>>();
     assert_eq!(rules, vec!["build-script", "extra-dependency"]);
     assert_eq!(rules_of(&file_findings("build.rs", "fn main() {}", false)), vec!["build-script"]);
