@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 pub mod common;
 pub mod playbook;
 
-use common::{Consultation, ModelReply, ask_model, asks_for_decisions, consult, decisions_text, last_time, recent_decisions, record_decision, remember_exchange, session_turns, stated_decision, text_field};
+use common::{Consultation, money, ModelReply, ask_model, asks_for_decisions, consult, decisions_text, last_time, recent_decisions, record_decision, remember_exchange, session_turns, stated_decision, text_field};
 use playbook::{Draft, draft};
 
 pub struct BusinessStrategist;
@@ -56,7 +56,7 @@ fn fold_in(d: &mut Draft, consultations: &[Consultation]) {
     };
     let number = |key: &str| metrics.get(key).and_then(Value::as_f64);
     if let (Some(mrr), Some(arr)) = (number("mrr"), number("arr")) {
-        d.swot.strengths.push(format!("recurring revenue of ${mrr:.0}/month (${arr:.0}/year) to fund the move"));
+        d.swot.strengths.push(format!("recurring revenue of {}/month ({}/year) to fund the move", money(mrr), money(arr)));
     }
     if let Some(churn) = number("churn") {
         let line = format!("churn of {:.1}% a month", churn * 100.0);
@@ -179,7 +179,7 @@ mod tests {
     fn revenue_numbers_enter_the_swot() {
         let mut d = draft("entering the EU market");
         fold_in(&mut d, &[revenue_answer(json!({"mrr": 12000.0, "arr": 144000.0, "churn": 0.04, "ltv_to_cac": 1.6}))]);
-        assert!(d.swot.strengths.iter().any(|s| s.contains("$12000/month")), "{:?}", d.swot);
+        assert!(d.swot.strengths.iter().any(|s| s.contains("$12,000/month ($144,000/year)")), "{:?}", d.swot);
         assert!(d.swot.weaknesses.iter().any(|s| s.contains("churn of 4.0%")), "{:?}", d.swot);
         assert!(d.swot.weaknesses.iter().any(|s| s.contains("LTV:CAC of 1.6")), "{:?}", d.swot);
     }

@@ -78,7 +78,7 @@ fn forward_feature_request(req: &Request, text: &str) -> Result<(String, Value),
     let consultation = consult("customer-support", "product-manager", &req.session_id, &format!("feature request: {text}"));
     if consultation.ok {
         record_decision(&req.session_id, "feature-request", &format!("passed a feature request to product: {}", clip(text, 200)))?;
-        let pm = consultation.answer.clone().unwrap_or_default();
+        let pm = consultation.answer.as_deref().and_then(|a| a.lines().next()).unwrap_or_default().to_string();
         let answer = format!("Thanks for the suggestion! I have passed it to our product team. {pm}");
         return Ok((answer, json!({"kind": "feature-request", "consulted": [consultation]})));
     }

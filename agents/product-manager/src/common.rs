@@ -201,6 +201,20 @@ pub fn consulted_by(req: &Request) -> Option<String> {
     req.context_as::<Value>()?.get("consulted_by")?.as_str().map(str::to_string)
 }
 
+/// `$12,000` style: whole dollars with thousands separators.
+pub fn money(v: f64) -> String {
+    let whole = v.round() as i64;
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{}${grouped}", if whole < 0 { "-" } else { "" })
+}
+
 /// Cuts `text` to at most `max` bytes on a char boundary.
 pub fn clip(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
@@ -316,6 +330,13 @@ mod tests {
         assert!(n[2].labeled(&["customers", "users"]));
         assert_eq!(parse_amount("v2"), None);
         assert_eq!(parse_amount("€49"), Some(49.0));
+    }
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(144000.0), "$144,000");
+        assert_eq!(money(800.4), "$800");
+        assert_eq!(money(-1234.0), "-$1,234");
     }
 
     #[test]

@@ -52,8 +52,12 @@ pub fn intent(text: &str) -> Intent {
         return Intent::Prioritise(features);
     }
     if REQUEST_MARKERS.iter().any(|m| lower.contains(m)) {
-        let feature = text.split_once(':').filter(|(head, _)| head.to_lowercase().contains("request")).map_or(text, |(_, tail)| tail);
-        return Intent::FeatureRequest(feature.trim().to_string());
+        let mut feature = text.trim();
+        // "feature request: Feature request: ..." (as forwarded) is one request.
+        while let Some((_, tail)) = feature.split_once(':').filter(|(head, _)| head.to_lowercase().contains("request")) {
+            feature = tail.trim();
+        }
+        return Intent::FeatureRequest(feature.to_string());
     }
     Intent::Backlog
 }
@@ -202,12 +206,13 @@ writes the recommendation from the scores; offline it answers with the ranking. 
                 (offline_text, offline_decision)
             }
         };
+        // Consulted by another agent, this is advice to that agent (for its
+        // user, who did not take this agent's decisions), not a decision taken here.
+        let consulted = consulted_by(&req);
         let recall = last_time(&past);
-        if !recall.is_empty() {
+        if !recall.is_empty() && consulted.is_none() {
             answer.push_str(&format!("\n{recall}"));
         }
-        // Consulted by another agent, this is advice to that agent, not a decision taken here.
-        let consulted = consulted_by(&req);
         if let (Some(decision), None) = (&decision, &consulted) {
             data["decision"] = json!(record_decision(&req.session_id, "priorities", decision)?);
             data["recommendation"] = json!(decision);
@@ -229,6 +234,7 @@ mod tests {
     fn intents_from_plain_language() {
         assert_eq!(intent("prioritise these features: SSO, dark mode, CSV export"), Intent::Prioritise(vec!["SSO".into(), "dark mode".into(), "CSV export".into()]));
         assert_eq!(intent("feature request: bulk edit for invoices"), Intent::FeatureRequest("bulk edit for invoices".into()));
+        assert_eq!(intent("feature request: Feature request: bulk edit"), Intent::FeatureRequest("bulk edit".into()));
         assert_eq!(intent("Customers want a dark mode"), Intent::FeatureRequest("Customers want a dark mode".into()));
         assert_eq!(intent("what is on the backlog?"), Intent::Backlog);
         assert!(matches!(intent("feature request: export, import"), Intent::FeatureRequest(_)), "a request's own commas are not a list");

@@ -15,7 +15,8 @@ pub mod common;
 pub mod metrics;
 
 use common::{ModelReply, consulted_by, ask_model, asks_for_decisions, decisions_text, last_time, recent_decisions, record_decision, remember_exchange, session_turns, stated_decision, text_field};
-use metrics::{Derived, Scenario, Stated, advice, best, derive, money, read_metrics, scenarios};
+use common::money;
+use metrics::{Derived, Scenario, Stated, advice, best, derive, read_metrics, scenarios};
 
 pub struct RevenueOptimizer;
 
@@ -170,12 +171,13 @@ calculation and a recommendation. Remembers its pricing decisions across session
             }
             ModelReply::Unusable { reason } => (offline_answer(&analysis), offline_decision(&analysis), json!({"method": "offline", "reason": reason})),
         };
+        // Consulted by another agent, this is advice to that agent (for its
+        // user, who did not take this agent's decisions), not a decision taken here.
+        let consulted = consulted_by(&req);
         let recall = last_time(&past);
-        if !recall.is_empty() {
+        if !recall.is_empty() && consulted.is_none() {
             answer.push_str(&format!("\n{recall}"));
         }
-        // Consulted by another agent, this is advice to that agent, not a decision taken here.
-        let consulted = consulted_by(&req);
         if let (Some(decision), None) = (&decision, &consulted) {
             data["decision"] = json!(record_decision(&req.session_id, "pricing", decision)?);
             data["recommendation"] = json!(decision);

@@ -197,20 +197,6 @@ pub fn advice(d: &Derived, best: Option<&Scenario>) -> Vec<String> {
     out
 }
 
-/// `$12,000` style: whole dollars with thousands separators.
-pub fn money(v: f64) -> String {
-    let whole = v.round() as i64;
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{}${grouped}", if whole < 0 { "-" } else { "" })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,12 +236,5 @@ mod tests {
         let high_churn = derive(&read_metrics("MRR 12000, churn 9%"));
         assert!(best(&scenarios(&high_churn, None)).unwrap().change_percent <= 0);
         assert!(scenarios(&derive(&Stated::default()), None).is_empty());
-    }
-
-    #[test]
-    fn money_groups_thousands() {
-        assert_eq!(money(144000.0), "$144,000");
-        assert_eq!(money(800.4), "$800");
-        assert_eq!(money(-1234.0), "-$1,234");
     }
 }
