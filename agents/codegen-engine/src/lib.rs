@@ -87,7 +87,7 @@ fn create(mut draft: CreateDraft, method: &str) -> Result<Response, AgentError> 
     let mut text = format!(
         "Started creating `{name}` (run {run}) from the spec \"{spec}\" with {} case(s){}. The host builds candidates in its sandbox, benchmarks them on the cases and registers `{name}` only if one passes them all and the security review. Ask me \"what happened to {name}\" later.",
         cases.len(),
-        if held_back { format!(", the last one held out to check the winner") } else { String::new() },
+        if held_back { ", the last one held out to check the winner" } else { "" },
     );
     if let Err(e) = remembered {
         text.push_str(&format!(" (I could not remember the run: {e:?}; its id is {run}.)"));

@@ -234,3 +234,21 @@ impl Agent for PerformanceOptimizer {
 }
 
 export_agent!(PerformanceOptimizer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposals_and_refusals_read_well() {
+        let m = AgentMetrics { name: "summarizer".into(), version: "v".into(), calls: 500, errors: 0, fuel: 500_000_000, evolvable: false };
+        let (kind, detail) = proposal_for(&m, false);
+        assert_eq!(kind, "instances");
+        assert!(detail.contains("500 calls") && detail.contains("mean fuel 1.0M"), "{detail}");
+        let (kind, spec) = proposal_for(&m, true);
+        assert_eq!(kind, "new-agent");
+        assert!(spec.starts_with("A specialised agent taking over the most frequent requests of `summarizer`"), "{spec}");
+        assert!(refusal(&EvolutionError::NotAllowed("`performance-optimizer` may not evolve `notes`".into())).starts_with("not within my scope"));
+        assert!(refusal(&EvolutionError::Failed("this host runs no evolution engine".into())).contains("no evolution engine"));
+    }
+}
