@@ -65,6 +65,9 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
         resume: args.resume,
         create: None,
         approve_manifest_change: args.approve_manifest_change,
+        requested_by: None,
+        max_tokens: None,
+        max_usd: None,
     };
     let show = std::io::stderr().is_terminal();
     let progress = move |line: &str| {

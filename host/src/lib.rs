@@ -19,7 +19,7 @@ pub mod runtime {
 
 /// The capabilities, one module each, and the host's list of them.
 pub mod capabilities {
-    pub use agentkernel_capabilities::{agents, memory};
+    pub use agentkernel_capabilities::{agents, evolution, memory};
     pub use agentkernel_core::capabilities::{all, granted_by_default, is_available};
     pub use agentkernel_http::capability as http;
     #[cfg(feature = "aws")]

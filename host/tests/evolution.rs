@@ -56,6 +56,9 @@ fn options(generator: GeneratorSpec) -> EvolveOptions {
         resume: None,
         create: None,
         approve_manifest_change: false,
+        requested_by: None,
+        max_tokens: None,
+        max_usd: None,
     }
 }
 

@@ -94,6 +94,8 @@ impl TestHost {
     /// loopback port until the test ends.
     pub async fn serve(&self) -> std::net::SocketAddr {
         self.host.registry.scan().await;
+        // As `agentkernel serve` does: agents granted `evolution` reach this engine.
+        agentkernel::evolution::service::install(&self.host);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let app = agentkernel::server::App::new(&self.host).expect("API tokens resolve");

@@ -539,6 +539,85 @@ pub mod http {
     }
 }
 
+/// Creating and improving agents through the host (needs `evolution`
+/// granted; never granted by default).
+///
+/// ```no_run
+/// use agentkernel_sdk::evolution::{self, TestCase};
+/// # fn main() -> Result<(), agentkernel_sdk::evolution::EvolutionError> {
+/// let cases = [TestCase::new("hello", "hello", ["HELLO"])];
+/// let run = evolution::create_agent("shout", "Answers with the request in capitals", &cases)?;
+/// let status = evolution::run_status(&run)?; // `running` until the engine decides
+/// # let _ = status;
+/// # Ok(())
+/// # }
+/// ```
+pub mod evolution {
+    pub use crate::bindings::agentkernel::agent::evolution::*;
+    use crate::AgentError;
+
+    impl EvolutionError {
+        /// The stable code of this error (the WIT case's name).
+        pub fn code(&self) -> &'static str {
+            match self {
+                EvolutionError::NotAllowed(_) => "not-allowed",
+                EvolutionError::BudgetExceeded(_) => "budget-exceeded",
+                EvolutionError::InvalidRequest(_) => "invalid-request",
+                EvolutionError::Busy(_) => "busy",
+                EvolutionError::NotFound(_) => "not-found",
+                EvolutionError::Failed(_) => "failed",
+            }
+        }
+
+        /// The host's message.
+        pub fn message(&self) -> &str {
+            match self {
+                EvolutionError::NotAllowed(m)
+                | EvolutionError::BudgetExceeded(m)
+                | EvolutionError::InvalidRequest(m)
+                | EvolutionError::Busy(m)
+                | EvolutionError::NotFound(m)
+                | EvolutionError::Failed(m) => m,
+            }
+        }
+    }
+
+    impl From<EvolutionError> for AgentError {
+        fn from(e: EvolutionError) -> Self {
+            AgentError::CapabilityFailed(format!("evolution {}: {}", e.code(), e.message()))
+        }
+    }
+
+    impl TestCase {
+        /// A visible case: `request` must answer with every string of `contains`.
+        pub fn new<I, S>(name: &str, request: &str, contains: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            TestCase {
+                name: name.into(),
+                request: request.into(),
+                expect_contains: contains.into_iter().map(Into::into).collect(),
+                held_out: false,
+            }
+        }
+
+        /// Used only to select, never shown to the code generator.
+        pub fn held_out(mut self) -> Self {
+            self.held_out = true;
+            self
+        }
+    }
+
+    impl RunInfo {
+        /// Whether the run has ended (finished, failed or interrupted).
+        pub fn is_done(&self) -> bool {
+            self.status != "running"
+        }
+    }
+}
+
 /// AWS EC2 within policy (needs `aws-ec2` granted).
 ///
 /// Every EC2 call takes a region (`None`: the host's). Policy may refuse a

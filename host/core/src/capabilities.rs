@@ -12,7 +12,6 @@ use agentkernel_runtime::policy::Capability;
 
 /// Every capability this build implements, in WIT order.
 pub fn all() -> Vec<Arc<dyn HostCapability>> {
-    #[allow(unused_mut)] // pushed to with the `aws` feature
     let mut list: Vec<Arc<dyn HostCapability>> = vec![
         Arc::new(agentkernel_runtime::log::Log),
         Arc::new(agentkernel_capabilities::Memory),
@@ -22,6 +21,7 @@ pub fn all() -> Vec<Arc<dyn HostCapability>> {
     ];
     #[cfg(feature = "aws")]
     list.push(Arc::new(agentkernel_aws::capability::AwsEc2));
+    list.push(Arc::new(agentkernel_capabilities::Evolution));
     list
 }
 

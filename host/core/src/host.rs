@@ -11,7 +11,9 @@ use agentkernel_runtime::metrics::Metrics;
 use agentkernel_runtime::trace::BudgetLimits;
 use agentkernel_runtime::{AgentDirectory, AgentTable, KEEP_RESIDENT_BYTES, Runtime, RuntimeOptions, Services};
 use agentkernel_http::HttpClient;
+use agentkernel_capabilities::evolution::EvolutionDesk;
 use agentkernel_storage::Backend;
+use agentkernel_storage::evolution::EvolutionStore;
 use agentkernel_storage::http::HttpStore;
 use agentkernel_storage::Storage;
 use agentkernel_storage::sqlite::SqliteStorage;
@@ -32,6 +34,10 @@ pub struct Host {
     pub llm: Arc<LlmService>,
     #[cfg(feature = "aws")]
     pub aws: Arc<agentkernel_aws::Ec2Service>,
+    /// Where the `evolution` capability's requests go: empty until the
+    /// process that serves installs its engine (the engine sits above the
+    /// host, so it cannot be built here).
+    pub evolution: Arc<EvolutionDesk>,
 }
 
 /// The engine settings `[host]` configures.
@@ -69,6 +75,13 @@ impl ServiceSet {
         ServiceSet { services, agents, metrics }
     }
 
+    /// Where `evolution` requests go (a desk the engine is installed on
+    /// later) and where they are audited.
+    pub fn with_evolution(mut self, desk: Arc<EvolutionDesk>, audit: Arc<dyn EvolutionStore>) -> Self {
+        self.services.insert(desk).insert::<dyn EvolutionStore>(audit);
+        self
+    }
+
     /// Where `http` requests go, and where they are counted and recorded.
     pub fn with_http(mut self, client: Arc<dyn HttpClient>, log: Arc<dyn HttpStore>) -> Self {
         self.services.insert::<dyn HttpClient>(client).insert::<dyn HttpStore>(log);
@@ -86,9 +99,13 @@ impl ServiceSet {
         http_log: Arc<dyn HttpStore>,
         llm: Arc<LlmService>,
     ) -> Result<ServiceSet, agentkernel_storage::StorageError> {
+        // No engine on the benchmark's desk: a candidate's `evolution`
+        // requests are audited in a throwaway database and start nothing.
+        let audit: Arc<dyn EvolutionStore> = Arc::new(SqliteStorage::in_memory()?);
         #[allow(unused_mut)] // EC2 is added with the `aws` feature
         let mut set = ServiceSet::new(config, storage, Arc::new(Metrics::default()), llm)
-            .with_http(Arc::new(agentkernel_http::Offline), http_log);
+            .with_http(Arc::new(agentkernel_http::Offline), http_log)
+            .with_evolution(Arc::default(), audit);
         #[cfg(feature = "aws")]
         {
             // The run's EC2 audit rows go to a throwaway database.
@@ -127,8 +144,10 @@ impl Host {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let llm = Arc::new(LlmService::new(config.llm.clone(), backend.clone()).with_metrics(metrics.clone()));
+        let evolution = Arc::new(EvolutionDesk::default());
         let mut set = ServiceSet::new(&config, backend.clone(), metrics, llm.clone())
-            .with_http(agentkernel_http::capability::network_client(), backend.clone());
+            .with_http(agentkernel_http::capability::network_client(), backend.clone())
+            .with_evolution(evolution.clone(), backend.clone());
         #[cfg(feature = "aws")]
         let aws = {
             let aws = Arc::new(agentkernel_aws::Ec2Service::new(config.aws.clone(), backend.clone()));
@@ -153,6 +172,7 @@ impl Host {
             llm,
             #[cfg(feature = "aws")]
             aws,
+            evolution,
         })
     }
 

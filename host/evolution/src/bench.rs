@@ -71,6 +71,16 @@ impl BenchResult {
     }
 }
 
+/// One answer of a version to a recorded request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The answer's text, or `error: CODE`.
+    pub text: String,
+    /// Fuel it took (0 for an unmetered agent or a failed call).
+    pub fuel: u64,
+    pub failed: bool,
+}
+
 pub struct Bench {
     runtime: Arc<Runtime>,
     storage: Arc<CaseStorage>,
@@ -215,16 +225,21 @@ impl Bench {
     /// shadow stage): empty memory, no LLM script, the environment of slot
     /// `slot` (the same for every component). The text, or `error: CODE`.
     pub async fn answer(&self, agent: &LoadedAgent, slot: usize, text: &str) -> String {
+        self.answer_measured(agent, slot, text).await.text
+    }
+
+    /// [`answer`](Self::answer), with the fuel it took and whether it failed.
+    pub async fn answer_measured(&self, agent: &LoadedAgent, slot: usize, text: &str) -> Answer {
         // Slots after every case index a suite may have.
         self.environment.select(1_000_000 + slot, 0);
         if let Err(e) = self.storage.reset(namespace_of(agent), &Default::default()) {
-            return format!("error: cannot reset memory: {e}");
+            return Answer { text: format!("error: cannot reset memory: {e}"), fuel: 0, failed: true };
         }
         self.llm.set_script(&[]);
         let request = Request { session_id: self.environment.session_id(1_000_000 + slot), text: text.into(), history: vec![], context: None };
         match agent.call(&request).await {
-            Ok(o) => o.response.text,
-            Err(e) => format!("error: {}", e.code()),
+            Ok(o) => Answer { text: o.response.text, fuel: o.fuel_used.unwrap_or(0), failed: false },
+            Err(e) => Answer { text: format!("error: {}", e.code()), fuel: 0, failed: true },
         }
     }
 }

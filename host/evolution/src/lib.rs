@@ -8,6 +8,8 @@
 //! - [`source_check`]: constructs refused before any build
 //! - [`sandbox_build`]: the template manifest and the `bwrap` build
 //! - [`doubles`], [`bench`]: the benchmark runtime and its doubles
+//! - [`review`]: the security review of a created agent; [`service`]: the
+//!   `evolution` capability's requests on this engine
 //! - [`select`]: the verdict; [`generate`]: generators; [`swap`]: install,
 //!   rollback, post-swap watch; [`report`]: JSON and HTML reports
 //! - lineage, runs and installs: [`agentkernel_storage::evolution`]
@@ -18,6 +20,8 @@ pub mod doubles;
 pub mod environment;
 pub mod generate;
 pub mod report;
+pub mod review;
+pub mod service;
 pub mod sandbox_build;
 pub mod select;
 pub mod shadow;
@@ -107,6 +111,14 @@ pub struct EvolveOptions {
     /// Install a winner even if its manifest (description, skills,
     /// keywords) differs from the incumbent's: what routing sees changes.
     pub approve_manifest_change: bool,
+    /// The agent that asked for this run through the `evolution`
+    /// capability (`None`: an admin): a creation it asked for is never
+    /// registered without the security review.
+    pub requested_by: Option<String>,
+    /// LLM tokens and dollars this run may spend (the requesting agent's
+    /// grant); never more than `[evolution]` allows.
+    pub max_tokens: Option<u64>,
+    pub max_usd: Option<f64>,
 }
 
 impl EvolveOptions {
@@ -122,6 +134,9 @@ impl EvolveOptions {
             resume: None,
             create: None,
             approve_manifest_change: false,
+            requested_by: None,
+            max_tokens: None,
+            max_usd: None,
         }
     }
 }
@@ -169,6 +184,9 @@ pub struct Outcome {
     /// `(calls, errors)` of the agent just before the swap (for the watch).
     #[serde(skip)]
     pub calls_before_swap: Option<(u64, u64)>,
+    /// A created agent's security review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_review: Option<review::SecurityReview>,
 }
 
 /// What the engine works with.
@@ -428,8 +446,8 @@ impl Engine {
                 }
                 let settings = LlmGeneratorSettings {
                     profile: cfg.llm_profile.clone(),
-                    max_tokens_per_evolution: cfg.max_tokens_per_evolution,
-                    max_usd_per_evolution: cfg.max_usd_per_evolution,
+                    max_tokens_per_evolution: opts.max_tokens.map_or(cfg.max_tokens_per_evolution, |t| t.min(cfg.max_tokens_per_evolution)),
+                    max_usd_per_evolution: opts.max_usd.map_or(cfg.max_usd_per_evolution, |d| d.min(cfg.max_usd_per_evolution)),
                     max_completion_tokens: 8000,
                     temperature: 0.4,
                 };
@@ -618,10 +636,30 @@ impl Engine {
             _ => None,
         };
 
+        // A created agent is registered only with the security review's approval.
+        let security_review = match (&state.best, &opts.create) {
+            (Some(best), Some(create)) if opts.swap => {
+                let review = self.review_created(&bench, &data_dir, agent, &create.spec, best, opts.requested_by.as_deref()).await?;
+                progress(&format!("security review ({}): {}", review.reviewer, review.verdict));
+                Some(review)
+            }
+            _ => None,
+        };
+
         // Decision.
         let mut installed = None;
         let mut calls_before_swap = None;
         let (decision, reason) = match &state.best {
+            Some(best) if security_review.as_ref().is_some_and(|r| !r.allows()) => (
+                "rejected",
+                format!(
+                    "`{}` ({}) {}, but the security review rejected it: {}",
+                    best.label,
+                    &best.version[..12],
+                    best.reason,
+                    security_review.as_ref().map_or("", |r| r.summary.as_str())
+                ),
+            ),
             Some(best) if opts.swap && shadow.as_ref().is_some_and(shadow::ShadowReport::blocks) => (
                 "kept",
                 format!(
@@ -724,6 +762,7 @@ impl Engine {
             installed: installed.as_ref().map(|p| p.display().to_string()),
             resumed_after_generation: resumed_after,
             shadow,
+            security_review: security_review.clone(),
         };
         let report_json = dir.join("report.json");
         let report_html = dir.join("report.html");
@@ -744,7 +783,25 @@ impl Engine {
             report_json,
             report_html,
             calls_before_swap,
+            security_review,
         })
+    }
+
+    /// Loads the winner of a creation as production would and has it reviewed.
+    async fn review_created(
+        &self,
+        bench: &Bench,
+        data_dir: &Path,
+        agent: &str,
+        spec: &str,
+        best: &Best,
+        requested_by: Option<&str>,
+    ) -> Result<review::SecurityReview, EvolveError> {
+        let path = swap::components_dir(data_dir).join(format!("{}.wasm", best.version));
+        let bytes = tokio::fs::read(&path).await.map_err(|e| EvolveError::Io(format!("{}: {e}", path.display())))?;
+        let candidate = bench.load(&bytes).await.map_err(|e| EvolveError::Io(format!("security review: cannot load the winner: {e}")))?;
+        let subject = review::ReviewSubject { agent, spec, candidate: &candidate, source: &best.source, requested_by };
+        Ok(review::review(self.registry.as_deref(), &subject).await)
     }
 
     /// The shadow stage for `winner` against `incumbent` (both kept

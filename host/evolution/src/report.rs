@@ -119,6 +119,9 @@ pub struct Report {
     /// winner, or a new agent).
     #[serde(default)]
     pub shadow: Option<super::shadow::ShadowReport>,
+    /// A created agent's security review (none when evolving).
+    #[serde(default)]
+    pub security_review: Option<super::review::SecurityReview>,
 }
 
 /// A line diff of two sources, file by file (`-`/`+`/` ` prefixed),
@@ -320,7 +323,7 @@ body{{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}} table{{bor
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}} th{{background:#f3f3f3}}
 .pass{{color:#1e7d3b}} .fail{{color:#b3261e}} pre{{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}}
 .add{{color:#1e7d3b}} .del{{color:#b3261e}} .decision{{font-size:1.3em;padding:.4em .8em;display:inline-block;border-radius:4px}}
-.swapped{{background:#dff5e3}} .kept{{background:#eee}}
+.swapped{{background:#dff5e3}} .kept{{background:#eee}} .rejected{{background:#fbe4e2}}
 </style></head><body>
 <h1>Evolution of <code>{agent}</code></h1>
 <p><span class="decision {decision}">{decision}</span> {reason}</p>"#,
@@ -371,6 +374,24 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vert
                     esc(&d.candidate),
                     d.justified_by.as_deref().map_or("<b class=\"fail\">nothing: blocks the swap</b>".to_string(), esc)
                 );
+            }
+            h.push_str("</table>");
+        }
+    }
+
+    if let Some(r) = &report.security_review {
+        let _ = write!(
+            h,
+            "<h2>Security review</h2><p><span class=\"{}\">{}</span> by {}: {}</p>",
+            if r.allows() { "pass" } else { "fail" },
+            esc(&r.verdict),
+            esc(&r.reviewer),
+            esc(&r.summary)
+        );
+        if !r.findings.is_empty() {
+            h.push_str("<table><tr><th>severity</th><th>rule</th><th>detail</th></tr>");
+            for f in &r.findings {
+                let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&f.severity), esc(&f.rule), esc(&f.detail));
             }
             h.push_str("</table>");
         }

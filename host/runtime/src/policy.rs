@@ -27,9 +27,17 @@ impl Capability {
     pub const AGENTS: Capability = Capability("agents");
     pub const HTTP: Capability = Capability("http");
     pub const AWS_EC2: Capability = Capability("aws-ec2");
+    pub const EVOLUTION: Capability = Capability("evolution");
     /// Every capability interface of the WIT package.
-    pub const ALL: [Capability; 6] =
-        [Capability::LOG, Capability::MEMORY, Capability::LLM, Capability::AGENTS, Capability::HTTP, Capability::AWS_EC2];
+    pub const ALL: [Capability; 7] = [
+        Capability::LOG,
+        Capability::MEMORY,
+        Capability::LLM,
+        Capability::AGENTS,
+        Capability::HTTP,
+        Capability::AWS_EC2,
+        Capability::EVOLUTION,
+    ];
 
     /// Name used in WIT and messages.
     pub fn name(self) -> &'static str {

@@ -98,6 +98,9 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
         resume: body.resume.clone(),
         create: None,
         approve_manifest_change: body.approve_manifest_change.unwrap_or(false),
+        requested_by: None,
+        max_tokens: None,
+        max_usd: None,
     };
     match spawn_evolution(&Handles::from(&app.host), opts) {
         Ok(id) => (

@@ -233,6 +233,8 @@ pub async fn serve(
     if app.auth.is_open() && !addr.ip().is_loopback() {
         anyhow::bail!("refusing to serve on {addr}: no [[host.tokens]] are configured, and an open API must stay on a loopback address");
     }
+    // Agents granted `evolution` reach this process's engine.
+    agentkernel_evolution::service::install(host);
     // `[evolution.auto]`: evolutions started from live metrics (off by default).
     let _auto = agentkernel_evolution::auto::spawn(&agentkernel_evolution::background::Handles::from(host)).map(AbortOnDrop);
     // `[research] interval_secs`: a research cycle every interval (off by default).

@@ -1,6 +1,7 @@
 //! What the evolution engine keeps: lineage (every version's source,
 //! component hash, parent and origin), evolution runs (status, decision,
-//! the checkpoint a resume starts from) and installs (what rollback walks).
+//! the checkpoint a resume starts from), installs (what rollback walks),
+//! and the audit of what agents asked through the `evolution` capability.
 //! A narrow trait of its own, beside [`super::Storage`].
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,31 @@ pub struct InstallRecord {
     pub at: i64,
 }
 
+/// One request an agent made through the `evolution` capability, granted
+/// or refused (the audit; proposals are the `propose` rows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvolutionRequest {
+    pub id: i64,
+    pub at: i64,
+    /// The agent that asked.
+    pub agent: String,
+    /// `create`, `evolve`, `propose`, `compare`, `stats`.
+    pub action: String,
+    /// The agent the request is about (empty for `stats`).
+    pub target: String,
+    /// `pending`, `started`, `proposed`, `answered`, or `refused: CODE`.
+    pub outcome: String,
+    /// The run started (create/evolve).
+    pub run: Option<String>,
+    /// What was asked, clipped (a proposal's kind and detail as JSON).
+    pub detail: String,
+}
+
+/// Audit rows that start no run (refusals, proposals, reads) kept per
+/// agent, action and UTC day (then dropped), so a guest looping over
+/// requests cannot grow the table or flood the proposals a person reads.
+pub const MAX_NOTES_PER_DAY: u64 = 200;
+
 pub trait EvolutionStore: Send + Sync {
     /// Records a version; recording a known hash again changes nothing.
     fn record_version(&self, v: &AgentVersion) -> Result<(), StorageError>;
@@ -63,6 +89,50 @@ pub trait EvolutionStore: Send + Sync {
     fn record_install(&self, r: &InstallRecord) -> Result<(), StorageError>;
     /// Installs of `agent`, oldest first.
     fn installs(&self, agent: &str) -> Result<Vec<InstallRecord>, StorageError>;
+    /// Records a run-starting request (`create`/`evolve`) if `request.agent`
+    /// started fewer than `runs_per_day` since `day_start`, atomically (two
+    /// calls at once cannot both take the last run); `None` when used up.
+    fn evolution_request_reserve(&self, request: &EvolutionRequest, day_start: i64, runs_per_day: u64) -> Result<Option<i64>, StorageError>;
+    /// Sets the outcome (and run) of a reserved request.
+    fn evolution_request_finish(&self, id: i64, outcome: &str, run: Option<&str>) -> Result<(), StorageError>;
+    /// Records a request that starts no run (a refusal, a proposal, a read)
+    /// and returns its id; beyond [`MAX_NOTES_PER_DAY`] such rows of one
+    /// agent and action since `day_start` it is dropped (`None`).
+    fn evolution_request_note(&self, request: &EvolutionRequest, day_start: i64) -> Result<Option<i64>, StorageError>;
+    /// The request that started run `run`.
+    fn evolution_request_by_run(&self, run: &str) -> Result<Option<EvolutionRequest>, StorageError>;
+    /// The newest `limit` requests, newest first, optionally of one action.
+    fn evolution_requests(&self, action: Option<&str>, limit: u32) -> Result<Vec<EvolutionRequest>, StorageError>;
+}
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS evolution_requests (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    agent   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    run     TEXT,
+    detail  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS evolution_requests_by_agent ON evolution_requests (agent, at);
+CREATE INDEX IF NOT EXISTS evolution_requests_by_run ON evolution_requests (run);
+";
+
+const REQUEST_COLUMNS: &str = "id, at, agent, action, target, outcome, run, detail";
+
+fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvolutionRequest> {
+    Ok(EvolutionRequest {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        agent: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        outcome: r.get(5)?,
+        run: r.get(6)?,
+        detail: r.get(7)?,
+    })
 }
 
 fn evolution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvolutionRecord> {
@@ -160,11 +230,105 @@ impl EvolutionStore for SqliteStorage {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    fn evolution_request_reserve(&self, r: &EvolutionRequest, day_start: i64, runs_per_day: u64) -> Result<Option<i64>, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM evolution_requests WHERE agent = ?1 AND at >= ?2
+                 AND action IN ('create', 'evolve') AND outcome IN ('pending', 'started')",
+            params![r.agent, day_start],
+            |row| row.get(0),
+        )?;
+        if used as u64 >= runs_per_day {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO evolution_requests (at, agent, action, target, outcome, run, detail) VALUES (?1, ?2, ?3, ?4, 'pending', NULL, ?5)",
+            params![r.at, r.agent, r.action, r.target, r.detail],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    fn evolution_request_finish(&self, id: i64, outcome: &str, run: Option<&str>) -> Result<(), StorageError> {
+        self.conn().execute("UPDATE evolution_requests SET outcome = ?2, run = ?3 WHERE id = ?1", params![id, outcome, run])?;
+        Ok(())
+    }
+
+    fn evolution_request_note(&self, r: &EvolutionRequest, day_start: i64) -> Result<Option<i64>, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let noted: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM evolution_requests WHERE agent = ?1 AND action = ?2 AND at >= ?3
+                 AND outcome NOT IN ('pending', 'started')",
+            params![r.agent, r.action, day_start],
+            |row| row.get(0),
+        )?;
+        if noted as u64 >= MAX_NOTES_PER_DAY {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO evolution_requests (at, agent, action, target, outcome, run, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![r.at, r.agent, r.action, r.target, r.outcome, r.run, r.detail],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    fn evolution_request_by_run(&self, run: &str) -> Result<Option<EvolutionRequest>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {REQUEST_COLUMNS} FROM evolution_requests WHERE run = ?1 ORDER BY id LIMIT 1"), [run], request_row)
+            .optional()?)
+    }
+
+    fn evolution_requests(&self, action: Option<&str>, limit: u32) -> Result<Vec<EvolutionRequest>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM evolution_requests WHERE ?1 IS NULL OR action = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![action, limit], request_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(agent: &str, action: &str, outcome: &str) -> EvolutionRequest {
+        EvolutionRequest {
+            id: 0,
+            at: 1_000,
+            agent: agent.into(),
+            action: action.into(),
+            target: "t".into(),
+            outcome: outcome.into(),
+            run: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn runs_per_day_are_counted_per_agent_and_notes_are_capped() {
+        let s = SqliteStorage::in_memory().unwrap();
+        let a = s.evolution_request_reserve(&request("a", "create", "pending"), 0, 2).unwrap().unwrap();
+        s.evolution_request_finish(a, "started", Some("run-1")).unwrap();
+        assert!(s.evolution_request_reserve(&request("a", "evolve", "pending"), 0, 2).unwrap().is_some());
+        assert!(s.evolution_request_reserve(&request("a", "create", "pending"), 0, 2).unwrap().is_none(), "two a day");
+        assert!(s.evolution_request_reserve(&request("b", "create", "pending"), 0, 2).unwrap().is_some(), "per agent");
+        assert!(s.evolution_request_reserve(&request("a", "create", "pending"), 2_000, 2).unwrap().is_some(), "a new day");
+        assert_eq!(s.evolution_request_by_run("run-1").unwrap().unwrap().agent, "a");
+        for _ in 0..MAX_NOTES_PER_DAY {
+            assert!(s.evolution_request_note(&request("a", "propose", "proposed"), 0).unwrap().is_some());
+        }
+        assert!(s.evolution_request_note(&request("a", "propose", "proposed"), 0).unwrap().is_none(), "capped");
+        assert!(s.evolution_request_note(&request("a", "create", "refused: busy"), 0).unwrap().is_some(), "per action");
+        assert_eq!(s.evolution_requests(Some("propose"), 500).unwrap().len() as u64, MAX_NOTES_PER_DAY);
+    }
 
     #[test]
     fn lineage_evolutions_and_installs_round_trip() {
