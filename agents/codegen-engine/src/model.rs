@@ -27,10 +27,10 @@ fn clip(text: &str, max: usize) -> &str {
 pub fn read(text: &str) -> Result<CreateDraft, String> {
     let reply = Chat::new(PROFILE)
         .system(SYSTEM_PROMPT)
-        .user(clip(text, 6000))
+        .user(clip(text, 4000))
         .json()
         .temperature(0.0)
-        .max_tokens(1200)
+        .max_tokens(800)
         .send()
         .map_err(|e| format!("no model reading ({})", e.code()))?;
     parse_reply(&reply.content, text)
