@@ -1,6 +1,5 @@
 //! `agentkernel evolve`, `rollback` and `versions`: the evolution engine
 //! from the command line.
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +9,8 @@ use agentkernel::config::HostConfig;
 use agentkernel::evolution::{self, Engine, EvolveOptions, GeneratorSpec};
 use agentkernel::host::Host;
 use agentkernel::storage::evolution::EvolutionStore;
+
+use crate::progress::ProgressView;
 
 #[derive(clap::Args)]
 pub struct EvolveArgs {
@@ -69,20 +70,21 @@ pub async fn evolve(mut config: HostConfig, args: EvolveArgs) -> anyhow::Result<
         max_tokens: None,
         max_usd: None,
     };
-    let show = std::io::stderr().is_terminal();
-    let progress = move |line: &str| {
-        if show {
-            eprintln!("{line}");
-        }
-    };
+    // Bars on a terminal; nothing on stderr otherwise (stdout is parsed).
+    let view = ProgressView::for_stderr(opts.generations);
+    let progress = |line: &str| view.line(line);
     // The id is known up front, so Ctrl-C can mark the run and say how to
     // resume it. Dropping the run kills a candidate build in flight
     // (kill_on_drop); the checkpoint of the last finished generation stays.
     let id = opts.resume.clone().unwrap_or_else(|| evolution::new_id(&opts.agent));
     let agent = opts.agent.clone();
     let outcome = tokio::select! {
-        r = engine.evolve_with_id(opts, id.clone(), &progress) => r?,
+        r = engine.evolve_with_id(opts, id.clone(), &progress) => {
+            view.finish();
+            r?
+        }
         _ = tokio::signal::ctrl_c() => {
+            view.finish();
             if let Some(mut rec) = engine.store.evolution(&id)? {
                 if rec.status == "running" {
                     rec.status = "interrupted".into();
@@ -198,8 +200,10 @@ pub async fn create(mut config: HostConfig, args: CreateArgs) -> anyhow::Result<
     opts.generations = args.generations;
     opts.candidates = args.candidates;
     opts.create = Some(evolution::CreateSpec { spec: args.spec, cases: args.cases });
-    let show = std::io::stderr().is_terminal();
-    let outcome = engine.evolve(opts, &move |line: &str| if show { eprintln!("{line}") }).await?;
+    let view = ProgressView::for_stderr(opts.generations);
+    let outcome = engine.evolve(opts, &|line: &str| view.line(line)).await;
+    view.finish();
+    let outcome = outcome?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else if outcome.decision == "swapped" {

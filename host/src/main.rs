@@ -17,7 +17,9 @@ use agentkernel::scaffold;
 #[cfg(feature = "aws")]
 mod aws_cli;
 mod evolve_cmd;
+mod progress;
 mod research_cmd;
+mod stats_cmd;
 
 #[derive(Parser)]
 #[command(name = "agentkernel", version, about = "A WebAssembly component host for agents")]
@@ -126,6 +128,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The host's KPIs: candidates that build and pass, evolutions, rollbacks, errors, LLM spend, chat.
+    Stats(stats_cmd::StatsArgs),
     /// The research center: run a cycle now, list the recorded findings.
     #[command(subcommand)]
     Research(research_cmd::ResearchCommand),
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio_runtime()?.block_on(evolve_cmd::rollback(config, &agent, to.as_deref(), agents))
         }
         Command::Versions { agent, json } => evolve_cmd::versions(config, &agent, json),
+        Command::Stats(args) => stats_cmd::stats(config, args),
         Command::Research(cmd) => tokio_runtime()?.block_on(research_cmd::research(config, cmd)),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod doubles;
 pub mod environment;
 pub mod generate;
+pub mod kpi;
 pub mod report;
 pub mod review;
 pub mod service;

@@ -119,6 +119,25 @@ impl Metrics {
         self.lock().agents.get(agent).and_then(|s| s.fuel).unwrap_or(0)
     }
 
+    /// Every agent's calls so far by outcome: `(agent, outcome, calls)`.
+    /// What the activity recorder persists hourly (as differences).
+    pub fn agent_outcome_counts(&self) -> Vec<(String, &'static str, u64)> {
+        let m = self.lock();
+        m.agents.iter().flat_map(|(agent, s)| s.calls.iter().map(move |(outcome, n)| (agent.clone(), *outcome, *n))).collect()
+    }
+
+    /// Requests to `route` so far by status, all methods together.
+    pub fn route_status_counts(&self, route: &str) -> Vec<(u16, u64)> {
+        let m = self.lock();
+        let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
+        for statuses in m.routes.get(route).into_iter().flat_map(|r| r.requests.values()) {
+            for (status, n) in statuses {
+                *by_status.entry(*status).or_default() += n;
+            }
+        }
+        by_status.into_iter().collect()
+    }
+
     pub fn llm_call(&self, agent: &str, outcome: &str, prompt: u64, completion: u64, cost_usd: Option<f64>) {
         let mut m = self.lock();
         *m.llm_calls.entry((agent.to_string(), outcome.to_string())).or_default() += 1;

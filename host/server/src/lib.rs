@@ -5,7 +5,8 @@
 //! `GET /v1/sessions/{id}`, the OpenAI-compatible `POST /v1/chat/completions`
 //! and `GET /v1/models`, `GET /v1/agents[/{name}]`,
 //! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, the
-//! evolution endpoints (`evolution_routes`), and the genome and EC2
+//! evolution endpoints (`evolution_routes`), the KPIs (`GET /v1/stats`,
+//! `stats_routes`), and the genome and EC2
 //! audit endpoints (`aws_routes`, with the `aws` feature) under `/v1/admin/`.
 //! Every error is `{"error": {"code", "message"}}` with a stable code.
 pub mod auth;
@@ -18,6 +19,8 @@ mod openai;
 mod aws_routes;
 mod evolution_routes;
 mod research_routes;
+pub mod activity;
+mod stats_routes;
 
 use std::sync::Arc;
 
@@ -45,6 +48,8 @@ pub struct App {
     pub auth: auth::Auth,
     /// Events buffered per streaming response (`[server] stream_buffer_events`).
     pub stream_buffer_events: usize,
+    /// The KPIs' state: the activity recorder and `/metrics`' cached KPIs.
+    pub stats: stats_routes::StatsState,
 }
 
 impl App {
@@ -55,6 +60,10 @@ impl App {
             chat: host.chat.clone(),
             auth: auth::Auth::new(&host.config.host, &host.config.server)?,
             stream_buffer_events: host.config.server.stream_buffer_events,
+            stats: stats_routes::StatsState::new(Arc::new(activity::ActivityRecorder::new(
+                host.registry.runtime().metrics().clone(),
+                host.backend.clone(),
+            ))),
         }))
     }
 }
@@ -77,7 +86,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(research_routes::routes());
     let admin = Router::new()
         .route("/metrics", get(metrics))
-        .merge(evolution_routes::routes());
+        .merge(evolution_routes::routes())
+        .merge(stats_routes::routes());
     #[cfg(feature = "aws")]
     let admin = admin.merge(aws_routes::admin_routes());
     let admin = admin
@@ -134,7 +144,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         agents_loaded: reg.list().len(),
         files_failed: reg.files().iter().filter(|f| f.error.is_some()).count(),
     };
-    ([("content-type", "text/plain; version=0.0.4")], reg.runtime().metrics().render(&gauges)).into_response()
+    let mut text = reg.runtime().metrics().render(&gauges);
+    text.push_str(&stats_routes::metrics_text(&app).await);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -239,8 +251,14 @@ pub async fn serve(
     let _auto = agentkernel_evolution::auto::spawn(&agentkernel_evolution::background::Handles::from(host)).map(AbortOnDrop);
     // `[research] interval_secs`: a research cycle every interval (off by default).
     let _research = agentkernel_core::research::spawn_scheduler(host).map(AbortOnDrop);
+    // Agent calls and chat outcomes, persisted hourly for the KPIs.
+    let activity = app.stats.activity.clone();
+    let _activity = AbortOnDrop(activity.spawn());
     let server = host.config.server.clone();
     self::listener::ensure_descriptors(&server);
     self::listener::serve_connections(listener, router(app), server, shutdown).await;
+    if let Err(e) = activity.flush().await {
+        tracing::warn!("writing the activity counters at shutdown: {e}");
+    }
     Ok(())
 }

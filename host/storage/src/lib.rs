@@ -15,6 +15,7 @@ pub mod research;
 pub mod sessions;
 pub mod sqlite;
 mod sqlite_memory;
+pub mod stats;
 
 pub use commit_gate::CommitGate;
 pub use quota::{HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, WriteRefused};
@@ -23,8 +24,11 @@ use serde::{Deserialize, Serialize};
 
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
-pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore {}
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore> Backend for T {}
+pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore {}
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore> Backend
+    for T
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

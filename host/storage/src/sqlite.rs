@@ -173,6 +173,7 @@ impl SqliteStorage {
         conn.execute_batch(super::sessions::SCHEMA)?;
         conn.execute_batch(super::http::SCHEMA)?;
         conn.execute_batch(super::research::SCHEMA)?;
+        conn.execute_batch(super::stats::SCHEMA)?;
         conn.execute_batch(super::evolution::SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
