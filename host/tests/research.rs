@@ -301,3 +301,40 @@ async fn each_research_agent_passes_its_evolve_suite_under_the_shipped_policy() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_lists_the_findings_and_links_only_http_urls() {
+    use agentkernel::storage::research::ResearchFinding;
+    let node_path = std::env::var("AGENTKERNEL_NODE_PATH")
+        .expect("AGENTKERNEL_NODE_PATH is unset: run ./scripts/test (scripts/deps/browser.sh installs playwright-core)");
+    let t = TestHost::new("");
+    let finding = |id: &str, title: &str, url: &str| ResearchFinding {
+        source: "arxiv".into(),
+        id: id.into(),
+        title: title.into(),
+        url: url.into(),
+        summary: String::new(),
+        topic: "agents".into(),
+        score: Some(7.5),
+        scored_by: "keywords".into(),
+        published: String::new(),
+        agent: "researcher".into(),
+        found_at: 0,
+    };
+    let rows = [
+        finding("1", "Agent-as-a-Judge", "http://arxiv.org/abs/2410.10934v2"),
+        finding("2", "<img src=x onerror=alert(1)>", "javascript:alert(1)"),
+    ];
+    t.host.backend.research_record(&rows, 1_733_000_000).unwrap();
+    let addr = t.serve().await;
+    let runner = Path::new(&node_path).parent().unwrap().join("research_page.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/research_page.mjs"), &runner).unwrap();
+    let out = tokio::process::Command::new("node").arg(&runner).arg(format!("http://{addr}/")).output().await.expect("node runs");
+    assert!(out.status.success(), "browser script failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("script printed JSON");
+    assert_eq!(seen["heading"], "Research findings");
+    assert_eq!(seen["titles"], serde_json::json!(["<img src=x onerror=alert(1)>", "Agent-as-a-Judge"]), "text, newest first");
+    assert_eq!(seen["hrefs"], serde_json::json!([null, "http://arxiv.org/abs/2410.10934v2"]), "only http(s) URLs are links");
+    assert_eq!(seen["details"][1], "arxiv · agents · 7.5 (keywords)");
+    assert_eq!(seen["consoleErrors"], serde_json::json!([]));
+}
