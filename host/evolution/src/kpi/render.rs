@@ -18,6 +18,12 @@ pub fn utc_date(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// Dollars: cents' fractions stay visible (a scripted or cheap model's
+/// calls cost millionths).
+fn usd(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.01 { format!("${v:.6}") } else { format!("${v:.4}") }
+}
+
 fn percent(share: Option<f64>) -> String {
     share.map_or_else(|| "-".into(), |s| format!("{:.0}%", s * 100.0))
 }
@@ -114,16 +120,16 @@ pub fn text(k: &Kpis) -> String {
             ),
         );
     }
-    line(&mut out, format!("llm spend    ${:.4} in all (ledger, priced models)", k.spend_total_usd));
+    line(&mut out, format!("llm spend    {} in all (ledger, priced models)", usd(k.spend_total_usd)));
     for s in &k.spend {
         let per_day: Vec<(i64, f64)> = s.days.iter().map(|d| (d.day, d.cost_usd)).collect();
         let unpriced = if s.unpriced_calls > 0 { format!(" ({} unpriced)", s.unpriced_calls) } else { String::new() };
         line(
             &mut out,
             format!(
-                "  {:<24} ${:>9.4} {:>5} calls{unpriced} {:>8} tokens  {}",
+                "  {:<24} {:>10} {:>5} calls{unpriced} {:>8} tokens  {}",
                 s.agent,
-                s.cost_usd,
+                usd(s.cost_usd),
                 s.calls,
                 s.tokens,
                 sparkline(&per_day, k.since, 86_400, (k.days as usize + 1).min(96))
