@@ -12,6 +12,10 @@
 //!   "decision", "started_at", "finished_at"}]}`, newest first.
 //! - `GET /v1/evolutions/{id}` → the run, its outcome and its report (JSON).
 //! - `GET /v1/evolutions/{id}/report.html`.
+//! - `GET /v1/evolution/requests?action=propose&limit=N` → `{"requests":
+//!   [{"id", "at", "agent", "action", "target", "outcome", "run", "detail"}]}`,
+//!   newest first: what agents asked through the `evolution` capability
+//!   (the audit); `action=propose` lists the proposals an admin may act on.
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -36,6 +40,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/evolutions", get(list))
         .route("/v1/evolutions/{id}", get(show))
         .route("/v1/evolutions/{id}/report.html", get(report_html))
+        .route("/v1/evolution/requests", get(requests))
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -111,6 +116,32 @@ async fn start(State(app): State<Arc<App>>, Path(name): Path<String>, body: Resu
         Err(StartError::NotEvolvable(m)) => error(StatusCode::NOT_FOUND, "not-evolvable", m),
         Err(StartError::Running(m)) => error(StatusCode::CONFLICT, "evolution-running", m),
         Err(StartError::Storage(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", m),
+    }
+}
+
+/// Most audit rows one listing returns.
+const MAX_REQUESTS_LISTED: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestsQuery {
+    action: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn requests(State(app): State<Arc<App>>, query: Result<axum::extract::Query<RequestsQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let query = match query {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid-request", e.body_text()),
+    };
+    const ACTIONS: [&str; 5] = ["create", "evolve", "propose", "compare", "stats"];
+    if let Some(a) = query.action.as_deref().filter(|a| !ACTIONS.contains(a)) {
+        return error(StatusCode::BAD_REQUEST, "invalid-request", format!("action {a:?}: expected one of {}", ACTIONS.join(", ")));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_REQUESTS_LISTED);
+    match read(&app, move |s| s.evolution_requests(query.action.as_deref(), limit)).await {
+        Ok(rows) => Json(json!({"requests": rows})).into_response(),
+        Err(r) => r,
     }
 }
 
