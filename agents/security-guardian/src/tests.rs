@@ -44,6 +44,11 @@ fn an_ungranted_import_rejects() {
     let f = review(&input(&["log", "llm"], &["log", "memory"], CLEAN));
     assert_eq!(rules_of(&f), vec!["ungranted-import"]);
     assert_eq!(Verdict::of(&f), Verdict::Reject);
+    let f = review(&input(&["aws_ec2"], &["aws-ec2"], CLEAN));
+    assert_eq!(rules_of(&f), vec!["sensitive-capability"], "policy keys and interface names are one name");
+    let mut unsent = input(&["log"], &["log"], CLEAN);
+    unsent.files.insert("src/big.rs".into(), "(not sent: 300000 bytes past the review's 262144-byte cap)".into());
+    assert_eq!(rules_of(&review(&unsent)), vec!["not-reviewed"]);
     let f = review(&input(&["evolution"], &["evolution"], CLEAN));
     assert_eq!(rules_of(&f), vec!["sensitive-capability"], "granted, still high");
 }
