@@ -92,6 +92,11 @@ async fn run_agent(host: &Host, name: &str, context: &Value) -> (AgentRun, Vec<R
     let Some(agent) = host.registry.get(name) else {
         run.outcome = "not-loaded".into();
         run.message = format!("no agent named `{name}` is loaded");
+        // A file that failed to load under that name says why (e.g. a missing grant).
+        let quoted = format!("`{name}`");
+        if let Some(why) = host.registry.files().into_iter().filter_map(|f| f.error).find(|e| e.contains(&quoted)) {
+            run.message = format!("{}: {why}", run.message);
+        }
         return (run, Vec::new());
     };
     let request = Request {
