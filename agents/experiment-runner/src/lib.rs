@@ -106,7 +106,7 @@ impl Agent for ExperimentRunner {
         )
         .skill(
             Skill::new("compare-versions", "Compare two versions of an agent on recorded traffic: an A/B experiment")
-                .keywords(["compare", "experiment", "versus", "vs", "a/b", "which version", "baseline", "candidate"]),
+                .keywords(["compare", "experiment", "against", "versus", "vs", "a/b", "which version", "baseline", "candidate"]),
         )
         .skill(Skill::new("experiment-history", "List the experiments run so far").keywords(["experiments", "past experiments"]))
         .capability("evolution", "replays recorded requests on two versions (compare only)")

@@ -198,7 +198,7 @@ impl Agent for PerformanceOptimizer {
         )
         .skill(
             Skill::new("rank-agents", "Report which agents perform worst: errors and fuel per call")
-                .keywords(["performance", "slow", "worst agents", "metrics", "error rate", "fuel", "performing", "bottleneck"]),
+                .keywords(["performance", "perform", "worst", "slowest", "slow", "underperforming", "metrics", "error rate", "fuel", "performing", "bottleneck"]),
         )
         .skill(
             Skill::new("optimise-agents", "Start evolutions of the worst agents, or propose more instances")

@@ -176,7 +176,8 @@ impl Agent for SecurityGuardian {
         )
         .skill(
             Skill::new("security-review", "Review an agent's capabilities and permissions for security risks, is an agent safe")
-                .keywords(["security", "safe", "unsafe", "audit", "risk", "risky", "permissions", "dangerous", "trust", "vulnerability", "guardian"]),
+                // "safe?" and "is it safe" make a question about an agent's safety outscore the agent it names.
+                .keywords(["security", "safe", "safe?", "is it safe", "unsafe", "audit", "risk", "risky", "permissions", "dangerous", "trust", "vulnerability", "guardian"]),
         )
         .skill(
             Skill::new("review-history", "List the security reviews and verdicts given so far")
