@@ -199,7 +199,8 @@ pub fn compute(store: &dyn Backend, data_dir: &Path, days: u32, now: i64) -> Res
         evolutions_total,
         evolutions,
         errors,
-        spend_total_usd: spend.iter().map(|s| s.cost_usd).sum(),
+        // A fold from +0.0: an empty f64 sum is -0.0, which would print as "$-0".
+        spend_total_usd: spend.iter().fold(0.0, |total, s| total + s.cost_usd),
         spend,
         research: research_per_week(store, days)?,
         chat,

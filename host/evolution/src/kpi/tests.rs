@@ -68,6 +68,7 @@ fn shares_fuel_rollbacks_errors_and_chat_come_from_the_records() {
 
     let week_ago = compute(&store, data.path(), 1, NOW + 8 * 86_400).unwrap();
     assert_eq!(week_ago.candidates.generated, 0, "runs outside the window are not counted");
+    assert!(week_ago.spend_total_usd.is_sign_positive(), "no spend is $0, not $-0");
     assert!(matches!(compute(&store, data.path(), 0, NOW), Err(KpiError::Window(0))));
     assert!(compute(&store, data.path(), MAX_DAYS + 1, NOW).is_err());
 }
