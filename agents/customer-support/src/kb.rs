@@ -127,7 +127,7 @@ pub fn classify(text: &str) -> Kind {
 /// The number in "ticket 3" / "ticket #3" / "ticket no. 3".
 fn ticket_number(lower: &str) -> Option<i64> {
     let after = &lower[lower.find("ticket")? + "ticket".len()..];
-    let digits: String = after.trim_start_matches(|c: char| c == ' ' || c == '#' || c == '.' || c == 'n' || c == 'o').chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = after.trim_start_matches([' ', '#', '.', 'n', 'o']).chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 

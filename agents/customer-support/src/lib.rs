@@ -50,10 +50,10 @@ fn open_ticket(session: &str, text: &str) -> Result<i64, AgentError> {
     let ticket = Ticket { n, session: session.to_string(), text: clip(text, 2000).to_string(), status: "open".into() };
     let json = serde_json::to_string(&ticket).map_err(|e| AgentError::Failed(e.to_string()))?;
     memory::set_string(&ticket_key(n), &json)?;
-    if n > MAX_TICKETS {
-        if let Err(e) = memory::delete(&ticket_key(n - MAX_TICKETS)) {
-            log::warn(&format!("could not delete an old ticket: {e:?}"));
-        }
+    if n > MAX_TICKETS
+        && let Err(e) = memory::delete(&ticket_key(n - MAX_TICKETS))
+    {
+        log::warn(&format!("could not delete an old ticket: {e:?}"));
     }
     record_decision(session, "ticket", &format!("opened ticket #{n}: {}", clip(text, 200)))?;
     Ok(n)

@@ -81,10 +81,10 @@ fn log_request(session: &str, feature: &str) -> Result<i64, AgentError> {
     let item = BacklogItem { n, feature: clip(feature, 400).to_string(), session: session.to_string() };
     let json = serde_json::to_string(&item).map_err(|e| AgentError::Failed(e.to_string()))?;
     memory::set_string(&backlog_key(n), &json)?;
-    if n > MAX_BACKLOG {
-        if let Err(e) = memory::delete(&backlog_key(n - MAX_BACKLOG)) {
-            log::warn(&format!("could not delete an old backlog entry: {e:?}"));
-        }
+    if n > MAX_BACKLOG
+        && let Err(e) = memory::delete(&backlog_key(n - MAX_BACKLOG))
+    {
+        log::warn(&format!("could not delete an old backlog entry: {e:?}"));
     }
     Ok(n)
 }

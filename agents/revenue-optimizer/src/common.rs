@@ -36,10 +36,10 @@ pub fn record_decision(session: &str, topic: &str, text: &str) -> Result<i64, Ag
     let decision = Decision { n, session: session.to_string(), topic: topic.to_string(), text: clip(text, 600).to_string() };
     let json = serde_json::to_string(&decision).map_err(|e| AgentError::Failed(e.to_string()))?;
     memory::set_string(&decision_key(n), &json)?;
-    if n > MAX_DECISIONS {
-        if let Err(e) = memory::delete(&decision_key(n - MAX_DECISIONS)) {
-            log::warn(&format!("could not delete an old decision: {e:?}"));
-        }
+    if n > MAX_DECISIONS
+        && let Err(e) = memory::delete(&decision_key(n - MAX_DECISIONS))
+    {
+        log::warn(&format!("could not delete an old decision: {e:?}"));
     }
     Ok(n)
 }
@@ -50,10 +50,8 @@ pub fn recent_decisions(limit: usize) -> Result<Vec<Decision>, AgentError> {
     let mut out = Vec::new();
     let mut n = newest;
     while n > 0 && n > newest - MAX_DECISIONS && out.len() < limit {
-        if let Some(json) = memory::get_string(&decision_key(n))? {
-            if let Ok(d) = serde_json::from_str::<Decision>(&json) {
-                out.push(d);
-            }
+        if let Some(d) = memory::get_string(&decision_key(n))?.and_then(|json| serde_json::from_str::<Decision>(&json).ok()) {
+            out.push(d);
         }
         n -= 1;
     }
@@ -207,7 +205,7 @@ pub fn money(v: f64) -> String {
     let digits = whole.abs().to_string();
     let mut grouped = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(ch);

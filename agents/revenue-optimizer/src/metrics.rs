@@ -176,10 +176,8 @@ pub fn best(scenarios: &[Scenario]) -> Option<&Scenario> {
 /// Advice that follows from the numbers, most important first.
 pub fn advice(d: &Derived, best: Option<&Scenario>) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(c) = d.churn {
-        if c > 0.05 {
-            out.push(format!("Churn of {:.1}% a month is high: fix retention (onboarding, annual plans) before raising prices.", c * 100.0));
-        }
+    if let Some(c) = d.churn.filter(|c| *c > 0.05) {
+        out.push(format!("Churn of {:.1}% a month is high: fix retention (onboarding, annual plans) before raising prices.", c * 100.0));
     }
     if let Some(r) = d.ltv_to_cac {
         if r < 3.0 {
