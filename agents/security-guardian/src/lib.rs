@@ -176,8 +176,12 @@ impl Agent for SecurityGuardian {
         )
         .skill(
             Skill::new("security-review", "Review an agent's capabilities and permissions for security risks, is an agent safe")
-                // "safe?" and "is it safe" make a question about an agent's safety outscore the agent it names.
-                .keywords(["security", "safe", "safe?", "is it safe", "unsafe", "audit", "risk", "risky", "permissions", "dangerous", "trust", "vulnerability", "guardian"]),
+                .keywords(["security", "safe", "unsafe", "audit", "risk", "risky", "permissions", "dangerous", "trust", "vulnerability", "guardian"]),
+        )
+        // A question about an agent's safety names that agent too ("is notes safe?"): this skill makes it outscore the agent it names.
+        .skill(
+            Skill::new("safety-check", "Say whether an agent is safe to use: what it can do and the risks")
+                .keywords(["safe?", "is it safe", "safe to use", "safe to run"]),
         )
         .skill(
             Skill::new("review-history", "List the security reviews and verdicts given so far")
