@@ -106,3 +106,25 @@ async fn every_tier1_agent_passes_its_benchmark_suite() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_routes_plain_requests_to_the_tier1_agents_offline() {
+    let h = host().await;
+    for name in ["router", "synthesizer", "echo", "primes"] {
+        h.install(name, &format!("{name}.wasm"));
+    }
+    h.host.registry.scan().await;
+    let addr = h.serve().await;
+    let cases = [
+        ("is notes safe?", "security-guardian", "notes: approve"),
+        ("status of my agents", "codegen-engine", "not started any runs"),
+        ("which agents perform worst?", "performance-optimizer", ""),
+        ("what experiments have you run?", "experiment-runner", "not run any experiment"),
+        ("run an experiment on primes: v1 vs v2", "experiment-runner", "primes"),
+    ];
+    for (message, agent, answer) in cases {
+        let r: Value = reqwest::Client::new().post(format!("http://{addr}/v1/chat")).json(&json!({"message": message})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(r["agents"][0], agent, "{message}: {}", r["route"]);
+        assert!(r["answer"].as_str().unwrap_or("").contains(answer), "{message}: {}", r["answer"]);
+    }
+}
