@@ -30,16 +30,40 @@ const MAX_NEW_PROPOSALS: usize = 3;
 const PROPOSAL_THRESHOLD: f64 = 5.0;
 
 /// Why one topic gave no papers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum FetchError {
-    #[error("http {code}: {message}")]
     Http { code: String, message: String },
-    #[error("arXiv is rate limiting us (HTTP {status}); try again later")]
     RateLimited { status: u16 },
-    #[error("arXiv answered HTTP {0}")]
     Status(u16),
-    #[error(transparent)]
-    Feed(#[from] atom::AtomError),
+    Feed(atom::AtomError),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Http { code, message } => write!(f, "http {code}: {message}"),
+            FetchError::RateLimited { status } => write!(f, "arXiv is rate limiting us (HTTP {status}); try again later"),
+            FetchError::Status(status) => write!(f, "arXiv answered HTTP {status}"),
+            // Transparent: the feed's own message.
+            FetchError::Feed(e) => std::fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Transparent: the feed error's own source.
+            FetchError::Feed(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<atom::AtomError> for FetchError {
+    fn from(e: atom::AtomError) -> Self {
+        FetchError::Feed(e)
+    }
 }
 
 impl FetchError {

@@ -61,12 +61,34 @@ impl Proposal {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum StoreError {
-    #[error("memory: {0:?}")]
-    Memory(#[from] MemoryError),
-    #[error("the index kept changing under concurrent writers")]
+    Memory(MemoryError),
     Contended,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Memory(e) => write!(f, "memory: {e:?}"),
+            StoreError::Contended => write!(f, "the index kept changing under concurrent writers"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Memory(e) => Some(e),
+            StoreError::Contended => None,
+        }
+    }
+}
+
+impl From<MemoryError> for StoreError {
+    fn from(e: MemoryError) -> Self {
+        StoreError::Memory(e)
+    }
 }
 
 fn key(id: &str) -> String {
