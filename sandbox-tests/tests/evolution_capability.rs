@@ -91,6 +91,31 @@ async fn malformed_creations_are_refused_before_anything_starts() {
     assert!(err.starts_with("failed") && err.contains("LLM"), "{err}");
     let err = ask(&t, create("echo")).await.unwrap_err();
     assert!(err.starts_with("failed"), "{err}");
+    // A refused request leaves no file behind (it is checked before anything is written).
+    let requested = t.host.config.host.data_dir.join("evolve/requested");
+    assert!(!requested.exists() || std::fs::read_dir(&requested).unwrap().next().is_none(), "files left in {}", requested.display());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_agent_may_not_take_a_name_with_policy_or_data() {
+    let llm = ScriptedLlm::start(vec![]).await;
+    let config = llm.config_with("[agents.wants-evolution]\nevolution = { create = true, evolve = [\"*\"] }\n[agents.researcher]\nlog = true\n");
+    let t = TestHost::new(&config);
+    t.load("wants-evolution").await.unwrap();
+    let _ = t.serve().await;
+    // A policy section names it: creating it would inherit that grant.
+    assert!(ask(&t, create("researcher")).await.unwrap_err().starts_with("busy"));
+    // Stored memory under the name: creating it would read another agent's data.
+    let set = [agentkernel::storage::KvOp::Set { key: "k".into(), value: b"v".to_vec() }];
+    let quota = agentkernel::storage::KvQuota { max_keys: 10, max_bytes: 1000 };
+    t.host.backend.kv_apply("ghost", &set, &quota, &agentkernel::storage::CommitGate::new()).unwrap().unwrap();
+    assert!(ask(&t, create("ghost")).await.unwrap_err().starts_with("busy"));
+    // Never the reviewer, nor itself, even under "*".
+    for target in ["security-guardian", "wants-evolution"] {
+        let err = ask(&t, json!({"op": "evolve", "agent": target})).await.unwrap_err();
+        assert!(err.starts_with("not-allowed"), "{target}: {err}");
+    }
+    assert!(t.host.backend.evolutions(10).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -40,6 +40,10 @@ pub const MAX_CASE_BYTES: usize = 2 * 1024;
 pub const MAX_DETAIL_BYTES: usize = 4 * 1024;
 /// Most recorded requests one comparison replays.
 pub const MAX_COMPARE_REQUESTS: u32 = 32;
+/// The agent that reviews created agents: never an evolution target
+/// through this capability (a weakened reviewer would wave through what
+/// it reviews later).
+pub const REVIEWER: &str = "security-guardian";
 /// Runs per UTC day when the scope does not say.
 pub const DEFAULT_RUNS_PER_DAY: u32 = 3;
 
@@ -82,8 +86,10 @@ impl EvolutionScope {
         }
     }
 
-    fn may_evolve(&self, agent: &str) -> bool {
-        self.evolve.iter().any(|n| n == "*" || n == agent)
+    /// Whether the scope names `agent` (`"*"`: any), never the reviewer
+    /// nor the requesting agent itself.
+    fn may_evolve(&self, requester: &str, agent: &str) -> bool {
+        agent != REVIEWER && agent != requester && self.evolve.iter().any(|n| n == "*" || n == agent)
     }
 
     fn runs_per_day(&self) -> u64 {
@@ -394,13 +400,14 @@ impl wit::Host for EvolutionState {
             Ok(c) => c,
             Err(e) => return Ok(self.refuse("create", &name, e).await),
         };
-        let detail = serde_json::json!({ "spec": clip(&spec, 1024), "cases": cases.len() }).to_string();
+        // Fields are clipped before they are escaped, so the row stays valid JSON.
+        let detail = serde_json::json!({ "spec": clip(&spec, 512), "cases": cases.len() }).to_string();
         let request = CreateRequest { requester: self.agent.clone(), name: name.clone(), spec, cases, budget: self.scope.budget() };
         Ok(self.start_run("create", &name, detail, move |s| s.create(request)).await)
     }
 
     async fn evolve_agent(&mut self, agent: String) -> wasmtime::Result<Result<String, EvolutionError>> {
-        if !self.scope.may_evolve(&agent) {
+        if !self.scope.may_evolve(&self.agent, &agent) {
             let e = EvolutionError::NotAllowed(format!("`{}` may not evolve `{}`", self.agent, clip(&agent, 64)));
             return Ok(self.refuse("evolve", &agent, e).await);
         }
@@ -455,7 +462,7 @@ impl wit::Host for EvolutionState {
             ));
             return Ok(self.refuse("propose", &agent, e).await);
         }
-        let body = serde_json::json!({ "kind": kind, "detail": detail }).to_string();
+        let body = serde_json::json!({ "kind": kind, "detail": clip(&detail, MAX_DETAIL_BYTES / 8) }).to_string();
         let record = self.record("propose", &agent, "proposed".into(), body);
         let day_start = record.at - record.at.rem_euclid(86_400);
         let audit = self.audit.clone();
@@ -480,14 +487,18 @@ impl wit::Host for EvolutionState {
             Ok(s) => s.clone(),
             Err(e) => return Ok(Err(e)),
         };
+        // Audited before the work, and refused past the day's cap: each
+        // comparison loads two components and replays requests.
+        let record = self.record("compare", &agent, "requested".into(), format!("{} vs {}", clip(&baseline, 64), clip(&candidate, 64)));
+        let day_start = record.at - record.at.rem_euclid(86_400);
+        let audit = self.audit.clone();
+        match blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_note(&record, day_start)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(Err(EvolutionError::BudgetExceeded(format!("{MAX_NOTES_PER_DAY} comparisons a day used up (UTC)")))),
+            Err(e) => return Ok(Err(EvolutionError::Failed(format!("audit unavailable: {e}")))),
+        }
         let n = max_requests.clamp(1, MAX_COMPARE_REQUESTS);
-        let result = service.compare(&agent, &baseline, &candidate, n).await.map_err(EvolutionError::from);
-        let outcome = match &result {
-            Ok(_) => "answered".to_string(),
-            Err(e) => format!("refused: {}", code(e)),
-        };
-        self.note("compare", &agent, outcome, format!("{} vs {}", clip(&baseline, 64), clip(&candidate, 64))).await;
-        Ok(result)
+        Ok(service.compare(&agent, &baseline, &candidate, n).await.map_err(EvolutionError::from))
     }
 }
 
@@ -502,11 +513,12 @@ mod tests {
     #[test]
     fn scopes_are_checked() {
         let ok: EvolutionScope = parse_scope(&toml::from_str("create = true\nevolve = [\"primes\", \"*\"]\nruns_per_day = 2").unwrap()).unwrap();
-        assert!(ok.check().is_ok() && ok.may_evolve("echo") && ok.runs_per_day() == 2);
+        assert!(ok.check().is_ok() && ok.may_evolve("me", "echo") && ok.runs_per_day() == 2);
+        assert!(!ok.may_evolve("me", REVIEWER) && !ok.may_evolve("me", "me"), "never the reviewer or itself");
         assert!(parse_scope::<EvolutionScope>(&toml::from_str("apply = true").unwrap()).is_err(), "unknown keys are refused");
         let bad: EvolutionScope = parse_scope(&toml::from_str("evolve = [\"../x\"]").unwrap()).unwrap();
         assert!(bad.check().is_err());
-        assert!(!EvolutionScope::default().may_evolve("primes"), "nothing by default");
+        assert!(!EvolutionScope::default().may_evolve("me", "primes"), "nothing by default");
     }
 
     #[test]

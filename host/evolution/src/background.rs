@@ -32,6 +32,11 @@ use crate::{Engine, EvolveOptions};
 /// Agents with an evolution running in this process (one at a time each).
 static RUNNING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
+/// Whether an evolution of `agent` runs in this process now.
+pub fn is_running(agent: &str) -> bool {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).contains(agent)
+}
+
 /// Keeps an agent in [`RUNNING`] for as long as its evolution task lives.
 /// Dropped by a panic or a cancelled task before [`finish`](Self::finish),
 /// it also marks a run still `running` as `failed` (panic) or

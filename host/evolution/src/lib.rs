@@ -370,7 +370,8 @@ impl Engine {
         let bench = Bench::new(&self.config, agent, &suite.limits, run_seed).await?;
         let repeats = if suite.objective.metric == Metric::WallTime { suite.objective.repeats } else { 1 };
         let (inc_hash, inc_origin, inc_source, inc_bench, inc_manifest) = if let Some(create) = &opts.create {
-            let template = CREATE_TEMPLATE.replace("{name}", agent).replace("{description}", &create.spec.replace(['"', '\\', '\n'], " "));
+            let description: String = create.spec.chars().map(|c| if c.is_control() || c == '"' || c == '\\' { ' ' } else { c }).take(300).collect();
+            let template = CREATE_TEMPLATE.replace("{name}", agent).replace("{description}", &description);
             (String::new(), "none (new agent)".to_string(), CandidateSource::single(&template), no_incumbent(&suite), None)
         } else {
             let (inc_bytes, inc_hash, inc_origin, inc_source, inc_installed) = match served {

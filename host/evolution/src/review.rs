@@ -16,7 +16,7 @@ use crate::source_check::CandidateSource;
 use agentkernel_core::registry::Registry;
 
 /// The agent that reviews created agents.
-pub const REVIEWER: &str = "security-guardian";
+pub use agentkernel_capabilities::evolution::REVIEWER;
 /// Most source bytes sent for review (files past it are named, not sent).
 pub const MAX_REVIEW_SOURCE_BYTES: usize = 256 * 1024;
 /// Most findings kept from a review, and the longest text of each.

@@ -39,10 +39,42 @@ impl EngineService {
         EngineService { handles }
     }
 
-    fn start(&self, opts: EvolveOptions) -> Result<String, ServiceError> {
+    /// What can refuse a run, checked before anything is written.
+    fn check_startable(&self, agent: &str) -> Result<(), ServiceError> {
         if self.handles.llm.endpoint().is_none() {
             return Err(ServiceError::Failed("no LLM is configured on this host to write code".into()));
         }
+        if crate::background::is_running(agent) {
+            return Err(ServiceError::Busy(format!("an evolution of `{agent}` is already running")));
+        }
+        Ok(())
+    }
+
+    /// A created agent's name must be new to this host: a name with a
+    /// policy section, a file in the agents directory, recorded versions or
+    /// stored memory would inherit another agent's grants or data.
+    async fn check_new_name(&self, name: &str) -> Result<(), ServiceError> {
+        let taken = |why: &str| Err(ServiceError::Busy(format!("the name `{name}` is taken ({why}); choose a new one")));
+        if self.handles.registry.get(name).is_some() {
+            return taken("a loaded agent");
+        }
+        if self.handles.config.agents.contains_key(name) {
+            return taken("it has a policy section");
+        }
+        if self.handles.config.host.agents_dir.join(format!("{name}.wasm")).exists() {
+            return taken("a file in the agents directory");
+        }
+        let (store, key) = (self.handles.store.clone(), name.to_string());
+        let used = blocking::call(blocking::DEFAULT_TIMEOUT, move || {
+            Ok(!store.versions(&key)?.is_empty() || store.kv_usage(&key)?.keys > 0 || store.history_usage(&key)?.turns > 0)
+        })
+        .await
+        .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        if used { taken("it has recorded versions or stored data") } else { Ok(()) }
+    }
+
+    fn start(&self, opts: EvolveOptions) -> Result<String, ServiceError> {
+        self.check_startable(&opts.agent)?;
         spawn_evolution(&self.handles, opts).map_err(|e| match e {
             StartError::Running(m) => ServiceError::Busy(m),
             StartError::NotEvolvable(m) => ServiceError::NotFound(m),
@@ -50,7 +82,9 @@ impl EngineService {
         })
     }
 
-    /// Writes the new agent's cases as a suite file (the `evolve.toml` format).
+    /// Writes the new agent's cases as a suite file (the `evolve.toml` format):
+    /// only for a run about to start, so at most `runs_per_day` a day per
+    /// requesting agent (a run that then fails to start removes it).
     fn write_cases(&self, request: &CreateRequest) -> Result<PathBuf, ServiceError> {
         let dir = self.handles.config.host.data_dir.join("evolve").join("requested").join(crate::new_id(&request.name));
         let cases: Vec<toml::Value> = request
@@ -158,17 +192,18 @@ fn comparison(agent: &str, versions: [&str; 2], requests: usize, agreed: usize, 
     })
 }
 
-/// What the run's owner may read of a finished run's outcome.
+/// What the run's owner may read of a run's outcome: the decision and
+/// numbers, never the engine's own messages (they name host paths and
+/// build output); an admin reads those in the report.
 fn guest_summary(status: &str, summary: Option<&str>) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(summary?).ok()?;
     if status != "finished" {
-        return Some(json!({ "error": value.get("error") }).to_string());
+        return Some(json!({ "error": format!("the run {status}; an admin can read why in its report") }).to_string());
     }
     let outcome: Outcome = serde_json::from_value(value).ok()?;
     Some(
         json!({
             "decision": outcome.decision,
-            "reason": outcome.reason,
             "incumbent_fuel": outcome.incumbent_fuel,
             "winner_fuel": outcome.winner_fuel,
             "winner_version": outcome.winner_version,
@@ -181,13 +216,18 @@ fn guest_summary(status: &str, summary: Option<&str>) -> Option<String> {
 impl EvolutionService for EngineService {
     fn create(&self, request: CreateRequest) -> ServiceFuture<'_, String> {
         Box::pin(async move {
-            if self.handles.registry.get(&request.name).is_some() {
-                return Err(ServiceError::Busy(format!("an agent named `{}` exists already; evolve it instead", request.name)));
-            }
+            self.check_new_name(&request.name).await?;
+            self.check_startable(&request.name)?;
             let cases = self.write_cases(&request)?;
             let mut opts = self.options(&request.name, &request.requester, request.budget);
-            opts.create = Some(CreateSpec { spec: request.spec.clone(), cases });
-            self.start(opts)
+            opts.create = Some(CreateSpec { spec: request.spec.clone(), cases: cases.clone() });
+            let started = self.start(opts);
+            if started.is_err()
+                && let Some(dir) = cases.parent()
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            started
         })
     }
 
@@ -271,6 +311,7 @@ mod tests {
         let s = guest_summary("finished", Some(&outcome.to_string())).unwrap();
         assert!(!s.contains("/srv"), "{s}");
         assert!(s.contains("\"winner_fuel\":5"));
-        assert_eq!(guest_summary("failed", Some(r#"{"error":"boom"}"#)).unwrap(), r#"{"error":"boom"}"#);
+        let failed = guest_summary("failed", Some(r#"{"error":"/srv/data/evolve/x: no such file"}"#)).unwrap();
+        assert!(!failed.contains("/srv") && failed.contains("failed"), "{failed}");
     }
 }

@@ -91,7 +91,8 @@ pub trait EvolutionStore: Send + Sync {
     fn installs(&self, agent: &str) -> Result<Vec<InstallRecord>, StorageError>;
     /// Records a run-starting request (`create`/`evolve`) if `request.agent`
     /// started fewer than `runs_per_day` since `day_start`, atomically (two
-    /// calls at once cannot both take the last run); `None` when used up.
+    /// calls at once cannot both take the last run), and had fewer than
+    /// [`MAX_NOTES_PER_DAY`] such requests refused; `None` otherwise.
     fn evolution_request_reserve(&self, request: &EvolutionRequest, day_start: i64, runs_per_day: u64) -> Result<Option<i64>, StorageError>;
     /// Sets the outcome (and run) of a reserved request.
     fn evolution_request_finish(&self, id: i64, outcome: &str, run: Option<&str>) -> Result<(), StorageError>;
@@ -240,7 +241,14 @@ impl EvolutionStore for SqliteStorage {
             params![r.agent, day_start],
             |row| row.get(0),
         )?;
-        if used as u64 >= runs_per_day {
+        // Refused run requests leave rows too: capped like notes, so a guest
+        // looping over a refused request cannot grow the table.
+        let refused: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM evolution_requests WHERE agent = ?1 AND action = ?2 AND at >= ?3 AND outcome LIKE 'refused%'",
+            params![r.agent, r.action, day_start],
+            |row| row.get(0),
+        )?;
+        if used as u64 >= runs_per_day || refused as u64 >= MAX_NOTES_PER_DAY {
             return Ok(None);
         }
         tx.execute(
