@@ -275,6 +275,11 @@ fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// Start of the UTC day `at` (Unix seconds) falls in: where daily counts begin.
+fn utc_day_start(at: i64) -> i64 {
+    at - at.rem_euclid(86_400)
+}
+
 fn clip(text: &str, max: usize) -> String {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
@@ -336,12 +341,16 @@ impl EvolutionState {
         }
     }
 
-    /// Writes a request that starts no run to the audit (a failure is logged).
+    /// Writes a request that starts no run to the audit, within the day's
+    /// cap: its id, or `None` when the cap is reached.
+    async fn write_note(&self, record: EvolutionRequest) -> Result<Option<i64>, agentkernel_storage::StorageError> {
+        let (audit, day_start) = (self.audit.clone(), utc_day_start(record.at));
+        blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_note(&record, day_start)).await
+    }
+
+    /// [`write_note`](Self::write_note) where only a failure matters (it is logged).
     async fn note(&self, action: &str, target: &str, outcome: String, detail: String) {
-        let record = self.record(action, target, outcome, detail);
-        let day_start = record.at - record.at.rem_euclid(86_400);
-        let audit = self.audit.clone();
-        if let Err(e) = blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_note(&record, day_start)).await {
+        if let Err(e) = self.write_note(self.record(action, target, outcome, detail)).await {
             tracing::warn!(agent = %self.agent, "cannot audit an evolution request: {e}");
         }
     }
@@ -363,7 +372,7 @@ impl EvolutionState {
             Err(e) => return self.refuse(action, target, e).await,
         };
         let record = self.record(action, target, "pending".into(), detail);
-        let day_start = record.at - record.at.rem_euclid(86_400);
+        let day_start = utc_day_start(record.at);
         let (audit, per_day) = (self.audit.clone(), self.scope.runs_per_day());
         let reserved = blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_reserve(&record, day_start, per_day))
             .await
@@ -463,10 +472,7 @@ impl wit::Host for EvolutionState {
             return Ok(self.refuse("propose", &agent, e).await);
         }
         let body = serde_json::json!({ "kind": kind, "detail": clip(&detail, MAX_DETAIL_BYTES / 8) }).to_string();
-        let record = self.record("propose", &agent, "proposed".into(), body);
-        let day_start = record.at - record.at.rem_euclid(86_400);
-        let audit = self.audit.clone();
-        Ok(match blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_note(&record, day_start)).await {
+        Ok(match self.write_note(self.record("propose", &agent, "proposed".into(), body)).await {
             Ok(Some(id)) => Ok(format!("proposal-{id}")),
             Ok(None) => Err(EvolutionError::BudgetExceeded(format!("{MAX_NOTES_PER_DAY} proposals a day used up (UTC)"))),
             Err(e) => Err(EvolutionError::Failed(format!("audit unavailable: {e}"))),
@@ -490,9 +496,7 @@ impl wit::Host for EvolutionState {
         // Audited before the work, and refused past the day's cap: each
         // comparison loads two components and replays requests.
         let record = self.record("compare", &agent, "requested".into(), format!("{} vs {}", clip(&baseline, 64), clip(&candidate, 64)));
-        let day_start = record.at - record.at.rem_euclid(86_400);
-        let audit = self.audit.clone();
-        match blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_note(&record, day_start)).await {
+        match self.write_note(record).await {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(Err(EvolutionError::BudgetExceeded(format!("{MAX_NOTES_PER_DAY} comparisons a day used up (UTC)")))),
             Err(e) => return Ok(Err(EvolutionError::Failed(format!("audit unavailable: {e}")))),
