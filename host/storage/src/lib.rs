@@ -1,6 +1,7 @@
 //! Persistent storage behind one narrow interface. SQLite ([`sqlite`]) is the
-//! embedded default; a networked backend (Postgres, for several hosts behind
-//! a load balancer) implements the same [`Storage`] trait.
+//! embedded default; PostgreSQL ([`postgres`]) is what several hosts behind
+//! a load balancer share. Both implement every trait of [`Backend`] and pass
+//! the same [`conformance`] suite.
 //!
 //! Every method is synchronous and may block; async callers go through
 //! [`agentkernel_capabilities::memory`], which runs them on the blocking pool
@@ -8,8 +9,11 @@
 pub mod aws;
 pub mod blocking;
 mod commit_gate;
+pub mod conformance;
 pub mod evolution;
 pub mod http;
+pub mod lease;
+pub mod postgres;
 mod quota;
 pub mod research;
 pub mod sessions;
@@ -24,8 +28,11 @@ use serde::{Deserialize, Serialize};
 
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
-pub trait Backend: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore {}
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore> Backend
+pub trait Backend:
+    Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore
+{
+}
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore> Backend
     for T
 {
 }

@@ -175,6 +175,7 @@ impl SqliteStorage {
         conn.execute_batch(super::research::SCHEMA)?;
         conn.execute_batch(super::stats::SCHEMA)?;
         conn.execute_batch(super::evolution::SCHEMA)?;
+        conn.execute_batch(super::lease::SQLITE_SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }

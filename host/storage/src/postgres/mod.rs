@@ -1,0 +1,179 @@
+//! PostgreSQL backend: what several hosts behind a load balancer share.
+//!
+//! The storage traits are synchronous (their async callers already run them
+//! on the blocking pool under a timeout, [`crate::blocking`]), and the
+//! client is async (tokio-postgres with a deadpool pool). The bridge: the
+//! backend owns a small runtime of its own; each call spawns its future
+//! there and the calling thread waits for the answer. That works from any
+//! thread, a tokio worker included (tokio refuses `block_on` inside a
+//! runtime), and the pool's connections live on the runtime that drives
+//! them, whatever runtime (or none) the caller has.
+//!
+//! Correctness across hosts comes from the database, never from a lock in
+//! one process: a write that checks a quota or a budget takes a
+//! transaction-scoped advisory lock on what it counts (`pg_advisory_xact_lock`),
+//! so two hosts writing to the same namespace serialise on the server.
+mod aws;
+mod evolution;
+mod http;
+mod leases;
+mod memory;
+mod migrate;
+mod research;
+mod sessions;
+mod stats;
+pub mod testing;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+
+use crate::StorageError;
+
+/// How long one call may take end to end (waiting for a connection
+/// included) before the caller gets [`StorageError::Timeout`].
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connections per host, unless `[storage] pool_size` says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// A pooled client: what each backend method's future receives.
+pub type Client = Object;
+
+/// The PostgreSQL backend. Cheap to share behind an `Arc`.
+pub struct PostgresStorage {
+    pool: Pool,
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // `Display` of a server error is only "db error"; the detail is in
+        // its source.
+        match e.as_db_error() {
+            Some(db) => StorageError::Backend(format!("postgres: {}: {}", db.code().code(), db.message())),
+            None => StorageError::Backend(format!("postgres: {e}")),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StorageError::Backend(format!("postgres pool: {other}")),
+        }
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`),
+    /// applies pending schema migrations (once, whichever of several hosts
+    /// starting together gets there first) and keeps a pool of
+    /// `pool_size` connections.
+    pub fn connect(url: &str, pool_size: usize) -> Result<Self, StorageError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StorageError::Backend(format!("storage url is not a PostgreSQL url: {e}")))?;
+        config.application_name("agentkernel");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        // A statement never outlives the call that waits for it.
+        config.options(&format!("-c statement_timeout={}", CALL_TIMEOUT.as_millis()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("agentkernel-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Backend(format!("postgres runtime: {e}")))?;
+        let handle = runtime.handle().clone();
+        let manager =
+            Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = {
+            let _entered = handle.enter();
+            Pool::builder(manager)
+                .max_size(pool_size.max(1))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CALL_TIMEOUT))
+                .create_timeout(Some(Duration::from_secs(5)))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .build()
+                .map_err(|e| StorageError::Backend(format!("postgres pool: {e}")))?
+        };
+        let storage = PostgresStorage { pool, runtime: Some(runtime), handle };
+        storage.run(|mut client| async move { migrate::apply(&mut client).await })?;
+        Ok(storage)
+    }
+
+    /// Runs `op` with a pooled connection on the backend's runtime and
+    /// waits for it (at most [`CALL_TIMEOUT`]). The future owns what it
+    /// uses: copy borrowed arguments in before `async move`.
+    pub fn run<T, F, Fut>(&self, op: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let task = self.handle.spawn(async move {
+            let result = match tokio::time::timeout(CALL_TIMEOUT, async move { op(pool.get().await?).await }).await {
+                Ok(result) => result,
+                Err(_) => Err(StorageError::Timeout(CALL_TIMEOUT)),
+            };
+            let _ = tx.send(result);
+        });
+        match rx.recv_timeout(CALL_TIMEOUT + Duration::from_secs(1)) {
+            Ok(result) => result,
+            Err(_) => {
+                task.abort();
+                Err(StorageError::Timeout(CALL_TIMEOUT))
+            }
+        }
+    }
+
+    /// The pool, for code that needs a connection of its own for longer
+    /// than one call (LISTEN, session advisory locks).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The runtime the pool's connections live on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio forbids inside another
+        // runtime (where tests and the server drop their storage).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A stable 64-bit key for `pg_advisory_xact_lock`, from a kind and a name
+/// (FNV-1a: the same on every host and every build, unlike `DefaultHasher`).
+pub fn lock_key(kind: &str, name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in kind.bytes().chain([0]).chain(name.bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// A shared handle, for the places that want to keep one `Arc` of the
+/// concrete type.
+pub type SharedPostgres = Arc<PostgresStorage>;
+
+/// What a method not yet ported answers. (Removed when every trait is.)
+pub(crate) fn pending() -> StorageError {
+    StorageError::Backend("not implemented for PostgreSQL yet".into())
+}
