@@ -4,14 +4,31 @@
 //! One module per trait; each test takes a backend that starts empty.
 use crate::Backend;
 
+mod aws;
+mod evolution;
+mod http;
 mod leases;
+mod memory;
+mod research;
+mod sessions;
+mod stats;
 
 /// One conformance test: a name and a function that panics on failure.
 pub type Test = (&'static str, fn(&dyn Backend));
 
 /// Every conformance test.
 pub fn all() -> Vec<Test> {
-    [leases::TESTS].concat()
+    [
+        memory::TESTS,
+        sessions::TESTS,
+        stats::TESTS,
+        research::TESTS,
+        aws::TESTS,
+        evolution::TESTS,
+        http::TESTS,
+        leases::TESTS,
+    ]
+    .concat()
 }
 
 /// Runs every test on a backend `make` creates for it; returns the names

@@ -1,0 +1,4 @@
+#[allow(unused_imports)]
+use crate::Backend;
+
+pub(super) const TESTS: &[super::Test] = &[];
