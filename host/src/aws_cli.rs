@@ -14,7 +14,6 @@ use agentkernel::aws::policy::AwsEc2Scope;
 use agentkernel::config::HostConfig;
 use agentkernel::host::Host;
 use agentkernel::storage::Backend;
-use agentkernel::storage::aws::AwsStore;
 use agentkernel::aws::policy::granted_scope;
 
 #[derive(Subcommand)]

@@ -8,7 +8,6 @@ use anyhow::Context;
 use agentkernel::config::HostConfig;
 use agentkernel::evolution::{self, Engine, EvolveOptions, GeneratorSpec};
 use agentkernel::host::Host;
-use agentkernel::storage::evolution::EvolutionStore;
 
 use crate::progress::ProgressView;
 

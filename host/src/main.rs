@@ -168,6 +168,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     if let Some(d) = &cli.data_dir {
         config.host.data_dir = d.clone();
     }
+    config.storage.apply_env();
+    config.validate()?;
     Ok(config)
 }
 
@@ -279,7 +281,6 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
 }
 
 fn usage(config: HostConfig, agent: Option<&str>, since: i64, json: bool) -> anyhow::Result<()> {
-    use agentkernel::storage::Storage;
     let storage = Host::open_backend(&config)?;
     let rows = storage.llm_usage(agent, since)?;
     if json {
@@ -346,7 +347,10 @@ async fn doctor(config: HostConfig, config_path: &Path) -> anyhow::Result<ExitCo
     println!("config:      {}{}", config_path.display(), if config_path.exists() { "" } else { " (not found: embedded defaults)" });
     println!("agents dir:  {}", config.host.agents_dir.display());
     println!("data dir:    {}", config.host.data_dir.display());
-    println!("database:    {}", Host::database_path(&config).display());
+    match &config.storage.url {
+        Some(url) => println!("database:    {} (PostgreSQL)", agentkernel::storage::postgres::redacted(url)),
+        None => println!("database:    {}", Host::database_path(&config).display()),
+    }
     let storage: Arc<dyn agentkernel::storage::Storage> = Host::open_backend(&config)?;
     let service = agentkernel::llm::LlmService::new(config.llm.clone(), storage);
     let profiles: Vec<String> = config.llm.profiles.iter().map(|(p, m)| format!("{p}={m}")).collect();

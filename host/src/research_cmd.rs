@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use agentkernel::config::HostConfig;
 use agentkernel::host::Host;
 use agentkernel::research::{self, CycleReport};
-use agentkernel::storage::research::{ResearchFinding, ResearchStore};
+use agentkernel::storage::research::ResearchFinding;
 
 #[derive(clap::Subcommand)]
 pub enum ResearchCommand {

@@ -722,8 +722,8 @@ impl Ec2Service {
         owner_scope: &AwsEc2Scope,
         deadline: Option<Instant>,
     ) -> Result<(Plan, ApplyReport), Ec2Failure> {
-        let lock = self.owner_lock(&genome.owner);
-        let _held = lock.lock().await;
+        // Across processes too: a CLI apply racing a server's launch.
+        let _held = self.hold_owner(&genome.owner, deadline).await?;
         let planned = match mode {
             PlanMode::Apply => self.plan(genome, deadline).await,
             PlanMode::Cleanup => self.cleanup_plan(genome, deadline).await,

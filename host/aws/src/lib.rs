@@ -191,13 +191,27 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// How long a process may hold an owner's lease without renewing it (it
+/// renews every third of this while it holds it).
+pub const OWNER_LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a change waits for another process's hold when it has no deadline.
+pub const OWNER_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// An owner's launch lock, held while it lives ([`Ec2Service::hold_owner`]).
+pub struct OwnerHold {
+    _lease: agentkernel_storage::lease::Lease,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
 pub struct Ec2Service {
     config: AwsConfig,
     store: Arc<dyn AwsStore>,
     default_region: tokio::sync::OnceCell<String>,
     clients: tokio::sync::Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     /// One launch-or-start at a time per owner, so two concurrent calls
-    /// cannot both pass the count and cost checks.
+    /// cannot both pass the count and cost checks: first in this process
+    /// (fair, no polling), then across processes and hosts (a lease in the
+    /// store, see [`Ec2Service::hold_owner`]).
     owner_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Every agent runs as if its scope said `dry_run = true, auto_apply = false`.
     always_dry_run: bool,
@@ -361,6 +375,27 @@ impl Ec2Service {
     fn owner_lock(&self, owner: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.owner_locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(owner.to_string()).or_default().clone()
+    }
+
+    /// Holds `owner`'s launch lock until the returned guard drops: this
+    /// process's mutex, then the `ec2-owner/<owner>` lease in the store, so
+    /// a CLI `genome apply` and a server (or two hosts) cannot both pass the
+    /// count and cost checks. Waits until `deadline` (else
+    /// [`OWNER_LOCK_WAIT`]) for a holder elsewhere; a holder that died frees
+    /// it when its lease expires ([`OWNER_LEASE_TTL`]).
+    pub async fn hold_owner(&self, owner: &str, deadline: Option<Instant>) -> Result<OwnerHold, Ec2Failure> {
+        let local = self.owner_lock(owner).lock_owned().await;
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + OWNER_LOCK_WAIT);
+        let leases: Arc<dyn agentkernel_storage::lease::LeaseStore> = self.store.clone();
+        let lease = agentkernel_storage::lease::Lease::acquire(leases, &format!("ec2-owner/{owner}"), OWNER_LEASE_TTL, Some(deadline))
+            .await
+            .map_err(|e| match e {
+                agentkernel_storage::lease::LeaseError::Held { holder, .. } => Ec2Failure::Unavailable(format!(
+                    "another process ({holder}) is changing `{owner}`'s instances; try again"
+                )),
+                agentkernel_storage::lease::LeaseError::Storage(e) => Ec2Failure::Unavailable(format!("the owner lock: {e}")),
+            })?;
+        Ok(OwnerHold { _lease: lease, _local: local })
     }
 
     /// Writes one audit row (on the blocking pool; a failure is logged, not
@@ -564,8 +599,7 @@ impl Ec2Service {
             check_tags(&spec.tags)?;
             who.scope.check_instance_type(&spec.instance_type)?;
             who.scope.check_image(&spec.image_id)?;
-            let lock = self.owner_lock(who.agent);
-            let _held = lock.lock().await;
+            let _held = self.hold_owner(who.agent, who.deadline).await?;
             let adding = vec![spec.instance_type.as_str(); spec.count as usize];
             let after = self.check_capacity(who.agent, who.scope, &adding, who.deadline).await?;
             let mut tags = tag_pairs(&spec.tags);
@@ -597,8 +631,7 @@ impl Ec2Service {
         let op = async {
             self.admit(&who, "start-instances", &region).await?;
             check_size("instance ids", ids.len(), MAX_IDS)?;
-            let lock = self.owner_lock(who.agent);
-            let _held = lock.lock().await;
+            let _held = self.hold_owner(who.agent, who.deadline).await?;
             let owned = self.require_owned(who.agent, &region, &ids, who.deadline).await?;
             // Starting adds to what runs: the same type, AMI, count and cost
             // rules as a launch (the policy may have narrowed since it stopped).

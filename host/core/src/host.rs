@@ -133,14 +133,19 @@ impl Host {
     /// The backend a host on `config` keeps its data in: for commands that
     /// only read or write data (`usage`, `versions`, `audit`), the same
     /// store, opened the same way, without engines or a registry.
-    pub fn open_backend(config: &HostConfig) -> Result<Arc<SqliteStorage>, agentkernel_storage::StorageError> {
-        Ok(Arc::new(SqliteStorage::open_with(&Self::database_path(config), config.storage.durability)?))
+    pub fn open_backend(config: &HostConfig) -> Result<Arc<dyn Backend>, agentkernel_storage::StorageError> {
+        Ok(match &config.storage.url {
+            Some(url) => Arc::new(agentkernel_storage::postgres::PostgresStorage::connect(
+                url,
+                config.storage.pool_size.unwrap_or(agentkernel_storage::postgres::DEFAULT_POOL_SIZE),
+            )?),
+            None => Arc::new(SqliteStorage::open_with(&Self::database_path(config), config.storage.durability)?),
+        })
     }
 
     /// A host on `backend`, which keeps agent memory, the LLM ledger, chat
     /// sessions, the EC2 audit log and genome, and evolution runs.
-    pub fn with_backend<B: Backend>(config: HostConfig, backend: Arc<B>) -> anyhow::Result<Host> {
-        let backend: Arc<dyn Backend> = backend;
+    pub fn with_backend(config: HostConfig, backend: Arc<dyn Backend>) -> anyhow::Result<Host> {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let llm = Arc::new(LlmService::new(config.llm.clone(), backend.clone()).with_metrics(metrics.clone()));

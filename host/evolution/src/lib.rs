@@ -71,7 +71,16 @@ pub enum EvolveError {
     Swap(#[from] swap::SwapError),
     #[error("{0}")]
     Io(String),
+    /// Another run of the same agent holds its lease (in this process or
+    /// on another host sharing the store).
+    #[error("{0}")]
+    Busy(String),
 }
+
+/// How long a host may hold an agent's evolution lease without renewing it
+/// (renewed every third of this while the run lives): a host that dies
+/// mid-run frees the agent for another host after at most this long.
+pub const EVOLUTION_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `--generator llm` or `--generator dir:PATH`.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +282,22 @@ impl Engine {
 
     /// [`evolve`](Self::evolve) under a chosen id (ignored when resuming).
     pub async fn evolve_with_id(&self, opts: EvolveOptions, new: String, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, EvolveError> {
+        // One evolution per agent across every process and host sharing the
+        // store: the lease lives as long as this run.
+        let leases: Arc<dyn agentkernel_storage::lease::LeaseStore> = self.store.clone();
+        let _lease = agentkernel_storage::lease::Lease::acquire(
+            leases,
+            &format!("evolution/{}", opts.agent),
+            EVOLUTION_LEASE_TTL,
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .map_err(|e| match e {
+            agentkernel_storage::lease::LeaseError::Held { holder, .. } => {
+                EvolveError::Busy(format!("an evolution of `{}` is already running ({holder})", opts.agent))
+            }
+            agentkernel_storage::lease::LeaseError::Storage(e) => EvolveError::Storage(e),
+        })?;
         let (id, started_at, checkpoint) = match &opts.resume {
             Some(id) => {
                 let rec = self.store.evolution(id)?.ok_or_else(|| EvolveError::Config(format!("no evolution {id}")))?;

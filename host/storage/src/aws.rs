@@ -133,7 +133,9 @@ pub struct StoredProposal {
     pub message: String,
 }
 
-pub trait AwsStore: Send + Sync + 'static {
+/// Leases are a supertrait: the EC2 owner lock is a lease in the same
+/// store, so it holds across every process and host that shares it.
+pub trait AwsStore: crate::lease::LeaseStore + Send + Sync + 'static {
     fn audit_append(&self, record: &AuditRecord) -> Result<(), StorageError>;
     /// The newest `limit` rows, newest first, optionally for one agent.
     fn audit_list(&self, agent: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;

@@ -125,11 +125,49 @@ impl Durability {
 }
 
 /// `[storage]` in `agentkernel.toml`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// SQLite only (PostgreSQL's durability is the server's own settings).
     #[serde(default)]
     pub durability: Durability,
+    /// `postgres://user[:password]@host[:port]/database`: keep everything in
+    /// PostgreSQL, shared by every host given the same url. Unset: SQLite in
+    /// the data directory. `AGENTKERNEL_STORAGE_URL` overrides it (so a
+    /// password need not sit in the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL connections this host keeps (default
+    /// [`crate::postgres::DEFAULT_POOL_SIZE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<usize>,
+}
+
+/// The variable that overrides `[storage] url`.
+pub const STORAGE_URL_VAR: &str = "AGENTKERNEL_STORAGE_URL";
+
+impl StorageConfig {
+    /// Checks what can be checked without connecting.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("[storage] url must be a postgres:// url (unset it for SQLite in the data directory)".into());
+            }
+        }
+        if self.pool_size == Some(0) || self.pool_size.is_some_and(|n| n > 1024) {
+            return Err("[storage] pool_size must be 1-1024".into());
+        }
+        Ok(())
+    }
+
+    /// Applies `AGENTKERNEL_STORAGE_URL` when it is set and not empty.
+    pub fn apply_env(&mut self) {
+        if let Ok(url) = std::env::var(STORAGE_URL_VAR) {
+            if !url.trim().is_empty() {
+                self.url = Some(url.trim().to_string());
+            }
+        }
+    }
 }
 
 impl SqliteStorage {

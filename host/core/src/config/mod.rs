@@ -79,7 +79,8 @@ pub struct HostConfig {
     /// The self-modification engine: sources, sandboxed builds, swaps.
     #[serde(default)]
     pub evolution: evolution::EvolutionConfig,
-    /// The database: what an acknowledged write survives (`durability`).
+    /// The database: SQLite in the data directory (what an acknowledged
+    /// write survives: `durability`) or a shared PostgreSQL (`url`).
     #[serde(default)]
     pub storage: agentkernel_storage::sqlite::StorageConfig,
     /// The research center: which agents a cycle calls, on what, how often.
@@ -213,6 +214,7 @@ impl HostConfig {
         server::validate_tokens(&self.host.tokens).map_err(ConfigError::Invalid)?;
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.research.validate().map_err(ConfigError::Invalid)?;
+        self.storage.validate().map_err(ConfigError::Invalid)?;
         if self.host.tokens.is_empty() && !self.host.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "host.listen = {} is not a loopback address, and no [[host.tokens]] are configured: \

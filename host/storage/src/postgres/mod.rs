@@ -169,9 +169,35 @@ pub fn lock_key(kind: &str, name: &str) -> i64 {
     hash as i64
 }
 
+/// `url` without its password, for logs and `doctor`.
+pub fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let rest = &url[scheme_end..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+        _ => url.to_string(),
+    }
+}
+
 /// A shared handle, for the places that want to keep one `Arc` of the
 /// concrete type.
 pub type SharedPostgres = Arc<PostgresStorage>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redacted("postgres://ak:s3cret@db:5432/ak"), "postgres://ak:***@db:5432/ak");
+        assert_eq!(super::redacted("postgres://ak@db:5432/ak"), "postgres://ak@db:5432/ak");
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(super::lock_key("kv", "a"), super::lock_key("kv", "a"));
+        assert_ne!(super::lock_key("kv", "a"), super::lock_key("history", "a"));
+        assert_ne!(super::lock_key("kv", "ab"), super::lock_key("kva", "b"));
+    }
+}
 
 /// What a method not yet ported answers. (Removed when every trait is.)
 pub(crate) fn pending() -> StorageError {
