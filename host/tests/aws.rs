@@ -1025,3 +1025,32 @@ async fn the_architect_picks_only_the_accounts_own_images() {
     assert_eq!(data["status"], "pending", "{text}");
     assert!(text.contains(&format!("new group, AMI {own}")), "{text}");
 }
+
+/// Two `genome apply` processes at once (an operator's CLI racing another,
+/// or two hosts) launch the genome's count once: the owner lock is a lease
+/// in the shared store, not a lock in one process. On the SQLite file both
+/// processes open, and on PostgreSQL when the test cluster is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_genome_applies_from_different_processes_launch_once() {
+    let postgres = agentkernel::storage::postgres::testing::fresh_database("concurrent_genome_applies");
+    for database in [None, postgres] {
+        let moto = Moto::start();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = database.as_ref().map(|url| format!("[storage]\nurl = \"{url}\"\n")).unwrap_or_default();
+        std::fs::write(dir.path().join("agentkernel.toml"), format!("{storage}{}", host_config(&moto.endpoint(), ARCHITECT_SCOPE)))
+            .unwrap();
+        std::fs::write(dir.path().join("genome.toml"), GENOME).unwrap();
+        let (svc, _) = service(&moto.endpoint());
+        let applies: Vec<_> = (0..2)
+            .map(|_| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || agentkernel(&dir, &["genome", "apply", "genome.toml", "--approve"]))
+            })
+            .collect();
+        let outputs: Vec<String> = applies.into_iter().map(|t| ok(&t.join().unwrap())).collect();
+        let backend = if database.is_some() { "postgres" } else { "sqlite" };
+        assert_eq!(live(&ec2_instances(&svc).await).len(), 3, "{backend}: the count launched once: {outputs:?}");
+        assert_eq!(outputs.iter().filter(|o| o.contains("applied: launched 3")).count(), 1, "{backend}: {outputs:?}");
+        assert_eq!(outputs.iter().filter(|o| o.contains("no changes")).count(), 1, "{backend}: {outputs:?}");
+    }
+}
