@@ -275,6 +275,19 @@ impl Storage for Held {
     fn llm_totals(&self, agent: &str, since: i64) -> Result<agentkernel_storage::LlmTotals, StorageError> {
         self.inner.llm_totals(agent, since)
     }
+
+    fn llm_reserve(
+        &self,
+        hold: &agentkernel_storage::LlmUsageRecord,
+        since: i64,
+        budget: &agentkernel_storage::LlmBudget,
+    ) -> Result<Result<(i64, u64), agentkernel_storage::LlmTotals>, StorageError> {
+        self.inner.llm_reserve(hold, since, budget)
+    }
+
+    fn llm_settle(&self, id: i64, record: &agentkernel_storage::LlmUsageRecord) -> Result<(), StorageError> {
+        self.inner.llm_settle(id, record)
+    }
 }
 
 struct HeldHandles {

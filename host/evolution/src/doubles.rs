@@ -90,6 +90,19 @@ impl Storage for CaseStorage {
     fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
         self.db().llm_totals(agent, since)
     }
+
+    fn llm_reserve(
+        &self,
+        hold: &agentkernel_storage::LlmUsageRecord,
+        since: i64,
+        budget: &agentkernel_storage::LlmBudget,
+    ) -> Result<Result<(i64, u64), agentkernel_storage::LlmTotals>, StorageError> {
+        self.db().llm_reserve(hold, since, budget)
+    }
+
+    fn llm_settle(&self, id: i64, record: &agentkernel_storage::LlmUsageRecord) -> Result<(), StorageError> {
+        self.db().llm_settle(id, record)
+    }
 }
 
 /// The request log and daily budget of `http`, per case like memory.

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use agentkernel_runtime::bindings::agentkernel::agent::llm::{
     ChatMessage, ChatOptions, ChatReply, LlmError, ResponseFormat, ToolCall, Usage,
 };
+mod budget;
 pub mod capability;
 pub mod transport;
 pub use capability::{Llm, LlmScope};
@@ -190,7 +191,12 @@ impl LlmService {
         let profile = options.profile.clone();
         let model = self.config.profiles.get(&profile).cloned().unwrap_or_default();
         let started = Instant::now();
-        let result = self.chat_inner(&**transport, caller, &model, messages, options).await;
+        let (result, reservation) = match self.admit(caller, &profile, &model, &messages, options.max_tokens).await {
+            Ok(admitted) => {
+                (self.chat_inner(&**transport, caller, &model, messages, options, admitted.max_tokens).await, admitted.reservation)
+            }
+            Err(e) => (Err(e), None),
+        };
         let (prompt, completion, answered_model) = match &result {
             Ok(r) => (r.usage.prompt_tokens, r.usage.completion_tokens, r.model.clone()),
             Err(_) => (0, 0, model.clone()),
@@ -222,14 +228,21 @@ impl LlmService {
             m.llm_call(&record.agent, &record.outcome, record.prompt_tokens, record.completion_tokens, record.cost_usd);
         }
         let storage = self.storage.clone();
-        // The ledger is what budgets read, so the write is awaited.
-        if let Err(e) = blocking::call(blocking::DEFAULT_TIMEOUT, move || storage.llm_record(&record)).await {
+        // The ledger is what budgets read, so the write is awaited; a
+        // reservation is replaced by what the call used.
+        let written = blocking::call(blocking::DEFAULT_TIMEOUT, move || match reservation {
+            Some(id) => storage.llm_settle(id, &record),
+            None => storage.llm_record(&record),
+        })
+        .await;
+        if let Err(e) = written {
             tracing::error!("llm usage ledger write failed: {e}");
         }
         result
     }
 
-    /// Policy, budget and the model call itself; [`chat`](Self::chat) accounts for it.
+    /// The model call itself, once [`admit`](Self::admit) let it through;
+    /// [`chat`](Self::chat) accounts for it.
     async fn chat_inner(
         &self,
         transport: &dyn ChatTransport,
@@ -237,21 +250,8 @@ impl LlmService {
         model: &str,
         messages: Vec<ChatMessage>,
         options: ChatOptions,
+        max_tokens: Option<u32>,
     ) -> Result<ChatReply, LlmError> {
-        let profile = &options.profile;
-        if let Some(allowed) = &caller.scope.profiles {
-            if !allowed.iter().any(|p| p == profile) {
-                return Err(LlmError::ModelNotAllowed(format!(
-                    "agent `{}` may use profiles {allowed:?}, not `{profile}`",
-                    caller.agent
-                )));
-            }
-        }
-        if model.is_empty() {
-            return Err(LlmError::ModelNotAllowed(format!("no model profile named `{profile}` is configured")));
-        }
-        let max_tokens = self.token_allowance(caller, options.max_tokens).await?;
-
         // A chat request whose client is watching gets the tokens as they
         // come (tool calls are not streamed: the agent needs them whole).
         let stream_to = caller.request.filter(|(scope, _)| scope.trace.streaming() && options.tools.is_empty());
@@ -275,55 +275,6 @@ impl LlmService {
             Ok(result) => result,
             Err(_) => Err(LlmError::Timeout),
         }
-    }
-
-    /// The `max_tokens` to send: the request's, capped by the per-call limit
-    /// and what is left of the daily budget.
-    async fn token_allowance(&self, caller: &LlmCaller<'_>, requested: Option<u32>) -> Result<Option<u32>, LlmError> {
-        let scope = caller.scope;
-        let mut max = match (requested, scope.tokens_per_call) {
-            (Some(r), Some(c)) => Some(r.min(c)),
-            (r, c) => r.or(c),
-        };
-        if let Some((request, _)) = caller.request {
-            if let Some(left) = request.budget.tokens_left() {
-                if left == 0 {
-                    let limit = request.budget.limits().tokens.unwrap_or(0);
-                    return Err(LlmError::BudgetExceeded(agentkernel_runtime::trace::BudgetError::Tokens(limit).to_string()));
-                }
-                let left = u32::try_from(left).unwrap_or(u32::MAX);
-                max = Some(max.map_or(left, |m| m.min(left)));
-            }
-        }
-        if scope.tokens_per_day.is_none() && scope.usd_per_day.is_none() {
-            return Ok(max);
-        }
-        let storage = self.storage.clone();
-        let agent = caller.agent.to_string();
-        let since = utc_day_start(now_unix());
-        let totals = blocking::call(blocking::DEFAULT_TIMEOUT, move || storage.llm_totals(&agent, since))
-            .await
-            .map_err(|e| LlmError::Upstream(format!("ledger: {e}")))?;
-        if let Some(limit) = scope.tokens_per_day {
-            let left = limit.saturating_sub(totals.tokens);
-            if left == 0 {
-                return Err(LlmError::BudgetExceeded(format!(
-                    "agent `{}` used {} of its {limit} tokens today (UTC)",
-                    caller.agent, totals.tokens
-                )));
-            }
-            let left = u32::try_from(left).unwrap_or(u32::MAX);
-            max = Some(max.map_or(left, |m| m.min(left)));
-        }
-        if let Some(limit) = scope.usd_per_day {
-            if totals.cost_usd >= limit {
-                return Err(LlmError::BudgetExceeded(format!(
-                    "agent `{}` spent ${:.4} of its ${limit} today (UTC)",
-                    caller.agent, totals.cost_usd
-                )));
-            }
-        }
-        Ok(max)
     }
 }
 

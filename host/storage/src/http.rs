@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS http_requests (
     counted    INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS http_requests_by_agent ON http_requests (agent, at);
+-- Expiry deletes by time alone: without this it scans every row per write.
+CREATE INDEX IF NOT EXISTS http_requests_by_at ON http_requests (at);
 ";
 
 /// Deletes a bounded batch of records past the retention window (every

@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod blocking;
 mod commit_gate;
+pub mod components;
 pub mod conformance;
 pub mod evolution;
 pub mod http;
@@ -29,10 +30,10 @@ use serde::{Deserialize, Serialize};
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
 pub trait Backend:
-    Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore
+    Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore
 {
 }
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore> Backend
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore> Backend
     for T
 {
 }
@@ -112,6 +113,46 @@ pub trait Storage: Send + Sync + 'static {
     fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError>;
     /// Tokens and spend of `agent` since `since`: what budgets check.
     fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError>;
+
+    /// Reserves room in `hold.agent`'s daily budgets for one call, before it
+    /// is made: in one transaction (serialised per agent across every host
+    /// sharing the store) the totals since `since`, open reservations
+    /// included, are checked against `budget`; then `hold` is written to the
+    /// ledger (outcome `reserved`) with its completion tokens cut to what
+    /// the token budget has room for after its prompt tokens. Returns the
+    /// row and the completion tokens granted (the call's `max_tokens`), or
+    /// `Err(totals)` when there is no room (nothing written). So concurrent
+    /// calls cannot each spend what is left. [`llm_settle`](Self::llm_settle)
+    /// replaces the row with what the call used; a reservation never settled
+    /// (its host died mid-call) keeps counting until the day ends.
+    fn llm_reserve(&self, hold: &LlmUsageRecord, since: i64, budget: &LlmBudget) -> Result<Result<(i64, u64), LlmTotals>, StorageError>;
+    /// Replaces reservation `id` with the call's `record`.
+    fn llm_settle(&self, id: i64, record: &LlmUsageRecord) -> Result<(), StorageError>;
+}
+
+/// An agent's daily LLM budgets, as `llm_reserve` checks them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LlmBudget {
+    pub tokens_per_day: Option<u64>,
+    pub usd_per_day: Option<f64>,
+}
+
+impl LlmBudget {
+    /// The completion tokens a call may have after `used`, given its
+    /// `prompt_tokens` and the `completion_tokens` it asks for; `None` when
+    /// a budget has no room left.
+    pub fn grant(&self, used: &LlmTotals, prompt_tokens: u64, completion_tokens: u64) -> Option<u64> {
+        if self.usd_per_day.is_some_and(|limit| used.cost_usd >= limit) {
+            return None;
+        }
+        match self.tokens_per_day {
+            None => Some(completion_tokens),
+            Some(limit) => {
+                let room = limit.saturating_sub(used.tokens).saturating_sub(prompt_tokens);
+                (room > 0).then(|| completion_tokens.min(room))
+            }
+        }
+    }
 }
 
 /// One LLM call, as the ledger keeps it.

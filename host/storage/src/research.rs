@@ -169,8 +169,11 @@ impl ResearchStore for SqliteStorage {
             }
         }
         if !added.is_empty() {
+            // By position, not by arithmetic on `seq`: AUTOINCREMENT spends a
+            // number on every ignored duplicate, so `MAX(seq) - MAX_ROWS`
+            // would delete far more than the oldest rows past the bound.
             tx.execute(
-                "DELETE FROM research_findings WHERE seq <= (SELECT MAX(seq) FROM research_findings) - ?1",
+                "DELETE FROM research_findings WHERE seq <= (SELECT seq FROM research_findings ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![MAX_ROWS],
             )?;
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sqlite_memory;
 use super::{
-    CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmTotals, LlmUsageRecord, NamespaceUsage,
+    CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmBudget, LlmTotals, LlmUsageRecord, NamespaceUsage,
     Storage, StorageError, StoredTurn, WriteRefused,
 };
 
@@ -310,12 +310,46 @@ impl Storage for SqliteStorage {
     }
 
     fn llm_record(&self, r: &LlmUsageRecord) -> Result<(), StorageError> {
+        insert_usage(&self.conn(), r)
+    }
+
+    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome
+             FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![since, agent], usage_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
+        llm_totals_in(&self.reader(), agent, since)
+    }
+
+    fn llm_reserve(&self, hold: &LlmUsageRecord, since: i64, budget: &LlmBudget) -> Result<Result<(i64, u64), LlmTotals>, StorageError> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the totals read cannot change before the insert, in
+        // this process or another one on the same file.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used = llm_totals_in(&tx, &hold.agent, since)?;
+        let Some(granted) = budget.grant(&used, hold.prompt_tokens, hold.completion_tokens) else {
+            return Ok(Err(used));
+        };
+        insert_usage(&tx, &LlmUsageRecord { completion_tokens: granted, ..hold.clone() })?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Ok((id, granted)))
+    }
+
+    fn llm_settle(&self, id: i64, r: &LlmUsageRecord) -> Result<(), StorageError> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "UPDATE llm_usage SET at = ?2, agent = ?3, session = ?4, profile = ?5, model = ?6, prompt_tokens = ?7,
+                 completion_tokens = ?8, latency_ms = ?9, cost_usd = ?10, outcome = ?11 WHERE id = ?1",
             )?
             .execute(params![
+                id,
                 r.at,
                 r.agent,
                 r.session,
@@ -330,27 +364,6 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome
-             FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![since, agent], usage_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
-    fn llm_totals(&self, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
-        let (calls, tokens, cost): (i64, i64, f64) = self
-            .reader()
-            .prepare_cached(
-                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
-                 FROM llm_usage WHERE agent = ?1 AND at >= ?2",
-            )?
-            .query_row(params![agent, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(LlmTotals { calls: calls.max(0) as u64, tokens: tokens.max(0) as u64, cost_usd: cost })
-    }
-
     fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
@@ -362,6 +375,36 @@ impl Storage for SqliteStorage {
         turns.reverse();
         Ok(turns)
     }
+}
+
+fn insert_usage(conn: &Connection, r: &LlmUsageRecord) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        r.at,
+        r.agent,
+        r.session,
+        r.profile,
+        r.model,
+        r.prompt_tokens as i64,
+        r.completion_tokens as i64,
+        r.latency_ms as i64,
+        r.cost_usd,
+        r.outcome
+    ])?;
+    Ok(())
+}
+
+fn llm_totals_in(conn: &Connection, agent: &str, since: i64) -> Result<LlmTotals, StorageError> {
+    let (calls, tokens, cost): (i64, i64, f64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+             FROM llm_usage WHERE agent = ?1 AND at >= ?2",
+        )?
+        .query_row(params![agent, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(LlmTotals { calls: calls.max(0) as u64, tokens: tokens.max(0) as u64, cost_usd: cost })
 }
 
 fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LlmUsageRecord> {

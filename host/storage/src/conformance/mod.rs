@@ -5,9 +5,11 @@
 use crate::Backend;
 
 mod aws;
+mod components;
 mod evolution;
 mod http;
 mod leases;
+mod ledger;
 mod memory;
 mod research;
 mod sessions;
@@ -27,6 +29,8 @@ pub fn all() -> Vec<Test> {
         evolution::TESTS,
         http::TESTS,
         leases::TESTS,
+        ledger::TESTS,
+        components::TESTS,
     ]
     .concat()
 }

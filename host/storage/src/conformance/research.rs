@@ -118,10 +118,14 @@ fn the_table_keeps_the_newest_max_rows(store: &dyn Backend) {
     assert_eq!(keys(&store.research_findings(2).unwrap()), [("github", "4"), ("github", "3")]);
     assert!(store.research_record(&[finding("github", "10")], now).unwrap().is_empty(), "still stored");
     assert_eq!(store.research_record(&[finding("github", "9")], now).unwrap().len(), 1, "pushed out");
-    // Not checked here yet: that the bound still counts rows after
-    // findings are seen again. SQLite's AUTOINCREMENT spends a sequence
-    // value on each ignored duplicate and it trims by `seq`, so it keeps
-    // fewer (`postgres::research`'s tests check PostgreSQL's).
+    // Seeing every finding again (what research cycles mostly do) and then
+    // a few new ones still keeps MAX_ROWS rows: sequence numbers spent on
+    // ignored duplicates do not shrink the table.
+    let again: Vec<_> = (100..max).map(|i| finding("github", &i.to_string())).collect();
+    assert!(store.research_record(&again, now).unwrap().is_empty());
+    let newer: Vec<_> = (5..10).map(|i| finding("arxiv", &i.to_string())).collect();
+    assert_eq!(store.research_record(&newer, now).unwrap().len(), 5);
+    assert_eq!(total(store), MAX_ROWS as u64, "duplicates seen again do not shrink the table");
 }
 
 fn findings_are_counted_per_week(store: &dyn Backend) {

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS agent_installs (
     at     BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_installs_by_agent ON agent_installs (agent, id);
+-- The KPIs read installs and runs by time (`StatsStore`).
+CREATE INDEX IF NOT EXISTS agent_installs_by_time ON agent_installs (at);
 CREATE TABLE IF NOT EXISTS evolution_requests (
     id      BIGSERIAL PRIMARY KEY,
     at      BIGINT NOT NULL,
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS evolution_requests (
     run     TEXT,
     detail  TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS evolutions_by_start ON evolutions (started_at);
 CREATE INDEX IF NOT EXISTS evolution_requests_by_agent ON evolution_requests (agent, at);
 CREATE INDEX IF NOT EXISTS evolution_requests_by_run ON evolution_requests (run);
 ";

@@ -272,6 +272,19 @@ impl crate::Storage for PostgresStorage {
         })
     }
 
+    fn llm_reserve(
+        &self,
+        hold: &LlmUsageRecord,
+        since: i64,
+        budget: &crate::LlmBudget,
+    ) -> Result<Result<(i64, u64), LlmTotals>, StorageError> {
+        self.ledger_reserve(hold, since, budget)
+    }
+
+    fn llm_settle(&self, id: i64, record: &LlmUsageRecord) -> Result<(), StorageError> {
+        self.ledger_settle(id, record)
+    }
+
     fn llm_usage(&self, agent: Option<&str>, since: i64) -> Result<Vec<LlmUsageRecord>, StorageError> {
         let agent = agent.map(str::to_string);
         self.run(move |client| async move {

@@ -17,6 +17,7 @@ fn migrations() -> Vec<(i64, &'static str, String)> {
         super::research::SCHEMA,
         super::stats::SCHEMA,
         super::leases::SCHEMA,
+        super::components::SCHEMA,
     ]
     .join("\n");
     vec![(1, "initial schema", first)]

@@ -14,11 +14,15 @@
 //! transaction-scoped advisory lock on what it counts (`pg_advisory_xact_lock`),
 //! so two hosts writing to the same namespace serialise on the server.
 mod aws;
+mod components;
 mod evolution;
 mod http;
 mod leases;
+mod ledger;
 mod memory;
 mod migrate;
+pub use migrate::latest_version as latest_schema_version;
+mod notify;
 mod research;
 mod sessions;
 mod stats;
@@ -45,6 +49,8 @@ pub type Client = Object;
 /// The PostgreSQL backend. Cheap to share behind an `Arc`.
 pub struct PostgresStorage {
     pool: Pool,
+    /// What the pool connects with: connections of their own (LISTEN) too.
+    config: tokio_postgres::Config,
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
 }
@@ -92,7 +98,7 @@ impl PostgresStorage {
             .map_err(|e| StorageError::Backend(format!("postgres runtime: {e}")))?;
         let handle = runtime.handle().clone();
         let manager =
-            Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+            Manager::from_config(config.clone(), tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = {
             let _entered = handle.enter();
             Pool::builder(manager)
@@ -104,7 +110,7 @@ impl PostgresStorage {
                 .build()
                 .map_err(|e| StorageError::Backend(format!("postgres pool: {e}")))?
         };
-        let storage = PostgresStorage { pool, runtime: Some(runtime), handle };
+        let storage = PostgresStorage { pool, config, runtime: Some(runtime), handle };
         storage.run(|mut client| async move { migrate::apply(&mut client).await })?;
         Ok(storage)
     }
@@ -197,9 +203,4 @@ mod tests {
         assert_ne!(super::lock_key("kv", "a"), super::lock_key("history", "a"));
         assert_ne!(super::lock_key("kv", "ab"), super::lock_key("kva", "b"));
     }
-}
-
-/// What a method not yet ported answers. (Removed when every trait is.)
-pub(crate) fn pending() -> StorageError {
-    StorageError::Backend("not implemented for PostgreSQL yet".into())
 }
