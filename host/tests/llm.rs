@@ -127,8 +127,10 @@ async fn daily_token_budget_holds_across_calls_and_restarts() {
     }
     let sent = server.requests();
     let max = |r: &Value| r["max_tokens"].as_u64().or(r["max_completion_tokens"].as_u64());
-    assert_eq!(max(&sent[0]), Some(40), "capped by what is left of the day (and the per-call cap)");
-    assert_eq!(max(&sent[2]), Some(10), "the third call may only use what is left");
+    // What is left of the day after the prompt's estimate (the one message
+    // "x": 1 token of text + 4 for the message) is what a call may answer with.
+    assert_eq!(max(&sent[0]), Some(40 - 5), "capped by what is left of the day (and the per-call cap)");
+    assert_eq!(max(&sent[2]), Some(40 - 2 * 15 - 5), "the third call may only use what is left");
     let (_, data) = probe(&h, "x", json!({})).await;
     assert_eq!(data["error"], "budget-exceeded", "{data}");
     assert_eq!(server.requests().len(), 3, "a refused call never reaches the model");

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use agentkernel::storage::postgres::testing;
+use agentkernel::storage::Storage;
+use agentkernel::storage::postgres::{PostgresStorage, testing};
+use sandbox_tests::llm_server::ScriptedLlm;
 use serde_json::{Value, json};
 
 fn wasm_path(name: &str) -> PathBuf {
@@ -28,10 +30,14 @@ struct Served {
 
 impl Served {
     fn start(database: &str, config_extra: &str) -> Served {
+        Self::start_with(database, config_extra, &["echo", "notes"])
+    }
+
+    fn start_with(database: &str, config_extra: &str, agent_names: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let agents = dir.path().join("agents.d");
         std::fs::create_dir_all(&agents).unwrap();
-        for name in ["echo", "notes"] {
+        for &name in agent_names {
             std::fs::copy(wasm_path(name), agents.join(format!("{name}.wasm"))).unwrap();
         }
         std::fs::write(dir.path().join("agentkernel.toml"), format!("[storage]\nurl = \"{database}\"\n{config_extra}")).unwrap();
@@ -207,4 +213,46 @@ fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
             assert_eq!(recall(&client, &b, &session).await, expected);
         }
     });
+}
+
+/// A daily LLM token budget holds across hosts: 40 summaries at once, half
+/// through each host, each reply using 15 tokens, under `tokens_per_day =
+/// 300`. Each call reserves its prompt and `max_tokens` in the ledger
+/// before it reaches the model, so the calls that ran used at most the
+/// budget — where checking the day's total first would let every one of
+/// them through (600 tokens).
+#[test]
+fn a_daily_llm_budget_holds_across_hosts() {
+    let Some(database) = testing::fresh_database("llm_budget_across_hosts") else { return };
+    let rt = runtime();
+    let llm = rt.block_on(ScriptedLlm::start(vec![]));
+    let config = format!(
+        "{}\n[agents.summarizer]\nllm = {{ profiles = [\"fast\"], tokens_per_day = 300, tokens_per_call = 20 }}\n",
+        llm.config()
+    );
+    let (a, b) = (
+        Served::start_with(&database, &config, &["summarizer"]),
+        Served::start_with(&database, &config, &["summarizer"]),
+    );
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let text = "Several hosts share one database. Budgets are checked there. Each call reserves its tokens first.";
+        let calls = (0..40).map(|i| {
+            let (client, host) = (client.clone(), if i % 2 == 0 { &a } else { &b });
+            async move {
+                post(&client, format!("{}/v1/agents/summarizer/call", host.url), json!({"text": text, "session_id": format!("s{i}")}))
+                    .await
+            }
+        });
+        let answered = futures_util::future::join_all(calls).await;
+        assert!(answered.iter().all(|(status, _)| *status == 200), "the agent degrades, it does not fail");
+    });
+    let ledger = PostgresStorage::connect(&database, 1).unwrap().llm_usage(Some("summarizer"), 0).unwrap();
+    let reached: Vec<_> = ledger.iter().filter(|r| r.outcome == "ok").collect();
+    let tokens: u64 = ledger.iter().map(|r| r.prompt_tokens + r.completion_tokens).sum();
+    assert!(!reached.is_empty(), "some calls reached the model: {ledger:?}");
+    assert!(tokens <= 300, "{tokens} tokens recorded against a budget of 300 ({} calls reached the model)", reached.len());
+    assert!(ledger.iter().any(|r| r.outcome == "budget-exceeded"), "the rest were refused and recorded as such");
+    assert!(ledger.iter().all(|r| r.outcome != "reserved"), "every reservation was settled");
+    assert_eq!(llm.requests().len(), reached.len(), "only admitted calls reached the model");
 }
