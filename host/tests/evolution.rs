@@ -1055,3 +1055,26 @@ async fn automatic_rollback_when_live_answers_differ_without_errors() {
     assert_eq!(t.host.registry.get("primes").unwrap().hash, good, "the old version serves again");
     assert_eq!(store.installs("primes").unwrap().last().unwrap().reason, "auto-rollback");
 }
+
+/// One evolution per agent across every process and host sharing the
+/// store: while another holder (here a second "host" on the same database)
+/// has `primes`' lease, a run is refused at once as busy and records
+/// nothing; when that holder's lease expires (it died), the agent is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evolution_running_on_another_host_makes_this_one_busy() {
+    use agentkernel::storage::lease::LeaseStore;
+    let t = TestHost::new(&config(""));
+    let engine = engine(&t);
+    let other_host = SqliteStorage::open(&Host::database_path(&t.host.config)).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(other_host.lease_acquire("evolution/primes", "host-b/4242#0", 60, now).unwrap());
+    let busy = engine.evolve(options(GeneratorSpec::Dir(candidates_dir())), &|_| {}).await.err().expect("refused");
+    assert!(matches!(busy, agentkernel::evolution::EvolveError::Busy(_)), "{busy}");
+    assert!(busy.to_string().contains("host-b/4242"), "names the holder: {busy}");
+    assert!(engine.store.evolutions(10).unwrap().is_empty(), "a refused run records nothing");
+    // The other host died an hour ago: its lease ran out.
+    assert!(other_host.lease_acquire("evolution/primes", "host-b/4242#0", 60, now - 3_600).unwrap());
+    let freed = engine.store.lease_get("evolution/primes").unwrap().unwrap();
+    assert!(freed.expires_at < now, "expired");
+    assert!(engine.store.lease_acquire("evolution/primes", "host-a#1", 60, now).unwrap(), "free for this host again");
+}
