@@ -167,8 +167,9 @@ fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
     let (mut a, b) = (Served::start(&database, ""), Served::start(&database, ""));
     let rt = runtime();
     let client = reqwest::Client::new();
+    let acked_on_a = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load = |host_url: String, tag: &'static str, n: usize| {
-        let client = client.clone();
+        let (client, acked_on_a) = (client.clone(), acked_on_a.clone());
         rt.spawn(async move {
             // (session, note): `recall` lists up to 100 notes, so 50 a session.
             let mut acknowledged: Vec<(String, String)> = Vec::new();
@@ -178,6 +179,9 @@ fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
                 let body = json!({"text": format!("remember {tag}-{i}"), "session_id": session});
                 let (status, _) = post(&client, format!("{host_url}/v1/agents/notes/call"), body).await;
                 if status == 200 {
+                    if tag == "a" {
+                        acked_on_a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     acknowledged.push((session, format!("{tag}-{i}")));
                 } else {
                     failed += 1;
@@ -188,7 +192,11 @@ fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
     };
     let on_a = load(a.url.clone(), "a", 400);
     let on_b = load(b.url.clone(), "b", 150);
-    std::thread::sleep(Duration::from_millis(600));
+    // Mid-load: once host A has acknowledged some notes, however fast it is.
+    let waiting = std::time::Instant::now();
+    while acked_on_a.load(std::sync::atomic::Ordering::SeqCst) < 40 && waiting.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     a.child.kill().unwrap(); // SIGKILL
     let _ = a.child.wait();
     let (acked_a, _) = rt.block_on(on_a).unwrap();
@@ -215,44 +223,41 @@ fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
     });
 }
 
-/// A daily LLM token budget holds across hosts: 40 summaries at once, half
+/// A daily LLM token budget holds across hosts: 40 calls at once, half
 /// through each host, each reply using 15 tokens, under `tokens_per_day =
-/// 300`. Each call reserves its prompt and `max_tokens` in the ledger
-/// before it reaches the model, so the calls that ran used at most the
-/// budget — where checking the day's total first would let every one of
-/// them through (600 tokens).
+/// 100`. Each call reserves its prompt's bound (24: 20 bytes + 4) and its 5
+/// `max_tokens` in the ledger before it reaches the model, so the calls
+/// that ran used at most the budget — where checking the day's total first
+/// would let every one of them through (600 tokens).
 #[test]
 fn a_daily_llm_budget_holds_across_hosts() {
     let Some(database) = testing::fresh_database("llm_budget_across_hosts") else { return };
     let rt = runtime();
     let llm = rt.block_on(ScriptedLlm::start(vec![]));
-    let config = format!(
-        "{}\n[agents.summarizer]\nllm = {{ profiles = [\"fast\"], tokens_per_day = 300, tokens_per_call = 20 }}\n",
-        llm.config()
-    );
+    let config = format!("{}\n[agents.llm-probe]\nllm = {{ tokens_per_day = 100 }}\n", llm.config());
     let (a, b) = (
-        Served::start_with(&database, &config, &["summarizer"]),
-        Served::start_with(&database, &config, &["summarizer"]),
+        Served::start_with(&database, &config, &["llm-probe"]),
+        Served::start_with(&database, &config, &["llm-probe"]),
     );
-    rt.block_on(async {
+    let answers = rt.block_on(async {
         let client = reqwest::Client::new();
-        let text = "Several hosts share one database. Budgets are checked there. Each call reserves its tokens first.";
         let calls = (0..40).map(|i| {
             let (client, host) = (client.clone(), if i % 2 == 0 { &a } else { &b });
             async move {
-                post(&client, format!("{}/v1/agents/summarizer/call", host.url), json!({"text": text, "session_id": format!("s{i}")}))
-                    .await
+                let body = json!({"text": "x".repeat(20), "session_id": format!("s{i}"), "context": {"max_tokens": 5}});
+                post(&client, format!("{}/v1/agents/llm-probe/call", host.url), body).await
             }
         });
-        let answered = futures_util::future::join_all(calls).await;
-        assert!(answered.iter().all(|(status, _)| *status == 200), "the agent degrades, it does not fail");
+        futures_util::future::join_all(calls).await
     });
-    let ledger = PostgresStorage::connect(&database, 1).unwrap().llm_usage(Some("summarizer"), 0).unwrap();
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{:?}", answers.iter().find(|(s, _)| *s != 200));
+    let refused = answers.iter().filter(|(_, body)| body["data"]["error"] == "budget-exceeded").count();
+    let ledger = PostgresStorage::connect(&database, 1).unwrap().llm_usage(Some("llm-probe"), 0).unwrap();
     let reached: Vec<_> = ledger.iter().filter(|r| r.outcome == "ok").collect();
     let tokens: u64 = ledger.iter().map(|r| r.prompt_tokens + r.completion_tokens).sum();
     assert!(!reached.is_empty(), "some calls reached the model: {ledger:?}");
-    assert!(tokens <= 300, "{tokens} tokens recorded against a budget of 300 ({} calls reached the model)", reached.len());
-    assert!(ledger.iter().any(|r| r.outcome == "budget-exceeded"), "the rest were refused and recorded as such");
+    assert!(tokens <= 100, "{tokens} tokens recorded against a budget of 100 ({} calls reached the model)", reached.len());
+    assert_eq!(refused, 40 - reached.len(), "the rest were refused as over budget");
     assert!(ledger.iter().all(|r| r.outcome != "reserved"), "every reservation was settled");
     assert_eq!(llm.requests().len(), reached.len(), "only admitted calls reached the model");
 }

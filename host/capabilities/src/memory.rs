@@ -155,6 +155,12 @@ impl MemoryState {
         match finished {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(refused))) => Err(refused_error(refused)),
+            // A failure once COMMIT was sent (a networked backend's
+            // connection dropped, its call timed out) may have committed.
+            Ok(Err(e)) if gate.is_committing() => {
+                tracing::warn!(namespace = %self.namespace, "memory backend error while committing: {e}");
+                Err(MemoryError::OutcomeUnknown(format!("storage failed while committing ({e}); the write may or may not have been applied")))
+            }
             Ok(Err(e)) => Err(self.backend_error(e)),
             // A panic after COMMIT began leaves the outcome unknown.
             Err(join) if gate.is_committing() => {

@@ -1,12 +1,12 @@
 //! Policy and daily budgets, checked before a call reaches the model. A
-//! daily budget is *reserved* in the ledger first (the prompt's estimated
-//! tokens plus the `max_tokens` the call is given, in one transaction per
-//! agent: `Storage::llm_reserve`), and the reservation is replaced by what
-//! the call used afterwards. Calls running at once, on one host or on
-//! several sharing the store, therefore cannot each spend what is left:
-//! the most a day's tokens can pass the budget by is the difference between
-//! the prompts' estimates and their real counts.
-use agentkernel_runtime::bindings::agentkernel::agent::llm::{ChatMessage, LlmError};
+//! daily budget is *reserved* in the ledger first (an upper bound of the
+//! prompt's tokens — its bytes — plus the `max_tokens` the call is given,
+//! in one transaction per agent: `Storage::llm_reserve`), and the
+//! reservation is replaced by what the call used afterwards (by the
+//! reservation itself when the server does not say). Calls running at
+//! once, on one host or on several sharing the store, therefore cannot
+//! each spend what is left, whatever prompt a guest writes.
+use agentkernel_runtime::bindings::agentkernel::agent::llm::{ChatMessage, ChatOptions, LlmError};
 use agentkernel_storage::{LlmBudget, LlmUsageRecord, blocking};
 
 use crate::{LlmCaller, LlmService, now_unix, utc_day_start};
@@ -20,13 +20,21 @@ pub const RESERVED_TOKENS: u64 = 4096;
 pub(crate) struct Admission {
     pub max_tokens: Option<u32>,
     pub reservation: Option<i64>,
+    /// The prompt and completion tokens reserved: what the call is charged
+    /// when the server does not say what it used.
+    pub reserved: (u64, u64),
 }
 
-/// Tokens a prompt will count, estimated from its text (about four bytes a
-/// token in English, plus a few per message): what a reservation holds
-/// before the server says.
-pub(crate) fn estimate_prompt_tokens(messages: &[ChatMessage]) -> u64 {
-    messages.iter().map(|m| (m.content.len() as u64).div_ceil(4) + 4).sum()
+/// At most how many tokens a prompt counts: its bytes (a token is at least
+/// one byte in the byte-level tokenizers models use) — text, tool calls and
+/// tool definitions, all of which are sent — plus a few per message.
+pub(crate) fn prompt_token_bound(messages: &[ChatMessage], options: &ChatOptions) -> u64 {
+    let calls = |m: &ChatMessage| m.tool_calls.iter().map(|c| c.id.len() + c.name.len() + c.arguments.len()).sum::<usize>();
+    let in_messages: u64 =
+        messages.iter().map(|m| (m.content.len() + calls(m) + m.tool_call_id.as_ref().map_or(0, String::len)) as u64 + 4).sum();
+    let in_tools: u64 =
+        options.tools.iter().map(|t| (t.name.len() + t.description.len() + t.parameters_schema.len()) as u64 + 8).sum();
+    in_messages + in_tools
 }
 
 impl LlmService {
@@ -38,7 +46,7 @@ impl LlmService {
         profile: &str,
         model: &str,
         messages: &[ChatMessage],
-        requested: Option<u32>,
+        options: &ChatOptions,
     ) -> Result<Admission, LlmError> {
         if let Some(allowed) = &caller.scope.profiles {
             if !allowed.iter().any(|p| p == profile) {
@@ -51,17 +59,17 @@ impl LlmService {
         if model.is_empty() {
             return Err(LlmError::ModelNotAllowed(format!("no model profile named `{profile}` is configured")));
         }
-        let max_tokens = self.token_limit(caller, requested)?;
+        let max_tokens = self.token_limit(caller, options.max_tokens)?;
         let scope = caller.scope;
         if scope.tokens_per_day.is_none() && scope.usd_per_day.is_none() {
-            return Ok(Admission { max_tokens, reservation: None });
+            return Ok(Admission { max_tokens, reservation: None, reserved: (0, 0) });
         }
-        let prompt = estimate_prompt_tokens(messages);
-        // With a token budget the call always gets a `max_tokens` (at most
-        // what is left; [`RESERVED_TOKENS`] when it asked for none, so one
-        // call does not hold the whole day while it runs); with only a
-        // dollar budget, none unless asked.
-        let want = max_tokens.map(u64::from).unwrap_or(if scope.tokens_per_day.is_some() { RESERVED_TOKENS } else { 0 });
+        let prompt = prompt_token_bound(messages, options);
+        // Under a daily budget the call always gets a `max_tokens`: at most
+        // what is left, [`RESERVED_TOKENS`] when it asked for none (so one
+        // call does not hold the whole day while it runs, and its cost has
+        // a bound a dollar budget can reserve).
+        let want = max_tokens.map(u64::from).unwrap_or(RESERVED_TOKENS);
         let hold = LlmUsageRecord {
             at: now_unix(),
             agent: caller.agent.to_string(),
@@ -81,13 +89,11 @@ impl LlmService {
             .await
             .map_err(|e| LlmError::Upstream(format!("ledger: {e}")))?;
         match reserved {
-            Ok((id, granted)) => {
-                let max_tokens = match (max_tokens, scope.tokens_per_day) {
-                    (_, Some(_)) | (Some(_), None) => Some(u32::try_from(granted).unwrap_or(u32::MAX)),
-                    (None, None) => None,
-                };
-                Ok(Admission { max_tokens, reservation: Some(id) })
-            }
+            Ok((id, granted)) => Ok(Admission {
+                max_tokens: Some(u32::try_from(granted).unwrap_or(u32::MAX)),
+                reservation: Some(id),
+                reserved: (prompt, granted),
+            }),
             Err(used) => Err(LlmError::BudgetExceeded(match scope.tokens_per_day {
                 Some(limit) if used.tokens + prompt >= limit => format!(
                     "agent `{}` used {} of its {limit} tokens today (UTC; calls in progress included)",
@@ -129,10 +135,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prompts_are_estimated_from_their_text() {
+    fn a_prompt_is_bounded_by_everything_sent() {
+        use agentkernel_runtime::bindings::agentkernel::agent::llm::{ResponseFormat, ToolCall, ToolDefinition};
         let message = |text: &str| ChatMessage { role: "user".into(), content: text.into(), tool_call_id: None, tool_calls: vec![] };
-        assert_eq!(estimate_prompt_tokens(&[]), 0);
-        assert_eq!(estimate_prompt_tokens(&[message("")]), 4);
-        assert_eq!(estimate_prompt_tokens(&[message("abcdefgh"), message("abc")]), 2 + 4 + 1 + 4);
+        let mut options = ChatOptions {
+            profile: "fast".into(),
+            temperature: None,
+            max_tokens: None,
+            response_format: ResponseFormat::Text,
+            tools: vec![],
+        };
+        assert_eq!(prompt_token_bound(&[], &options), 0);
+        assert_eq!(prompt_token_bound(&[message("")], &options), 4);
+        assert_eq!(prompt_token_bound(&[message("abcdefgh"), message("漢字")], &options), 8 + 4 + 6 + 4, "bytes, not characters");
+        let mut with_call = message("");
+        with_call.tool_calls = vec![ToolCall { id: "c1".into(), name: "add".into(), arguments: "{\"a\":1}".into() }];
+        assert_eq!(prompt_token_bound(&[with_call], &options), 4 + 2 + 3 + 7);
+        // A 200 KB tool schema is counted: a guest cannot hide its prompt there.
+        options.tools = vec![ToolDefinition { name: "t".into(), description: "d".into(), parameters_schema: "x".repeat(200_000) }];
+        assert_eq!(prompt_token_bound(&[], &options), 200_000 + 2 + 8);
     }
 }

@@ -191,18 +191,29 @@ impl LlmService {
         let profile = options.profile.clone();
         let model = self.config.profiles.get(&profile).cloned().unwrap_or_default();
         let started = Instant::now();
-        let (result, reservation) = match self.admit(caller, &profile, &model, &messages, options.max_tokens).await {
+        let (result, admitted) = match self.admit(caller, &profile, &model, &messages, &options).await {
             Ok(admitted) => {
-                (self.chat_inner(&**transport, caller, &model, messages, options, admitted.max_tokens).await, admitted.reservation)
+                let max_tokens = admitted.max_tokens;
+                (self.chat_inner(&**transport, caller, &model, messages, options, max_tokens).await, Some(admitted))
             }
             Err(e) => (Err(e), None),
         };
-        let (prompt, completion, answered_model) = match &result {
-            Ok(r) => (r.usage.prompt_tokens, r.usage.completion_tokens, r.model.clone()),
-            Err(_) => (0, 0, model.clone()),
+        let reservation = admitted.as_ref().and_then(|a| a.reservation);
+        let reserved = admitted.as_ref().filter(|a| a.reservation.is_some()).map(|a| a.reserved);
+        let (prompt, completion, answered_model) = match (&result, reserved) {
+            (Ok(r), _) if r.usage.prompt_tokens > 0 || r.usage.completion_tokens > 0 => {
+                (u64::from(r.usage.prompt_tokens), u64::from(r.usage.completion_tokens), r.model.clone())
+            }
+            // Under a budget, a call whose use is unknown — the server did
+            // not say, or it may have worked on the request before the
+            // timeout or failure — is charged what it reserved.
+            (Ok(r), Some((p, c))) => (p, c, r.model.clone()),
+            (Err(LlmError::Timeout | LlmError::Upstream(_) | LlmError::BadResponse(_)), Some((p, c))) => (p, c, model.clone()),
+            (Ok(r), None) => (u64::from(r.usage.prompt_tokens), u64::from(r.usage.completion_tokens), r.model.clone()),
+            (Err(_), _) => (0, 0, model.clone()),
         };
         let cost = self.price(&answered_model).or_else(|| self.price(&model)).map(|p| {
-            (f64::from(prompt) * p.prompt + f64::from(completion) * p.completion) / 1_000_000.0
+            (prompt as f64 * p.prompt + completion as f64 * p.completion) / 1_000_000.0
         });
         let record = LlmUsageRecord {
             at: now_unix(),
@@ -210,8 +221,8 @@ impl LlmService {
             session: caller.session.to_string(),
             profile,
             model: answered_model,
-            prompt_tokens: prompt.into(),
-            completion_tokens: completion.into(),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
             latency_ms: started.elapsed().as_millis() as u64,
             cost_usd: cost,
             outcome: match &result {

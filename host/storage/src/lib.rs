@@ -139,10 +139,10 @@ pub struct LlmBudget {
 
 impl LlmBudget {
     /// The completion tokens a call may have after `used`, given its
-    /// `prompt_tokens` and the `completion_tokens` it asks for; `None` when
-    /// a budget has no room left.
-    pub fn grant(&self, used: &LlmTotals, prompt_tokens: u64, completion_tokens: u64) -> Option<u64> {
-        if self.usd_per_day.is_some_and(|limit| used.cost_usd >= limit) {
+    /// `prompt_tokens`, the `completion_tokens` it asks for and what they
+    /// would cost at most (`cost`); `None` when a budget has no room for it.
+    pub fn grant(&self, used: &LlmTotals, prompt_tokens: u64, completion_tokens: u64, cost: f64) -> Option<u64> {
+        if self.usd_per_day.is_some_and(|limit| used.cost_usd + cost > limit) {
             return None;
         }
         match self.tokens_per_day {

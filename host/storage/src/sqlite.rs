@@ -333,7 +333,7 @@ impl Storage for SqliteStorage {
         // this process or another one on the same file.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let used = llm_totals_in(&tx, &hold.agent, since)?;
-        let Some(granted) = budget.grant(&used, hold.prompt_tokens, hold.completion_tokens) else {
+        let Some(granted) = budget.grant(&used, hold.prompt_tokens, hold.completion_tokens, hold.cost_usd.unwrap_or(0.0)) else {
             return Ok(Err(used));
         };
         insert_usage(&tx, &LlmUsageRecord { completion_tokens: granted, ..hold.clone() })?;

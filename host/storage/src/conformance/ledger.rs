@@ -55,9 +55,11 @@ fn a_budget_without_room_refuses_and_writes_nothing(store: &dyn Backend) {
 
 fn a_dollar_budget_counts_reserved_cost(store: &dyn Backend) {
     let budget = LlmBudget { tokens_per_day: None, usd_per_day: Some(1.0) };
-    let (_, granted) = store.llm_reserve(&hold("a", 10, 0, Some(0.6)), 0, &budget).unwrap().unwrap();
-    assert_eq!(granted, 0, "no token budget: the call keeps the completion tokens it asked for");
-    store.llm_reserve(&hold("a", 10, 0, Some(0.6)), 0, &budget).unwrap().unwrap();
-    let refused = store.llm_reserve(&hold("a", 10, 0, Some(0.1)), 0, &budget).unwrap().expect_err("$1.20 of $1.00");
-    assert!((refused.cost_usd - 1.2).abs() < 1e-9);
+    let (_, granted) = store.llm_reserve(&hold("a", 10, 300, Some(0.6)), 0, &budget).unwrap().unwrap();
+    assert_eq!(granted, 300, "no token budget: the call keeps the completion tokens it asked for");
+    // A second call that could cost $0.60 more does not fit in the $0.40 left.
+    let refused = store.llm_reserve(&hold("a", 10, 300, Some(0.6)), 0, &budget).unwrap().expect_err("$1.20 of $1.00");
+    assert!((refused.cost_usd - 0.6).abs() < 1e-9);
+    store.llm_reserve(&hold("a", 10, 100, Some(0.39)), 0, &budget).unwrap().expect("what is left fits");
+    assert!(store.llm_reserve(&hold("a", 1, 1, Some(0.02)), 0, &budget).unwrap().is_err(), "$0.01 left is not enough for $0.02");
 }

@@ -33,7 +33,7 @@ impl PostgresStorage {
                 tokens: row.get::<_, i64>(1).max(0) as u64,
                 cost_usd: row.get(2),
             };
-            let Some(granted) = budget.grant(&used, hold.prompt_tokens, hold.completion_tokens) else {
+            let Some(granted) = budget.grant(&used, hold.prompt_tokens, hold.completion_tokens, hold.cost_usd.unwrap_or(0.0)) else {
                 return Ok(Err(used));
             };
             let (prompt, completion, latency) = (hold.prompt_tokens as i64, granted as i64, hold.latency_ms as i64);

@@ -30,10 +30,15 @@ pub fn latest_version() -> i64 {
 
 pub(super) async fn apply(client: &mut Client) -> Result<(), StorageError> {
     let key = lock_key("schema-migrations", "agentkernel");
+    // A migration may take longer than a call (and a host may wait for
+    // another's): [`super::MIGRATION_TIMEOUT`] bounds the whole, not each
+    // statement. Reset below: the connection goes back to the pool.
+    client.batch_execute("SET statement_timeout = 0").await?;
     client.execute("SELECT pg_advisory_lock($1)", &[&key]).await?;
     let result = apply_locked(client).await;
     // Released with the session too, should this fail.
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await;
+    let _ = client.batch_execute("RESET statement_timeout").await;
     result
 }
 

@@ -37,8 +37,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use crate::StorageError;
 
 /// How long one call may take end to end (waiting for a connection
-/// included) before the caller gets [`StorageError::Timeout`].
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// included) before the caller gets [`StorageError::Timeout`]. Below the
+/// callers' own bound ([`crate::blocking::DEFAULT_TIMEOUT`], 10 s), so a
+/// statement is over (done or cancelled by the server's
+/// `statement_timeout`) by the time its caller stops waiting.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(8);
+/// The server-side bound on one statement (`statement_timeout`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(7);
+/// Schema migrations get longer (an index on a large table), on their own.
+pub const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Connections per host, unless `[storage] pool_size` says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -88,8 +95,14 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        // A statement never outlives the call that waits for it.
-        config.options(&format!("-c statement_timeout={}", CALL_TIMEOUT.as_millis()));
+        // A statement never outlives the call that waits for it. Appended:
+        // the url's own `options` (a search_path, say) are kept.
+        let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
+        let options = match config.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{own} {timeout}"),
+            _ => timeout,
+        };
+        config.options(&options);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("agentkernel-postgres")
@@ -104,14 +117,14 @@ impl PostgresStorage {
             Pool::builder(manager)
                 .max_size(pool_size.max(1))
                 .runtime(deadpool_postgres::Runtime::Tokio1)
-                .wait_timeout(Some(CALL_TIMEOUT))
+                .wait_timeout(Some(Duration::from_secs(5)))
                 .create_timeout(Some(Duration::from_secs(5)))
                 .recycle_timeout(Some(Duration::from_secs(5)))
                 .build()
                 .map_err(|e| StorageError::Backend(format!("postgres pool: {e}")))?
         };
         let storage = PostgresStorage { pool, config, runtime: Some(runtime), handle };
-        storage.run(|mut client| async move { migrate::apply(&mut client).await })?;
+        storage.run_for(MIGRATION_TIMEOUT, |mut client| async move { migrate::apply(&mut client).await })?;
         Ok(storage)
     }
 
@@ -124,20 +137,34 @@ impl PostgresStorage {
         F: FnOnce(Client) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, StorageError>> + Send + 'static,
     {
+        self.run_for(CALL_TIMEOUT, op)
+    }
+
+    /// [`run`](Self::run) with a bound of its own.
+    pub fn run_for<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == self.handle.id()) {
+            // Waiting here would block a thread the answer needs.
+            return Err(StorageError::Backend("a PostgreSQL call from the backend's own runtime".into()));
+        }
         let pool = self.pool.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let task = self.handle.spawn(async move {
-            let result = match tokio::time::timeout(CALL_TIMEOUT, async move { op(pool.get().await?).await }).await {
+            let result = match tokio::time::timeout(timeout, async move { op(pool.get().await?).await }).await {
                 Ok(result) => result,
-                Err(_) => Err(StorageError::Timeout(CALL_TIMEOUT)),
+                Err(_) => Err(StorageError::Timeout(timeout)),
             };
             let _ = tx.send(result);
         });
-        match rx.recv_timeout(CALL_TIMEOUT + Duration::from_secs(1)) {
+        match rx.recv_timeout(timeout + Duration::from_secs(1)) {
             Ok(result) => result,
             Err(_) => {
                 task.abort();
-                Err(StorageError::Timeout(CALL_TIMEOUT))
+                Err(StorageError::Timeout(timeout))
             }
         }
     }
@@ -175,13 +202,31 @@ pub fn lock_key(kind: &str, name: &str) -> i64 {
     hash as i64
 }
 
-/// `url` without its password, for logs and `doctor`.
+/// `url` without its password (in the user part or the query), for logs
+/// and `doctor`.
 pub fn redacted(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
-    let rest = &url[scheme_end..];
-    match (rest.find('@'), rest.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
-        _ => url.to_string(),
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return "(not a url)".to_string() };
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let rest = &base[scheme_end..];
+    let base = match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!("{}{}:***{}", &base[..scheme_end], &rest[..colon], &rest[at..]),
+        _ => base.to_string(),
+    };
+    match query {
+        None => base,
+        Some(q) => {
+            let q: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", q.join("&"))
+        }
     }
 }
 
@@ -195,6 +240,7 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(super::redacted("postgres://ak:s3cret@db:5432/ak"), "postgres://ak:***@db:5432/ak");
         assert_eq!(super::redacted("postgres://ak@db:5432/ak"), "postgres://ak@db:5432/ak");
+        assert_eq!(super::redacted("postgres://ak@db/ak?sslmode=disable&password=s3cret"), "postgres://ak@db/ak?sslmode=disable&password=***");
     }
 
     #[test]
