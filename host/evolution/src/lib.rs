@@ -289,7 +289,10 @@ impl Engine {
             leases,
             &format!("evolution/{}", opts.agent),
             EVOLUTION_LEASE_TTL,
-            Some(std::time::Instant::now()),
+            // A moment's wait: the previous run's lease is released off its
+            // thread as it ends, so a run started right after it would
+            // otherwise find it still held.
+            Some(std::time::Instant::now() + std::time::Duration::from_secs(3)),
         )
         .await
         .map_err(|e| match e {
