@@ -24,6 +24,10 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 pub const KEEP_PLACEMENTS: i64 = 8;
 /// A host report not renewed for this long (its host is gone) is deleted.
 pub const REPORT_RETENTION_SECS: i64 = 3600;
+/// How long a call that moves a component's bytes (publish, fetch) may
+/// take: longer than other calls, since up to [`MAX_COMPONENT_BYTES`]
+/// cross the network.
+pub const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The PostgreSQL channel a publish notifies, with the placement's seq.
 pub const NOTIFY_CHANNEL: &str = "agentkernel_components";
 /// Longest agent name, host name and error kept.

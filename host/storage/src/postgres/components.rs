@@ -5,9 +5,15 @@
 use super::{PostgresStorage, lock_key};
 use crate::StorageError;
 use crate::components::{
-    ComponentStore, HostReport, KEEP_PLACEMENTS, NOTIFY_CHANNEL, Placement, REPORT_RETENTION_SECS, RETAIN_SQL, check_publish,
-    clip_error,
+    ComponentStore, HostReport, KEEP_PLACEMENTS, NOTIFY_CHANNEL, Placement, REPORT_RETENTION_SECS, RETAIN_SQL, TRANSFER_TIMEOUT,
+    check_publish, clip_error,
 };
+
+/// `SET LOCAL statement_timeout` for a transaction moving a component's
+/// bytes: over before the call's own bound.
+fn transfer_statement_timeout() -> String {
+    format!("SET LOCAL statement_timeout = {}", TRANSFER_TIMEOUT.as_millis().saturating_sub(2_000))
+}
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS component_blobs (
@@ -58,8 +64,9 @@ impl ComponentStore for PostgresStorage {
         check_publish(agent, hash, file_name, bytes, host)?;
         let (agent, hash, file_name, host) = (agent.to_string(), hash.to_string(), file_name.to_string(), host.to_string());
         let bytes = bytes.to_vec();
-        self.run(move |mut client| async move {
+        self.run_for(TRANSFER_TIMEOUT, move |mut client| async move {
             let tx = client.transaction().await?;
+            tx.batch_execute(&transfer_statement_timeout()).await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key("components", "publish")]).await?;
             // Bytes already kept are not sent again.
             if tx.query_opt("SELECT 1 FROM component_blobs WHERE hash = $1", &[&hash]).await?.is_none() {
@@ -120,8 +127,11 @@ impl ComponentStore for PostgresStorage {
 
     fn component_bytes(&self, hash: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let hash = hash.to_string();
-        self.run(move |client| async move {
-            let row = client.query_opt("SELECT bytes FROM component_blobs WHERE hash = $1", &[&hash]).await?;
+        self.run_for(TRANSFER_TIMEOUT, move |mut client| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute(&transfer_statement_timeout()).await?;
+            let row = tx.query_opt("SELECT bytes FROM component_blobs WHERE hash = $1", &[&hash]).await?;
+            tx.commit().await?;
             Ok(match row {
                 Some(r) => Some(r.try_get(0)?),
                 None => None,
