@@ -3,7 +3,7 @@
 //! This crate is the `agentkernel` binary and a facade over the host's
 //! crates, re-exported under the module names they had when the host was
 //! one crate (see `ARCHITECTURE.md`, "Crates", for the graph).
-pub use agentkernel_core::{api, chat, config, host, registry, research, scaffold};
+pub use agentkernel_core::{api, chat, config, follow, host, registry, research, scaffold};
 pub use agentkernel_evolution as evolution;
 pub use agentkernel_llm as llm;
 pub use agentkernel_runtime::{bindings, limits, metrics, output, policy, sampling, trace};

@@ -4,6 +4,7 @@ pub mod api;
 pub mod capabilities;
 pub mod chat;
 pub mod config;
+pub mod follow;
 pub mod host;
 pub mod registry;
 pub mod research;

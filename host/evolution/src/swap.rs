@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use agentkernel_core::config::HostConfig;
 use agentkernel_core::registry::Registry;
+use agentkernel_storage::Backend;
 use agentkernel_storage::evolution::{EvolutionStore, InstallRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,20 +67,31 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// given the registry, loads it at once and checks that the registry now
 /// serves `hash`. If it does not (the component fails to load there), the
 /// file it replaced is put back and reloaded, nothing is recorded, and the
-/// result is [`SwapError::NotLoaded`]. A successful install is recorded.
+/// result is [`SwapError::NotLoaded`]. A successful install is recorded
+/// and published as the agent's latest placement, so every host sharing
+/// the store serves it (a rollback to an older version included). A
+/// version not kept here (installed on another host) is fetched from the
+/// store's components.
 pub async fn install(
     data_dir: &Path,
     agents_dir: &Path,
     agent: &str,
     hash: &str,
     reason: &str,
-    store: &dyn EvolutionStore,
+    store: &dyn Backend,
     registry: Option<&Registry>,
 ) -> Result<PathBuf, SwapError> {
     let kept = components_dir(data_dir).join(format!("{hash}.wasm"));
     if !kept.exists() {
-        return Err(SwapError::NotFound(format!("version {hash} of `{agent}` is not kept in {}", kept.display())));
+        match store.component_bytes(hash)? {
+            Some(bytes) if agentkernel_storage::components::content_hash(&bytes) == hash => {
+                keep_component(data_dir, hash, &bytes)?;
+            }
+            _ => return Err(SwapError::NotFound(format!("version {hash} of `{agent}` is not kept in {}", kept.display()))),
+        }
     }
+    // No follower judges what this host serves while the swap is half-done.
+    let _swapping = agentkernel_core::follow::swap_lock().lock().await;
     let dest = agent_file(agents_dir, agent, registry);
     let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("agent.wasm").to_string();
     let replaced = std::fs::read(&dest).ok();
@@ -109,6 +121,16 @@ pub async fn install(
         }
     }
     store.record_install(&InstallRecord { agent: agent.into(), hash: hash.into(), reason: reason.into(), at: agentkernel_llm::now_unix() })?;
+    let bytes = std::fs::read(&kept).map_err(|e| SwapError::Io(format!("{}: {e}", kept.display())))?;
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("agent.wasm").to_string();
+    let host = agentkernel_core::follow::this_host();
+    store.publish_component(agent, hash, &file_name, &bytes, &host, agentkernel_llm::now_unix()).map_err(|e| {
+        SwapError::Io(format!(
+            "installed version {} of `{agent}` here but could not publish it to the other hosts ({e}); \
+             with a shared store this host's follower puts the latest placement back",
+            &hash[..hash.len().min(12)]
+        ))
+    })?;
     Ok(dest)
 }
 
@@ -189,7 +211,7 @@ pub enum WatchOutcome {
 #[allow(clippy::too_many_arguments)]
 pub async fn watch_after_swap(
     registry: Arc<Registry>,
-    store: Arc<dyn EvolutionStore>,
+    store: Arc<dyn Backend>,
     config: Arc<HostConfig>,
     agent: String,
     previous: String,

@@ -171,11 +171,36 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     Json(json!({"status": "ok", "agents": reg.list().len(), "failed_files": failed})).into_response()
 }
 
+/// Host reports `GET /v1/agents` reads at most.
+pub const MAX_HOST_REPORTS: u32 = 10_000;
+
 async fn list_agents(State(app): State<Arc<App>>) -> Response {
     let reg = &app.registry;
     let files = reg.files();
     let agents: Vec<AgentInfo> = reg.list().iter().map(|a| AgentInfo::new(a, &files)).collect();
     let failed: Vec<_> = files.iter().filter(|f| f.error.is_some()).collect();
+    let mut agents = serde_json::to_value(agents).unwrap_or_default();
+    // With a shared store: what every host serves, per agent.
+    if app.host.config.storage.url.is_some() {
+        let store = app.host.backend.clone();
+        let reports = agentkernel_storage::blocking::call(agentkernel_storage::blocking::DEFAULT_TIMEOUT, move || {
+            store.host_reports(MAX_HOST_REPORTS)
+        })
+        .await;
+        let reports = match reports {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+        };
+        for agent in agents.as_array_mut().into_iter().flatten() {
+            let name = agent["name"].as_str().unwrap_or_default().to_string();
+            let hosts: Vec<_> = reports
+                .iter()
+                .filter(|r| r.agent == name)
+                .map(|r| json!({"host": r.host, "hash": r.hash, "error": r.error, "at": r.at}))
+                .collect();
+            agent["hosts"] = json!(hosts);
+        }
+    }
     Json(json!({"agents": agents, "failed_files": failed})).into_response()
 }
 
@@ -245,6 +270,12 @@ pub async fn serve(
     if app.auth.is_open() && !addr.ip().is_loopback() {
         anyhow::bail!("refusing to serve on {addr}: no [[host.tokens]] are configured, and an open API must stay on a loopback address");
     }
+    // With a shared store, components follow it (on SQLite a host is alone).
+    let _follow = host.config.storage.url.is_some().then(|| {
+        let name = agentkernel_core::follow::host_name(addr);
+        tracing::info!(host = %name, "following the component store");
+        AbortOnDrop(agentkernel_core::follow::spawn(host, name, Default::default()))
+    });
     // Agents granted `evolution` reach this process's engine.
     agentkernel_evolution::service::install(host);
     // `[evolution.auto]`: evolutions started from live metrics (off by default).
