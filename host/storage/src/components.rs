@@ -193,11 +193,10 @@ CREATE TABLE IF NOT EXISTS component_host_reports (
 ";
 
 impl SqliteStorage {
-    /// The writer connection, with the component tables in place.
+    /// The writer connection (the component tables are created with the
+    /// rest of the schema, in `SqliteStorage::init`).
     fn components_conn(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, StorageError> {
-        let conn = self.conn();
-        conn.execute_batch(SQLITE_SCHEMA)?;
-        Ok(conn)
+        Ok(self.conn())
     }
 }
 

@@ -214,6 +214,7 @@ impl SqliteStorage {
         conn.execute_batch(super::stats::SCHEMA)?;
         conn.execute_batch(super::evolution::SCHEMA)?;
         conn.execute_batch(super::lease::SQLITE_SCHEMA)?;
+        conn.execute_batch(super::components::SQLITE_SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
