@@ -1,6 +1,6 @@
 //! `AwsStore`: the EC2 audit log, genomes per owner, proposals.
 use crate::Backend;
-use crate::aws::AuditRecord;
+use crate::aws::{AuditRecord, StoredProposal};
 
 pub(super) const TESTS: &[super::Test] = &[
     ("aws_audit_lists_newest_first_per_agent_with_a_limit", aws_audit_lists_newest_first_per_agent_with_a_limit),
@@ -8,7 +8,16 @@ pub(super) const TESTS: &[super::Test] = &[
     ("aws_genomes_are_kept_per_owner", aws_genomes_are_kept_per_owner),
     ("aws_proposals_round_trip_and_list_by_status", aws_proposals_round_trip_and_list_by_status),
     ("aws_proposal_transition_is_claimed_once", aws_proposal_transition_is_claimed_once),
+    ("aws_audit_keeps_guest_text_with_nul", aws_audit_keeps_guest_text_with_nul),
+    ("aws_proposals_keep_text_with_nul", aws_proposals_keep_text_with_nul),
 ];
+
+/// Whether `got` is `sent` as a backend keeps text a guest or client set:
+/// byte for byte (SQLite), or with each NUL replaced with U+FFFD
+/// (PostgreSQL, whose TEXT refuses NUL).
+pub(super) fn same_text(got: &str, sent: &str) -> bool {
+    got == sent || got == sent.replace('\0', "\u{FFFD}")
+}
 
 fn record(agent: &str, outcome: &str, at: i64) -> AuditRecord {
     AuditRecord {
@@ -107,4 +116,47 @@ fn aws_proposal_transition_is_claimed_once(store: &dyn Backend) {
     assert!(store.proposal_transition(p, "applying", "applied", "launched 1").unwrap());
     assert!(store.proposal_list(Some("pending"), 10).unwrap().is_empty());
     assert_eq!(store.proposal_get(p).unwrap().unwrap().message, "launched 1");
+}
+
+fn aws_audit_keeps_guest_text_with_nul(store: &dyn Backend) {
+    // Region and detail are the guest's (a detail quotes ids it sent);
+    // params is JSON, which escapes NUL, so it comes back exactly.
+    let written = AuditRecord {
+        region: "us-east-1\0".into(),
+        params: serde_json::json!({"instance_ids": ["i-\0"], "tags": {"k\0": "v\0"}}),
+        detail: "instance i-\0 does not exist in us-east-1\0".into(),
+        ..record("architect", "denied", 42)
+    };
+    store.audit_append(&written).unwrap();
+    let read = store.audit_list(Some("architect"), 10).unwrap();
+    assert_eq!(read.len(), 1, "the row was written");
+    let read = read[0].clone();
+    assert!(same_text(&read.region, &written.region), "{:?}", read.region);
+    assert!(same_text(&read.detail, &written.detail), "{:?}", read.detail);
+    let rest = AuditRecord { id: 0, region: written.region.clone(), detail: written.detail.clone(), ..read };
+    assert_eq!(rest, written, "every other field as written");
+    assert!(store.audit_list(Some("architect\0"), 10).unwrap().is_empty(), "a client's filter with NUL finds nothing");
+}
+
+fn aws_proposals_keep_text_with_nul(store: &dyn Backend) {
+    let (reason, toml) = ("more web\0please", "id = \"one\"");
+    let id = store.proposal_add("architect", reason, toml).unwrap();
+    // Everything but the reason and the message is the host's.
+    let expect = |got: &StoredProposal, status: &str, message: &str| {
+        assert!(same_text(&got.reason, reason), "{:?}", got.reason);
+        assert!(same_text(&got.message, message), "{:?}", got.message);
+        assert_eq!((got.id, got.agent.as_str(), got.toml.as_str(), got.status.as_str()), (id, "architect", toml, status));
+        assert!(got.at > 0);
+    };
+    expect(&store.proposal_get(id).unwrap().unwrap(), "pending", "");
+    let claimed = "being applied (approved by admin:o\0ps)";
+    assert!(store.proposal_transition(id, "pending", "applying", claimed).unwrap());
+    expect(&store.proposal_get(id).unwrap().unwrap(), "applying", claimed);
+    let failed = "approval by admin:o\0ps failed: instance type `t3.\0` is not allowed";
+    store.proposal_set_status(id, "failed", failed).unwrap();
+    expect(&store.proposal_get(id).unwrap().unwrap(), "failed", failed);
+    let listed = store.proposal_list(Some("failed"), 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    expect(&listed[0], "failed", failed);
+    assert!(store.proposal_list(Some("failed\0"), 10).unwrap().is_empty(), "a client's filter with NUL finds nothing");
 }

@@ -1,3 +1,4 @@
+use super::aws::same_text;
 use crate::Backend;
 use crate::components::{HostReport, KEEP_PLACEMENTS, MAX_COMPONENT_BYTES, REPORT_RETENTION_SECS, content_hash};
 
@@ -6,6 +7,7 @@ pub(super) const TESTS: &[super::Test] = &[
     ("components_refuse_a_wrong_hash_a_bad_name_and_too_many_bytes", components_refuse_a_wrong_hash_a_bad_name_and_too_many_bytes),
     ("components_keep_the_bytes_of_each_agents_last_placements", components_keep_the_bytes_of_each_agents_last_placements),
     ("components_host_reports_are_one_per_host_and_agent_and_expire", components_host_reports_are_one_per_host_and_agent_and_expire),
+    ("components_host_reports_keep_an_error_with_nul", components_host_reports_keep_an_error_with_nul),
 ];
 
 fn blob(tag: &str) -> (Vec<u8>, String) {
@@ -120,4 +122,20 @@ fn components_host_reports_are_one_per_host_and_agent_and_expire(store: &dyn Bac
     store.host_report(&report("c", "echo", "h1", None, 1_003 + REPORT_RETENTION_SECS)).unwrap();
     let left: Vec<(String, String)> = store.host_reports(10).unwrap().into_iter().map(|r| (r.host, r.agent)).collect();
     assert_eq!(left, [("a".to_string(), "echo".to_string()), ("b".into(), "echo".into()), ("c".into(), "echo".into())]);
+}
+
+fn components_host_reports_keep_an_error_with_nul(store: &dyn Backend) {
+    // A load error may quote what an untrusted component holds.
+    let sent = HostReport {
+        host: "host-a:8080".into(),
+        agent: "echo".into(),
+        hash: "h1".into(),
+        error: Some("cannot load version h1: manifest name `ec\0ho` is not an agent name".into()),
+        at: 1_000,
+    };
+    store.host_report(&sent).unwrap();
+    let got = store.host_reports(10).unwrap();
+    assert_eq!(got.len(), 1, "the report was written");
+    assert!(same_text(got[0].error.as_deref().unwrap_or_default(), sent.error.as_deref().unwrap()), "{:?}", got[0].error);
+    assert_eq!(HostReport { error: sent.error.clone(), ..got[0].clone() }, sent, "every other field as written");
 }

@@ -1,5 +1,6 @@
 //! `EvolutionStore`: lineage, runs, installs, and the request audit with
 //! its per-day caps.
+use super::aws::same_text;
 use crate::Backend;
 use crate::evolution::{AgentVersion, EvolutionRecord, EvolutionRequest, InstallRecord, MAX_NOTES_PER_DAY};
 
@@ -10,6 +11,8 @@ pub(super) const TESTS: &[super::Test] = &[
     ("evolution_request_reserve_caps_runs_per_day", evolution_request_reserve_caps_runs_per_day),
     ("evolution_request_finish_by_run_and_list", evolution_request_finish_by_run_and_list),
     ("evolution_request_notes_are_capped_per_action", evolution_request_notes_are_capped_per_action),
+    ("evolution_lineage_keeps_text_with_nul", evolution_lineage_keeps_text_with_nul),
+    ("evolution_requests_keep_guest_text_with_nul", evolution_requests_keep_guest_text_with_nul),
 ];
 
 const DAY: i64 = 86_400 * 200;
@@ -170,4 +173,63 @@ fn evolution_request_notes_are_capped_per_action(store: &dyn Backend) {
     assert!(note("a", "create", "refused: busy", DAY + 3, DAY).is_none());
     assert!(store.evolution_request_reserve(&request("a", "create", "pending", DAY + 4), DAY, 10).unwrap().is_none());
     assert!(store.evolution_request_reserve(&request("a", "evolve", "pending", DAY + 4), DAY, 10).unwrap().is_some());
+}
+
+fn evolution_lineage_keeps_text_with_nul(store: &dyn Backend) {
+    // An origin names a client's candidates directory.
+    let v = AgentVersion { origin: "dir:/tmp/cand\0idates".into(), ..version("primes", "a", None, 1) };
+    store.record_version(&v).unwrap();
+    let got = store.version("a").unwrap().expect("the version was written");
+    assert!(same_text(&got.origin, &v.origin), "{:?}", got.origin);
+    assert_eq!(AgentVersion { origin: v.origin.clone(), ..got }, v, "every other field as written");
+    assert_eq!(store.versions("primes").unwrap().len(), 1);
+    // A guest's comparison looks versions up by an agent name it chose.
+    assert!(store.versions("primes\0").unwrap().is_empty(), "an agent name with NUL finds nothing");
+    // A client resumes a run by an id it chose: found when it was written so.
+    assert_eq!(store.evolution("e1\0").unwrap(), None);
+    let e = run("e1\0", 10);
+    store.upsert_evolution(&e).unwrap();
+    let got = store.evolution("e1\0").unwrap().expect("found by the id it was written with");
+    assert!(same_text(&got.id, &e.id), "{:?}", got.id);
+    assert_eq!(EvolutionRecord { id: e.id.clone(), ..got }, e);
+    assert_eq!(store.evolutions(10).unwrap().len(), 1);
+    let install = InstallRecord { agent: "primes".into(), hash: "a".into(), reason: "evolution e1\0".into(), at: 5 };
+    store.record_install(&install).unwrap();
+    let got = store.installs("primes").unwrap();
+    assert_eq!(got.len(), 1, "the install was written");
+    assert!(same_text(&got[0].reason, &install.reason), "{:?}", got[0].reason);
+    assert_eq!(InstallRecord { reason: install.reason.clone(), ..got[0].clone() }, install);
+}
+
+fn evolution_requests_keep_guest_text_with_nul(store: &dyn Backend) {
+    let check = |got: &EvolutionRequest, sent: &EvolutionRequest| {
+        assert!(same_text(&got.target, &sent.target), "{:?}", got.target);
+        assert!(same_text(&got.detail, &sent.detail), "{:?}", got.detail);
+        match (&got.run, &sent.run) {
+            (Some(g), Some(s)) => assert!(same_text(g, s), "{g:?}"),
+            (g, s) => assert_eq!(g, s),
+        }
+        let rest = EvolutionRequest { target: sent.target.clone(), detail: sent.detail.clone(), run: sent.run.clone(), ..got.clone() };
+        assert_eq!(&rest, sent, "every other field as written");
+    };
+    // The target and the detail are the guest's.
+    let reserved = EvolutionRequest { target: "pri\0mes".into(), detail: "a spec\0".into(), ..request("a", "evolve", "pending", DAY + 1) };
+    let r = store.evolution_request_reserve(&reserved, DAY, 5).unwrap().expect("reserved");
+    check(&store.evolution_requests(None, 10).unwrap()[0], &EvolutionRequest { id: r, ..reserved.clone() });
+    // A guest asks for a run's status by an id it chose.
+    store.evolution_request_finish(r, "started", Some("run-\0")).unwrap();
+    let started = EvolutionRequest { id: r, outcome: "started".into(), run: Some("run-\0".into()), ..reserved };
+    check(&store.evolution_request_by_run("run-\0").unwrap().expect("found by its run"), &started);
+    assert_eq!(store.evolution_request_by_run("run-9\0").unwrap(), None);
+    let noted = EvolutionRequest {
+        target: "prim\0es".into(),
+        detail: "0123abcd vs ab\0cd".into(),
+        run: Some("r\0".into()),
+        ..request("a", "compare", "requested", DAY + 2)
+    };
+    let n = store.evolution_request_note(&noted, DAY).unwrap().expect("noted");
+    let got = store.evolution_requests(Some("compare"), 10).unwrap();
+    assert_eq!(got.len(), 1, "the note was written");
+    check(&got[0], &EvolutionRequest { id: n, ..noted });
+    assert_eq!(store.evolution_requests(None, 10).unwrap().len(), 2);
 }

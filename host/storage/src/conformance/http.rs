@@ -1,5 +1,6 @@
 //! `HttpStore`: the daily request budget, capped refusal notes, and a log
 //! that is a retention window.
+use super::aws::same_text;
 use crate::Backend;
 use crate::http::{HttpRecord, RETENTION_SECS};
 
@@ -9,6 +10,7 @@ pub(super) const TESTS: &[super::Test] = &[
     ("http_finish_completes_the_reservation", http_finish_completes_the_reservation),
     ("http_log_is_the_newest_oldest_first", http_log_is_the_newest_oldest_first),
     ("http_records_expire_after_retention", http_records_expire_after_retention),
+    ("http_records_keep_a_method_with_nul", http_records_keep_a_method_with_nul),
 ];
 
 const DAY: i64 = 86_400 * 100;
@@ -112,4 +114,30 @@ fn http_records_expire_after_retention(store: &dyn Backend) {
         ("c".to_string(), 1_000 + RETENTION_SECS),
         ("c".to_string(), 1_002 + RETENTION_SECS)
     ]);
+}
+
+fn http_records_keep_a_method_with_nul(store: &dyn Backend) {
+    // The method is the guest's, logged before it is checked.
+    let refused = HttpRecord {
+        method: "GE\0T".into(),
+        scheme: String::new(),
+        host: String::new(),
+        port: 0,
+        outcome: "bad-form".into(),
+        ..intent("a", DAY + 1)
+    };
+    assert!(store.http_note(&refused, DAY, 10).unwrap());
+    let sent = HttpRecord { method: "PO\0ST".into(), ..intent("a", DAY + 2) };
+    let id = store.http_reserve(&sent, DAY, 10).unwrap().expect("reserved");
+    let check = |got: &[HttpRecord], sent: &[&HttpRecord]| {
+        assert_eq!(got.len(), sent.len(), "every record was written");
+        for (g, s) in got.iter().zip(sent) {
+            assert!(same_text(&g.method, &s.method), "{:?}", g.method);
+            assert_eq!(&HttpRecord { method: s.method.clone(), ..g.clone() }, *s, "every other field as written");
+        }
+    };
+    check(&store.http_log(Some("a"), 10).unwrap(), &[&refused, &sent]);
+    let done = HttpRecord { method: "PU\0T".into(), status: Some(201), bytes: 5, outcome: "ok".into(), elapsed_ms: 3, ..sent };
+    store.http_finish(id, &done).unwrap();
+    check(&store.http_log(Some("a"), 10).unwrap(), &[&refused, &done]);
 }

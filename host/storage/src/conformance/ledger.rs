@@ -1,9 +1,11 @@
+use super::aws::same_text;
 use crate::{Backend, LlmBudget, LlmUsageRecord};
 
 pub(super) const TESTS: &[super::Test] = &[
     ("a_reservation_holds_budget_until_settled", a_reservation_holds_budget_until_settled),
     ("a_budget_without_room_refuses_and_writes_nothing", a_budget_without_room_refuses_and_writes_nothing),
     ("a_dollar_budget_counts_reserved_cost", a_dollar_budget_counts_reserved_cost),
+    ("a_ledger_row_keeps_guest_text_with_nul", a_ledger_row_keeps_guest_text_with_nul),
 ];
 
 fn hold(agent: &str, prompt: u64, completion: u64, cost: Option<f64>) -> LlmUsageRecord {
@@ -62,4 +64,37 @@ fn a_dollar_budget_counts_reserved_cost(store: &dyn Backend) {
     assert!((refused.cost_usd - 0.6).abs() < 1e-9);
     store.llm_reserve(&hold("a", 10, 100, Some(0.39)), 0, &budget).unwrap().expect("what is left fits");
     assert!(store.llm_reserve(&hold("a", 1, 1, Some(0.02)), 0, &budget).unwrap().is_err(), "$0.01 left is not enough for $0.02");
+}
+
+fn a_ledger_row_keeps_guest_text_with_nul(store: &dyn Backend) {
+    // The session and profile are the guest's, the model the LLM server's.
+    let with_nul = |r: LlmUsageRecord, tag: &str| LlmUsageRecord {
+        session: format!("s\0{tag}"),
+        profile: format!("fa\0st{tag}"),
+        model: format!("m\0{tag}"),
+        ..r
+    };
+    let check = |got: &LlmUsageRecord, sent: &LlmUsageRecord| {
+        for (g, s) in [(&got.session, &sent.session), (&got.profile, &sent.profile), (&got.model, &sent.model)] {
+            assert!(same_text(g, s), "{g:?} for {s:?}");
+        }
+        let rest = LlmUsageRecord { session: sent.session.clone(), profile: sent.profile.clone(), model: sent.model.clone(), ..got.clone() };
+        assert_eq!(&rest, sent, "every other field as written");
+    };
+    let budget = LlmBudget { tokens_per_day: Some(1_000), usd_per_day: None };
+    let reserved = with_nul(hold("a", 10, 20, Some(0.5)), "1");
+    let (id, granted) = store.llm_reserve(&reserved, 0, &budget).unwrap().unwrap();
+    assert_eq!(granted, 20);
+    let rows = store.llm_usage(Some("a"), 0).unwrap();
+    assert_eq!(rows.len(), 1, "the reservation was written");
+    check(&rows[0], &reserved);
+    let settled = with_nul(LlmUsageRecord { outcome: "ok".into(), completion_tokens: 15, latency_ms: 9, ..reserved }, "2");
+    store.llm_settle(id, &settled).unwrap();
+    let recorded = with_nul(LlmUsageRecord { at: 2_000, outcome: "model-not-allowed".into(), ..hold("a", 0, 0, None) }, "3");
+    store.llm_record(&recorded).unwrap();
+    let rows = store.llm_usage(Some("a"), 0).unwrap();
+    assert_eq!(rows.len(), 2, "settled in place, and one more recorded");
+    check(&rows[0], &settled);
+    check(&rows[1], &recorded);
+    assert_eq!(store.llm_totals("a", 0).unwrap().tokens, 10 + 15, "the budget counts them");
 }

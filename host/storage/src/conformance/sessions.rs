@@ -10,6 +10,7 @@ pub(super) const TESTS: &[super::Test] = &[
     ("a_batch_past_the_cap_keeps_the_newest", a_batch_past_the_cap_keeps_the_newest),
     ("a_batch_is_seen_whole_or_not_at_all", a_batch_is_seen_whole_or_not_at_all),
     ("recent_requests_are_per_agent_newest_first", recent_requests_are_per_agent_newest_first),
+    ("a_session_id_with_nul_finds_nothing", a_session_id_with_nul_finds_nothing),
 ];
 
 fn turn(role: &str, text: &str) -> TranscriptEntry {
@@ -182,4 +183,12 @@ fn recent_requests_are_per_agent_newest_first(store: &dyn Backend) {
     assert_eq!(store.recent_requests("primes-2", 32).unwrap(), ["101"], "a name is matched whole");
     assert!(store.recent_requests("prime", 32).unwrap().is_empty());
     assert!(store.recent_requests("primes", 0).unwrap().is_empty());
+}
+
+fn a_session_id_with_nul_finds_nothing(store: &dyn Backend) {
+    // A client asks for a transcript by an id it chose (stored ids are checked).
+    store.session_append("me", "a", &[turn("user", "q")]).unwrap();
+    assert!(store.session_tail("me", "a\0", 10).unwrap().is_empty());
+    assert!(store.session_tail("me", "\0", 10).unwrap().is_empty());
+    assert_eq!(texts(&store.session_tail("me", "a", 10).unwrap()), ["q"]);
 }

@@ -2,9 +2,15 @@
 //! proposals). The same semantics as the SQLite tables in `crate::aws`,
 //! whose older-column migration has no counterpart here: a PostgreSQL
 //! database starts at the final shape.
+//!
+//! Text a guest or an HTTP client sets (an audit row's region and detail, a
+//! proposal's reason and message) has each NUL replaced with U+FFFD
+//! ([`super::text`]): TEXT refuses NUL, and the row would be lost. So do
+//! the filters a client gives `audit_list` and `proposal_list`. The genome
+//! TOML is the toml serializer's (it escapes NUL); `params` is serde_json's.
 use tokio_postgres::Row;
 
-use super::PostgresStorage;
+use super::{PostgresStorage, text};
 use crate::StorageError;
 use crate::aws::{AuditRecord, AwsStore, StoredGenome, StoredProposal};
 
@@ -99,7 +105,7 @@ impl AwsStore for PostgresStorage {
                 .execute(
                     "INSERT INTO aws_audit (at, agent, action, region, params, outcome, rule, detail)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[&r.at, &r.agent, &r.action, &r.region, &r.params.to_string(), &r.outcome, &r.rule, &r.detail],
+                    &[&r.at, &r.agent, &r.action, &text(&r.region), &r.params.to_string(), &r.outcome, &r.rule, &text(&r.detail)],
                 )
                 .await?;
             Ok(())
@@ -107,7 +113,7 @@ impl AwsStore for PostgresStorage {
     }
 
     fn audit_list(&self, agent: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
-        let (agent, limit) = (agent.map(str::to_string), i64::from(limit));
+        let (agent, limit) = (agent.map(|a| text(a).into_owned()), i64::from(limit));
         self.run(move |client| async move {
             let sql = format!(
                 "SELECT {AUDIT_COLUMNS} FROM aws_audit WHERE ($1::TEXT IS NULL OR agent = $1) ORDER BY id DESC LIMIT $2"
@@ -157,7 +163,7 @@ impl AwsStore for PostgresStorage {
                 .query_one(
                     "INSERT INTO genome_proposals (at, agent, reason, toml, status, message)
                      VALUES ($1, $2, $3, $4, 'pending', '') RETURNING id",
-                    &[&now(), &agent, &reason, &toml],
+                    &[&now(), &agent, &text(&reason), &toml],
                 )
                 .await?;
             Ok(row.try_get(0)?)
@@ -172,7 +178,7 @@ impl AwsStore for PostgresStorage {
     }
 
     fn proposal_list(&self, status: Option<&str>, limit: u32) -> Result<Vec<StoredProposal>, StorageError> {
-        let (status, limit) = (status.map(str::to_string), i64::from(limit));
+        let (status, limit) = (status.map(|s| text(s).into_owned()), i64::from(limit));
         self.run(move |client| async move {
             let sql = format!(
                 "SELECT {PROPOSAL_COLUMNS} FROM genome_proposals WHERE ($1::TEXT IS NULL OR status = $1) ORDER BY id DESC LIMIT $2"
@@ -185,7 +191,7 @@ impl AwsStore for PostgresStorage {
         let (status, message) = (status.to_string(), message.to_string());
         self.run(move |client| async move {
             client
-                .execute("UPDATE genome_proposals SET status = $2, message = $3 WHERE id = $1", &[&id, &status, &message])
+                .execute("UPDATE genome_proposals SET status = $2, message = $3 WHERE id = $1", &[&id, &status, &text(&message)])
                 .await?;
             Ok(())
         })
@@ -201,7 +207,7 @@ impl AwsStore for PostgresStorage {
             let changed = client
                 .execute(
                     "UPDATE genome_proposals SET status = $3, message = $4 WHERE id = $1 AND status = $2",
-                    &[&id, &from, &to, &message],
+                    &[&id, &from, &to, &text(&message)],
                 )
                 .await?;
             Ok(changed == 1)

@@ -2,7 +2,12 @@
 //! advisory lock, so placements commit in seq order (a follower reading
 //! "after seq N" never skips one that commits late), and notify
 //! [`NOTIFY_CHANNEL`] with the seq when they commit.
-use super::{PostgresStorage, lock_key};
+//!
+//! A host report's `error` is a load error, which may quote what an
+//! untrusted component holds: each NUL in it becomes U+FFFD
+//! ([`super::text`]), as TEXT refuses NUL and the report would fail. Names,
+//! hashes and file names are checked before they are written.
+use super::{PostgresStorage, lock_key, text};
 use crate::StorageError;
 use crate::components::{
     ComponentStore, HostReport, KEEP_PLACEMENTS, NOTIFY_CHANNEL, Placement, REPORT_RETENTION_SECS, RETAIN_SQL, TRANSFER_TIMEOUT,
@@ -146,7 +151,7 @@ impl ComponentStore for PostgresStorage {
                 .execute(
                     "INSERT INTO component_host_reports (host, agent, hash, error, at) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (host, agent) DO UPDATE SET hash = excluded.hash, error = excluded.error, at = excluded.at",
-                    &[&r.host, &r.agent, &r.hash, &r.error, &r.at],
+                    &[&r.host, &r.agent, &r.hash, &r.error.as_deref().map(text), &r.at],
                 )
                 .await?;
             client.execute("DELETE FROM component_host_reports WHERE at < $1", &[&(r.at - REPORT_RETENTION_SECS)]).await?;

@@ -1,9 +1,18 @@
 //! PostgreSQL: `EvolutionStore` (lineage, runs, installs, and the audit of
 //! what agents asked through the `evolution` capability), with the
 //! semantics of the SQLite implementation in `crate::evolution`.
+//!
+//! Free text a guest or client can reach has each NUL replaced with U+FFFD
+//! ([`super::text`]), as TEXT refuses NUL and the row would be lost: a
+//! version's `origin`, an install's `reason`, a request's `target` and
+//! `detail`. So do the keys guests and clients look up by: a run id
+//! (`evolution`, `evolution_request_by_run`, and `run` where it is written)
+//! and an agent name (`versions`, which a guest's comparison reaches
+//! unchecked). Hashes, agent names written, actions and outcomes are the
+//! host's; `source`, `checkpoint` and `summary` are serde_json's.
 use tokio_postgres::Row;
 
-use super::{PostgresStorage, lock_key};
+use super::{PostgresStorage, lock_key, text};
 use crate::StorageError;
 use crate::evolution::{AgentVersion, EvolutionRecord, EvolutionRequest, EvolutionStore, InstallRecord, MAX_NOTES_PER_DAY};
 
@@ -123,7 +132,7 @@ impl EvolutionStore for PostgresStorage {
                 .execute(
                     "INSERT INTO agent_versions (hash, agent, parent, origin, source, evolution, created)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
-                    &[&v.hash, &v.agent, &v.parent, &v.origin, &v.source, &v.evolution, &v.created],
+                    &[&v.hash, &v.agent, &v.parent, &text(&v.origin), &v.source, &v.evolution, &v.created],
                 )
                 .await?;
             Ok(())
@@ -139,7 +148,7 @@ impl EvolutionStore for PostgresStorage {
     }
 
     fn versions(&self, agent: &str) -> Result<Vec<AgentVersion>, StorageError> {
-        let agent = agent.to_string();
+        let agent = text(agent).into_owned();
         self.run(move |client| async move {
             let sql = format!("SELECT {VERSION_COLUMNS} FROM agent_versions WHERE agent = $1 ORDER BY created, seq");
             client.query(&sql, &[&agent]).await?.iter().map(version_row).collect()
@@ -157,7 +166,7 @@ impl EvolutionStore for PostgresStorage {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (id) DO UPDATE SET status = excluded.status, decision = excluded.decision,
                          finished_at = excluded.finished_at, checkpoint = excluded.checkpoint, summary = excluded.summary",
-                    &[&e.id, &e.agent, &e.status, &e.decision, &e.started_at, &e.finished_at, &e.checkpoint, &e.summary],
+                    &[&text(&e.id), &e.agent, &e.status, &e.decision, &e.started_at, &e.finished_at, &e.checkpoint, &e.summary],
                 )
                 .await?;
             Ok(())
@@ -165,7 +174,7 @@ impl EvolutionStore for PostgresStorage {
     }
 
     fn evolution(&self, id: &str) -> Result<Option<EvolutionRecord>, StorageError> {
-        let id = id.to_string();
+        let id = text(id).into_owned();
         self.run(move |client| async move {
             let sql = format!("SELECT {EVOLUTION_COLUMNS} FROM evolutions WHERE id = $1");
             client.query_opt(&sql, &[&id]).await?.as_ref().map(evolution_row).transpose()
@@ -186,7 +195,7 @@ impl EvolutionStore for PostgresStorage {
             client
                 .execute(
                     "INSERT INTO agent_installs (agent, hash, reason, at) VALUES ($1, $2, $3, $4)",
-                    &[&r.agent, &r.hash, &r.reason, &r.at],
+                    &[&r.agent, &r.hash, &text(&r.reason), &r.at],
                 )
                 .await?;
             Ok(())
@@ -236,7 +245,7 @@ impl EvolutionStore for PostgresStorage {
                 .query_one(
                     "INSERT INTO evolution_requests (at, agent, action, target, outcome, run, detail)
                      VALUES ($1, $2, $3, $4, 'pending', NULL, $5) RETURNING id",
-                    &[&r.at, &r.agent, &r.action, &r.target, &r.detail],
+                    &[&r.at, &r.agent, &r.action, &text(&r.target), &text(&r.detail)],
                 )
                 .await?
                 .try_get(0)?;
@@ -246,7 +255,7 @@ impl EvolutionStore for PostgresStorage {
     }
 
     fn evolution_request_finish(&self, id: i64, outcome: &str, run: Option<&str>) -> Result<(), StorageError> {
-        let (outcome, run) = (outcome.to_string(), run.map(str::to_string));
+        let (outcome, run) = (outcome.to_string(), run.map(|r| text(r).into_owned()));
         self.run(move |client| async move {
             client.execute("UPDATE evolution_requests SET outcome = $2, run = $3 WHERE id = $1", &[&id, &outcome, &run]).await?;
             Ok(())
@@ -273,7 +282,7 @@ impl EvolutionStore for PostgresStorage {
                 .query_one(
                     "INSERT INTO evolution_requests (at, agent, action, target, outcome, run, detail)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    &[&r.at, &r.agent, &r.action, &r.target, &r.outcome, &r.run, &r.detail],
+                    &[&r.at, &r.agent, &r.action, &text(&r.target), &r.outcome, &r.run.as_deref().map(text), &text(&r.detail)],
                 )
                 .await?
                 .try_get(0)?;
@@ -283,7 +292,7 @@ impl EvolutionStore for PostgresStorage {
     }
 
     fn evolution_request_by_run(&self, run: &str) -> Result<Option<EvolutionRequest>, StorageError> {
-        let run = run.to_string();
+        let run = text(run).into_owned();
         self.run(move |client| async move {
             let sql = format!("SELECT {REQUEST_COLUMNS} FROM evolution_requests WHERE run = $1 ORDER BY id LIMIT 1");
             client.query_opt(&sql, &[&run]).await?.as_ref().map(request_row).transpose()

@@ -1,9 +1,14 @@
 //! PostgreSQL: `HttpStore`, with the semantics of the SQLite implementation
 //! in `crate::http`: a day's budget counted and taken in one transaction,
 //! refusals logged up to a daily cap, and a log that is a window.
+//!
+//! `method` is the guest's, logged before it is checked (a refusal of a bad
+//! method is logged too): each NUL in it becomes U+FFFD ([`super::text`]),
+//! as TEXT refuses NUL and the record would be lost. `scheme` and `host`
+//! come from a parsed URL (which holds no NUL), `outcome` is a fixed code.
 use tokio_postgres::Row;
 
-use super::{PostgresStorage, lock_key};
+use super::{PostgresStorage, lock_key, text};
 use crate::StorageError;
 use crate::http::{HttpRecord, HttpStore, RETENTION_SECS};
 
@@ -105,7 +110,7 @@ impl HttpStore for PostgresStorage {
                 .query_one(
                     "INSERT INTO http_requests (at, agent, method, scheme, host, port, outcome, counted)
                      VALUES ($1, $2, $3, $4, $5, $6, 'pending', 1) RETURNING id",
-                    &[&r.at, &r.agent, &r.method, &r.scheme, &r.host, &i64::from(r.port)],
+                    &[&r.at, &r.agent, &text(&r.method), &r.scheme, &r.host, &i64::from(r.port)],
                 )
                 .await?
                 .try_get(0)?;
@@ -130,7 +135,7 @@ impl HttpStore for PostgresStorage {
                 &[
                     &r.at,
                     &r.agent,
-                    &r.method,
+                    &text(&r.method),
                     &r.scheme,
                     &r.host,
                     &i64::from(r.port),
@@ -154,7 +159,17 @@ impl HttpStore for PostgresStorage {
                 .execute(
                     "UPDATE http_requests SET method = $2, scheme = $3, host = $4, port = $5, status = $6, bytes = $7,
                      outcome = $8, elapsed_ms = $9 WHERE id = $1",
-                    &[&id, &r.method, &r.scheme, &r.host, &i64::from(r.port), &r.status.map(i64::from), &bytes, &r.outcome, &elapsed_ms],
+                    &[
+                        &id,
+                        &text(&r.method),
+                        &r.scheme,
+                        &r.host,
+                        &i64::from(r.port),
+                        &r.status.map(i64::from),
+                        &bytes,
+                        &r.outcome,
+                        &elapsed_ms,
+                    ],
                 )
                 .await?;
             Ok(())

@@ -1,6 +1,11 @@
 //! PostgreSQL: the LLM ledger's reservations (`Storage::llm_reserve`,
 //! `llm_settle`; the `Storage` impl in `memory.rs` delegates here).
-use super::{PostgresStorage, lock_key};
+//!
+//! `session` and `profile` are the calling guest's, `model` the LLM
+//! server's answer: each NUL in them becomes U+FFFD ([`super::text`]), as
+//! TEXT refuses NUL and the ledger row (what budgets count) would be lost.
+//! `agent` and `outcome` are the host's (an agent name, a fixed code).
+use super::{PostgresStorage, lock_key, text};
 use crate::{LlmBudget, LlmTotals, LlmUsageRecord, StorageError};
 
 const INSERT: &str = "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens,
@@ -43,9 +48,9 @@ impl PostgresStorage {
                     &[
                         &hold.at,
                         &hold.agent,
-                        &hold.session,
-                        &hold.profile,
-                        &hold.model,
+                        &text(&hold.session),
+                        &text(&hold.profile),
+                        &text(&hold.model),
                         &prompt,
                         &completion,
                         &latency,
@@ -68,7 +73,19 @@ impl PostgresStorage {
                 .execute(
                     "UPDATE llm_usage SET at = $2, agent = $3, session = $4, profile = $5, model = $6, prompt_tokens = $7,
                             completion_tokens = $8, latency_ms = $9, cost_usd = $10, outcome = $11 WHERE id = $1",
-                    &[&id, &r.at, &r.agent, &r.session, &r.profile, &r.model, &prompt, &completion, &latency, &r.cost_usd, &r.outcome],
+                    &[
+                        &id,
+                        &r.at,
+                        &r.agent,
+                        &text(&r.session),
+                        &text(&r.profile),
+                        &text(&r.model),
+                        &prompt,
+                        &completion,
+                        &latency,
+                        &r.cost_usd,
+                        &r.outcome,
+                    ],
                 )
                 .await?;
             Ok(())

@@ -12,6 +12,10 @@
 //! guests and may hold NUL, which TEXT refuses and SQLite stores; and BYTEA
 //! compares bytewise, as SQLite's BINARY collation does, so `kv_list`'s
 //! order and prefix ranges are SQLite's.
+//!
+//! The LLM ledger's `session`, `profile` (a guest's) and `model` (the LLM
+//! server's) are TEXT: each NUL in them becomes U+FFFD ([`super::text`];
+//! `ledger.rs` does the same), so the row is written rather than lost.
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
@@ -257,9 +261,9 @@ impl crate::Storage for PostgresStorage {
                     &[
                         &r.at,
                         &r.agent,
-                        &r.session,
-                        &r.profile,
-                        &r.model,
+                        &super::text(&r.session),
+                        &super::text(&r.profile),
+                        &super::text(&r.model),
                         &prompt,
                         &completion,
                         &latency,

@@ -13,6 +13,18 @@
 //! one process: a write that checks a quota or a budget takes a
 //! transaction-scoped advisory lock on what it counts (`pg_advisory_xact_lock`),
 //! so two hosts writing to the same namespace serialise on the server.
+//!
+//! PostgreSQL's TEXT refuses a NUL byte ("invalid byte sequence for
+//! encoding UTF8: 0x00"), which SQLite stores. Text a guest, an HTTP
+//! client or an outside server can put into a TEXT column goes through
+//! [`text`], which replaces each NUL with U+FFFD, so the row is written
+//! (an audit row, a ledger row, a proposal) instead of lost; a lookup by
+//! such text goes through it too, so it finds what was written rather than
+//! failing. Identifiers the host checks before writing them (agent names,
+//! hashes, chat session ids), host constants (outcomes, statuses) and
+//! serializer output (serde_json, toml: both escape NUL) are bound as they
+//! are. Text that must come back byte for byte is BYTEA instead
+//! (`memory.rs`, `research.rs`, `sessions.rs`).
 mod aws;
 mod components;
 mod evolution;
@@ -28,6 +40,7 @@ mod sessions;
 mod stats;
 pub mod testing;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,6 +204,13 @@ impl Drop for PostgresStorage {
     }
 }
 
+/// `s` as a TEXT column can hold it: each NUL (which PostgreSQL refuses in
+/// TEXT and SQLite stores) replaced with U+FFFD. Borrowed when there is
+/// none, which is nearly always.
+fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) }
+}
+
 /// A stable 64-bit key for `pg_advisory_xact_lock`, from a kind and a name
 /// (FNV-1a: the same on every host and every build, unlike `DefaultHasher`).
 pub fn lock_key(kind: &str, name: &str) -> i64 {
@@ -241,6 +261,12 @@ mod tests {
         assert_eq!(super::redacted("postgres://ak:s3cret@db:5432/ak"), "postgres://ak:***@db:5432/ak");
         assert_eq!(super::redacted("postgres://ak@db:5432/ak"), "postgres://ak@db:5432/ak");
         assert_eq!(super::redacted("postgres://ak@db/ak?sslmode=disable&password=s3cret"), "postgres://ak@db/ak?sslmode=disable&password=***");
+    }
+
+    #[test]
+    fn text_replaces_each_nul_and_borrows_otherwise() {
+        assert_eq!(super::text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert!(matches!(super::text("plain é"), std::borrow::Cow::Borrowed("plain é")));
     }
 
     #[test]

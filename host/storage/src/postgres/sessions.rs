@@ -8,9 +8,15 @@
 //! transaction first takes an advisory lock per session it writes, so the
 //! usage it reads, the ids it allocates and the turns it trims belong to
 //! one writer at a time (ids within a session follow commit order).
+//!
+//! Owners and session ids are checked by the chat service before they are
+//! written (TEXT refuses NUL). A session id a client asks for
+//! (`session_tail`) may hold NUL: it is replaced with U+FFFD
+//! ([`super::text`]), so the lookup finds nothing, as on SQLite, instead of
+//! failing.
 use std::collections::BTreeSet;
 
-use super::{PostgresStorage, lock_key};
+use super::{PostgresStorage, lock_key, text};
 use crate::StorageError;
 use crate::sessions::{MAX_TRANSCRIPT_BYTES, MAX_TRANSCRIPT_TURNS, SessionAppend, SessionStore, TranscriptEntry};
 
@@ -198,7 +204,7 @@ impl SessionStore for PostgresStorage {
     }
 
     fn session_tail(&self, owner: &str, session: &str, limit: u32) -> Result<Vec<TranscriptEntry>, StorageError> {
-        let (owner, session) = (owner.to_string(), session.to_string());
+        let (owner, session) = (owner.to_string(), text(session).into_owned());
         self.run(move |client| async move {
             let rows = client
                 .query(
