@@ -170,6 +170,41 @@ impl StorageConfig {
     }
 }
 
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Puts the database in WAL mode, which lets readers (e.g. `agentkernel`
+/// CLI queries) run beside the server.
+///
+/// Two processes opening one new file at once (two `genome apply` runs, a
+/// CLI beside a starting server) both read the header in rollback mode and
+/// then both need the write lock to switch it; SQLite never calls the busy
+/// handler for that upgrade (waiting could deadlock), so the loser got
+/// "database is locked" at once. It retries here, for as long as the busy
+/// timeout would have waited; once one of them has switched the file the
+/// other finds it in WAL mode and needs no write.
+fn enable_wal(conn: &Connection) -> Result<(), StorageError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path`, with the default
     /// durability.
@@ -189,7 +224,7 @@ impl SqliteStorage {
                 path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            reader.busy_timeout(Duration::from_secs(5))?;
+            reader.busy_timeout(BUSY_TIMEOUT)?;
             storage.readers.push(Mutex::new(reader));
         }
         Ok(storage)
@@ -201,9 +236,8 @@ impl SqliteStorage {
     }
 
     fn init(conn: Connection, durability: Durability) -> Result<Self, StorageError> {
-        conn.busy_timeout(Duration::from_secs(5))?;
-        // WAL lets readers (e.g. `agentkernel` CLI queries) run beside the server.
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        enable_wal(&conn)?;
         conn.execute_batch(&format!("PRAGMA synchronous={}; PRAGMA foreign_keys=ON;", durability.pragma()))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::aws::SCHEMA)?;
@@ -215,6 +249,7 @@ impl SqliteStorage {
         conn.execute_batch(super::evolution::SCHEMA)?;
         conn.execute_batch(super::lease::SQLITE_SCHEMA)?;
         conn.execute_batch(super::components::SQLITE_SCHEMA)?;
+        conn.execute_batch(super::jobs::SQLITE_SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
         Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
     }
@@ -426,6 +461,37 @@ fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LlmUsageRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Processes opening one new database file at the same moment all open
+    /// it (connections of their own, as separate processes would have).
+    #[test]
+    fn many_openers_of_one_new_file_all_succeed() {
+        const OPENERS: usize = 16;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("race-{round}.db"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|i| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let db = SqliteStorage::open(&path)?;
+                        db.seed("ns", &format!("k{i}"), b"v")
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().expect("every opener opens the new file");
+            }
+            let db = SqliteStorage::open(&path).unwrap();
+            for i in 0..OPENERS {
+                assert_eq!(db.kv_get("ns", &format!("k{i}")).unwrap().as_deref(), Some(&b"v"[..]));
+            }
+            let mode: String = db.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
 
     /// Unbounded, ungated writes: what these tests exercise is elsewhere.
     impl SqliteStorage {
