@@ -518,6 +518,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/agents", "get"),
         ("/v1/agents/{name}", "get"),
         ("/v1/agents/{name}/call", "post"),
+        ("/mcp", "post"),
         ("/healthz", "get"),
         ("/metrics", "get"),
     ] {

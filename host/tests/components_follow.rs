@@ -4,8 +4,7 @@
 //! so. End to end with two `serve` processes on one PostgreSQL database;
 //! the follower's rules and bounds tick by tick on one shared SQLite file
 //! (where the server starts no follower, but the rules are the same).
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use agentkernel::storage::Backend;
 use agentkernel::storage::components::{ComponentStore, content_hash};
 use agentkernel::storage::postgres::{PostgresStorage, testing};
 use agentkernel::storage::sqlite::SqliteStorage;
+use sandbox_tests::served::Served;
 use serde_json::{Value, json};
 
 /// How long host B may take to serve what was installed on host A.
@@ -32,47 +32,9 @@ fn drop_in(dir: &Path, file: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
-/// One `serve` process with its own agents and data directories.
-struct Served {
-    child: Child,
-    url: String,
-    agents: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Served {
-    fn start(database: &str, agents: &[&str]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let agents_dir = dir.path().join("agents.d");
-        std::fs::create_dir_all(&agents_dir).unwrap();
-        for name in agents {
-            std::fs::write(agents_dir.join(format!("{name}.wasm")), wasm(name)).unwrap();
-        }
-        std::fs::write(dir.path().join("agentkernel.toml"), format!("[storage]\nurl = \"{database}\"\n")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentkernel"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .env_remove("AGENTKERNEL_STORAGE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("serve printed {line:?}")).to_string();
-        Served { child, url, agents: agents_dir, _dir: dir }
-    }
-
-    fn port(&self) -> String {
-        self.url.rsplit(':').next().unwrap().to_string()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `serve` host on `database` with the workspace-built `agents`.
+fn serve(database: &str, agents: &[&str]) -> Served {
+    Served::start(Path::new(env!("CARGO_BIN_EXE_agentkernel")), &format!("[storage]\nurl = \"{database}\"\n"), agents)
 }
 
 async fn agents(client: &reqwest::Client, host: &Served) -> Value {
@@ -119,8 +81,8 @@ fn an_install_on_one_host_is_served_by_the_other_and_a_bad_one_is_reported() {
     let Some(database) = testing::fresh_database("components_follow") else { return };
     let (v1, v2, notes) = (wasm("echo"), wasm("echo-v2"), wasm("notes"));
     let (h1, h2, hn) = (content_hash(&v1), content_hash(&v2), content_hash(&notes));
-    let a = Served::start(&database, &["echo"]);
-    let b = Served::start(&database, &["echo"]);
+    let a = serve(&database, &["echo"]);
+    let b = serve(&database, &["echo"]);
     runtime().block_on(async {
         let client = reqwest::Client::new();
         // Both report v1, and each shows both hosts.

@@ -4,63 +4,22 @@
 //! killed mid-load (`kill -9`) loses no write it acknowledged while the
 //! others keep serving. Each test takes a fresh database in the cluster
 //! `scripts/deps/postgres.sh` starts (skipped, saying so, without one).
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use agentkernel::storage::Storage;
 use agentkernel::storage::postgres::{PostgresStorage, testing};
 use sandbox_tests::llm_server::ScriptedLlm;
+use sandbox_tests::served::Served;
 use serde_json::{Value, json};
 
-fn wasm_path(name: &str) -> PathBuf {
-    let dir = std::env::var("AGENTKERNEL_WASM_DIR").unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-        format!("{target}/wasm32-wasip2/release")
-    });
-    Path::new(&dir).join(format!("{}.wasm", name.replace('-', "_")))
+/// A `serve` host on `database` with `echo` and `notes`.
+fn serve(database: &str, config_extra: &str) -> Served {
+    serve_with(database, config_extra, &["echo", "notes"])
 }
 
-/// One `serve` process with its own agents and data directories.
-struct Served {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Served {
-    fn start(database: &str, config_extra: &str) -> Served {
-        Self::start_with(database, config_extra, &["echo", "notes"])
-    }
-
-    fn start_with(database: &str, config_extra: &str, agent_names: &[&str]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let agents = dir.path().join("agents.d");
-        std::fs::create_dir_all(&agents).unwrap();
-        for &name in agent_names {
-            std::fs::copy(wasm_path(name), agents.join(format!("{name}.wasm"))).unwrap();
-        }
-        std::fs::write(dir.path().join("agentkernel.toml"), format!("[storage]\nurl = \"{database}\"\n{config_extra}")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentkernel"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .env_remove("AGENTKERNEL_STORAGE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("serve printed {line:?}")).to_string();
-        Served { child, url, _dir: dir }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve_with(database: &str, config_extra: &str, agents: &[&str]) -> Served {
+    Served::start(Path::new(env!("CARGO_BIN_EXE_agentkernel")), &format!("[storage]\nurl = \"{database}\"\n{config_extra}"), agents)
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
@@ -90,7 +49,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_conversation_and_agent_memory_continue_on_any_host() {
     let Some(database) = testing::fresh_database("conversation_on_any_host") else { return };
-    let (a, b) = (Served::start(&database, ""), Served::start(&database, ""));
+    let (a, b) = (serve(&database, ""), serve(&database, ""));
     runtime().block_on(async {
         let client = reqwest::Client::new();
         // One chat session, turns alternating between the hosts.
@@ -136,7 +95,7 @@ fn a_conversation_and_agent_memory_continue_on_any_host() {
 fn a_memory_quota_holds_across_hosts() {
     let Some(database) = testing::fresh_database("quota_across_hosts") else { return };
     let config = "[agents.notes]\nmemory = { max_keys = 20 }\n";
-    let (a, b) = (Served::start(&database, config), Served::start(&database, config));
+    let (a, b) = (serve(&database, config), serve(&database, config));
     runtime().block_on(async {
         let client = reqwest::Client::new();
         let (status, _) = call_notes(&client, &a, "q", "remember first").await;
@@ -164,7 +123,7 @@ fn a_memory_quota_holds_across_hosts() {
 #[test]
 fn a_killed_host_loses_no_acknowledged_write_and_the_others_keep_serving() {
     let Some(database) = testing::fresh_database("killed_host") else { return };
-    let (mut a, b) = (Served::start(&database, ""), Served::start(&database, ""));
+    let (mut a, b) = (serve(&database, ""), serve(&database, ""));
     let rt = runtime();
     let client = reqwest::Client::new();
     let acked_on_a = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -236,8 +195,8 @@ fn a_daily_llm_budget_holds_across_hosts() {
     let llm = rt.block_on(ScriptedLlm::start(vec![]));
     let config = format!("{}\n[agents.llm-probe]\nllm = {{ tokens_per_day = 100 }}\n", llm.config());
     let (a, b) = (
-        Served::start_with(&database, &config, &["llm-probe"]),
-        Served::start_with(&database, &config, &["llm-probe"]),
+        serve_with(&database, &config, &["llm-probe"]),
+        serve_with(&database, &config, &["llm-probe"]),
     );
     let answers = rt.block_on(async {
         let client = reqwest::Client::new();

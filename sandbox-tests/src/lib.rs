@@ -7,6 +7,7 @@
 pub mod llm_server;
 pub mod load;
 pub mod moto;
+pub mod served;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

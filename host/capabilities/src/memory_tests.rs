@@ -219,6 +219,9 @@ struct Held {
 enum Hold {
     Start,
     Commit,
+    /// Fails at once, before COMMIT (`false`) or once it was sent (`true`),
+    /// as a networked backend whose connection drops.
+    Fail { committing: bool },
 }
 
 impl Storage for Held {
@@ -232,8 +235,15 @@ impl Storage for Held {
         quota: &KvQuota,
         gate: &CommitGate,
     ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
-        if let Hold::Commit = self.hold {
-            assert!(gate.begin_commit());
+        match self.hold {
+            Hold::Commit => assert!(gate.begin_commit()),
+            Hold::Fail { committing } => {
+                if committing {
+                    assert!(gate.begin_commit());
+                }
+                return Err(StorageError::Backend("the connection to the database dropped".into()));
+            }
+            Hold::Start => {}
         }
         self.entered.send(()).unwrap();
         self.release.lock().unwrap().recv().unwrap();
@@ -341,3 +351,18 @@ async fn a_write_stuck_in_commit_is_outcome_unknown() {
     assert_eq!(h.storage.inner.kv_get("a", "k").unwrap(), Some(b"v".to_vec()));
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_error_once_commit_was_sent_is_outcome_unknown_and_before_it_unavailable() {
+    for (committing, unknown) in [(true, true), (false, false)] {
+        let h = held(Hold::Fail { committing });
+        let storage: Arc<dyn Storage> = h.storage.clone();
+        let mut a = MemoryState::new(storage, "a".into(), QUOTA, Duration::from_secs(5));
+        let result = a.set("k".into(), b"v".to_vec()).await.unwrap();
+        match result {
+            Err(MemoryError::OutcomeUnknown(m)) if unknown => assert!(m.contains("connection to the database dropped"), "{m}"),
+            Err(MemoryError::Unavailable(m)) if !unknown => assert!(m.contains("connection to the database dropped"), "{m}"),
+            other => panic!("committing = {committing}: {other:?}"),
+        }
+    }
+}

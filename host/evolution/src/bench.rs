@@ -71,6 +71,29 @@ impl BenchResult {
     }
 }
 
+/// A component's benchmark, wherever it ran.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Measured {
+    /// Its manifest and results, or why it could not be loaded.
+    pub outcome: Result<(agentkernel_runtime::ManifestInfo, BenchResult), String>,
+    /// Wall time of the load and the runs, milliseconds.
+    pub ms: f64,
+    /// The engine hash its fuel was measured under.
+    pub engine: String,
+    /// The host that measured it, when not the run's own.
+    pub host: Option<String>,
+}
+
+/// Why a component could not be loaded, as its report says it.
+pub fn load_error_message(e: &LoadError) -> String {
+    match e {
+        LoadError::Import(agentkernel_runtime::policy::ImportError::NotGranted { .. }) => {
+            format!("{e} (a candidate may not import more than the agent is granted; an admin grants it in policy first)")
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// One answer of a version to a recorded request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -125,6 +148,22 @@ impl Bench {
             return Err(LoadError::Manifest(format!("the component calls itself `{}`, not `{}`", loaded.name(), self.agent)));
         }
         Ok(loaded)
+    }
+
+    /// The engine hash fuel is measured under here.
+    pub fn engine_hash(&self) -> String {
+        self.runtime.engine_hash()
+    }
+
+    /// Loads `component` and runs every case: its manifest and results,
+    /// or why it could not be loaded.
+    pub async fn measure(&self, component: &[u8], cases: &[Case], repeats: u32) -> Measured {
+        let started = Instant::now();
+        let outcome = match self.load(component).await {
+            Ok(loaded) => Ok((loaded.manifest.clone(), self.run(&loaded, cases, repeats).await)),
+            Err(e) => Err(load_error_message(&e)),
+        };
+        Measured { outcome, ms: started.elapsed().as_secs_f64() * 1000.0, engine: self.engine_hash(), host: None }
     }
 
     /// Runs every case `repeats` times (fuel is taken from the first run).

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod doubles;
 pub mod environment;
 pub mod generate;
+pub mod jobs;
 pub mod kpi;
 pub mod report;
 pub mod review;
@@ -26,6 +27,7 @@ pub mod service;
 pub mod sandbox_build;
 pub mod select;
 pub mod shadow;
+mod spread;
 pub mod source_check;
 pub mod suite;
 pub mod swap;
@@ -36,10 +38,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use self::bench::{Bench, BenchError, BenchResult};
+use self::bench::{Bench, BenchError, BenchResult, Measured};
+use self::jobs::RunJobs;
+use self::spread::Spread;
 use self::generate::{Candidate, Context, DirGenerator, Generator, LlmGenerator, LlmGeneratorSettings, LlmUsageTotals};
 use self::report::{BuildReport, CandidateReport, GenerationReport, IncumbentReport, Report, ReportConfig, Timings, WinnerReport};
-use self::sandbox_build::{BuildError, BuildSettings};
+use self::sandbox_build::{BuildError, BuildOutcome, BuildSettings};
 use self::source_check::CandidateSource;
 use self::suite::{Metric, Suite, SuiteError};
 use agentkernel_core::config::HostConfig;
@@ -273,6 +277,47 @@ pub fn locate_source(cfg: &EvolutionConfig, agent: &str, explicit: Option<&Path>
     })
 }
 
+/// What judging a generation's candidates reads.
+struct Tally<'a> {
+    agent: &'a str,
+    id: &'a str,
+    generation: u32,
+    create: bool,
+    suite: &'a Suite,
+    bench: &'a Bench,
+    repeats: u32,
+    inc_bench: &'a BenchResult,
+    inc_manifest: Option<&'a agentkernel_runtime::ManifestInfo>,
+    data_dir: &'a Path,
+}
+
+/// What judging a generation's candidates produces.
+#[derive(Default)]
+struct GenerationOut {
+    reports: Vec<CandidateReport>,
+    feedback: Vec<String>,
+}
+
+/// A candidate evaluated: its report so far, its component and source when
+/// it built, and its benchmark when another host measured it.
+type Evaluated = (CandidateReport, Option<(Vec<u8>, CandidateSource)>, Option<Measured>);
+
+fn new_report(candidate: &Candidate, repairs: u32) -> CandidateReport {
+    CandidateReport {
+        label: candidate.label.clone(),
+        origin: candidate.origin.clone(),
+        version: None,
+        parent: None,
+        build: BuildReport { repairs, ..BuildReport::default() },
+        load_error: None,
+        manifest_change: None,
+        bench: None,
+        verdict: None,
+        bench_host: None,
+        engine: None,
+    }
+}
+
 impl Engine {
     /// Runs one evolution to a decision. `progress` gets one line per step.
     pub async fn evolve(&self, opts: EvolveOptions, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, EvolveError> {
@@ -285,7 +330,7 @@ impl Engine {
         // One evolution per agent across every process and host sharing the
         // store: the lease lives as long as this run.
         let leases: Arc<dyn agentkernel_storage::lease::LeaseStore> = self.store.clone();
-        let _lease = agentkernel_storage::lease::Lease::acquire(
+        let lease = agentkernel_storage::lease::Lease::acquire(
             leases,
             &format!("evolution/{}", opts.agent),
             EVOLUTION_LEASE_TTL,
@@ -332,7 +377,7 @@ impl Engine {
             summary: None,
         };
         self.store.upsert_evolution(&record)?;
-        let result = self.run(&opts, &id, started_at, checkpoint, progress).await;
+        let result = self.run(&opts, &id, started_at, checkpoint, &lease, progress).await;
         record.finished_at = Some(now_unix());
         match &result {
             Ok(outcome) => {
@@ -358,6 +403,7 @@ impl Engine {
         id: &str,
         started_at: i64,
         checkpoint: Option<Checkpoint>,
+        lease: &agentkernel_storage::lease::Lease,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Outcome, EvolveError> {
         let agent = opts.agent.as_str();
@@ -372,7 +418,7 @@ impl Engine {
                 (d.join("evolve.toml"), d)
             }
         };
-        let mut suite = Suite::load(&suite_path)?;
+        let (mut suite, suite_text) = Suite::load_with_text(&suite_path)?;
         if let Some(t) = opts.threshold {
             if !(0.0..1.0).contains(&t) {
                 return Err(EvolveError::Config(format!("--threshold must be in [0, 1), not {t}")));
@@ -511,6 +557,24 @@ impl Engine {
         };
         let mut feedback = parent_feedback(state.best.as_ref());
         let visible: Vec<&suite::Case> = suite.visible().collect();
+        // With a shared backend, any host that opted in may build and
+        // benchmark the candidates: fuel is the same on every host of the
+        // same engine, wall time is not, so a wall-time suite stays here.
+        let spread = (jobs::spreads(&self.config) && suite.objective.metric != Metric::WallTime).then(|| {
+            let per_job = settings.timeout
+                + std::time::Duration::from_millis(
+                    suite.limits.deadline_ms.saturating_mul(suite.cases.len() as u64 * u64::from(environment::VARIANTS * repeats)),
+                );
+            Spread {
+                jobs: RunJobs::new(self.store.clone(), self.config.clone(), id),
+                agent: agent.to_string(),
+                suite_text: suite_text.clone(),
+                run_seed,
+                repeats,
+                engine: bench.engine_hash(),
+                per_job,
+            }
+        });
 
         for g in (state.generations.len() as u32 + 1)..=opts.generations.max(1) {
             if generator.exhausted() {
@@ -518,11 +582,13 @@ impl Engine {
                 break;
             }
             let gen_started = Instant::now();
+            // A copy: `account` updates `state` while the context is in use.
+            let parent = state.parent_source.clone();
             let ctx = Context {
                 agent,
                 generation: g,
                 count: per_generation,
-                parent: &state.parent_source,
+                parent: &parent,
                 visible_cases: visible.clone(),
                 spec: opts.create.as_ref().map(|c| c.spec.as_str()),
                 feedback: feedback.clone(),
@@ -540,89 +606,35 @@ impl Engine {
             };
             state.consumed += candidates.len();
             let total = candidates.len();
-            let mut reports = Vec::new();
-            let mut next_feedback = Vec::new();
-            for (i, candidate) in candidates.into_iter().enumerate() {
-                progress(&format!("generation {g}: candidate {}/{total} `{}`", i + 1, candidate.label));
-                let (report, built) = self.evaluate(candidate, &mut generator, &ctx, &settings, &mut timings, progress).await?;
-                let mut report = report;
-                if let Some((bytes, source)) = built {
-                    let hash = agentkernel_runtime::content_hash(&bytes);
-                    // A new agent's first versions have no parent.
-                    let parent = Some(state.parent_version.clone()).filter(|p| !p.is_empty());
-                    self.store.record_version(&AgentVersion {
-                        hash: hash.clone(),
-                        agent: agent.into(),
-                        parent: parent.clone(),
-                        origin: report.origin.clone(),
-                        source: serde_json::to_string(&source.files).unwrap_or_default(),
-                        evolution: Some(id.into()),
-                        created: now_unix(),
-                    })?;
-                    swap::keep_component(&data_dir, &hash, &bytes)?;
-                    report.version = Some(hash);
-                    report.parent = parent;
-                    let started = Instant::now();
-                    match bench.load(&bytes).await {
-                        Ok(loaded) => {
-                            report.manifest_change = inc_manifest.as_ref().and_then(|m| manifest_change(m, &loaded.manifest));
-                            if let Some(change) = &report.manifest_change {
-                                progress(&format!("  its manifest differs from the incumbent's: {change}"));
-                            }
-                            let b = bench.run(&loaded, &suite.cases, repeats).await;
-                            let verdict = match &opts.create {
-                                None => select::judge(&inc_bench, &b, &suite.objective),
-                                Some(_) => select::judge_new(&b),
-                            };
-                            progress(&format!(
-                                "  {}/{} cases, {} fuel: {} ({})",
-                                b.passed,
-                                b.cases.len(),
-                                b.total_fuel,
-                                if verdict.wins { "wins" } else { "loses" },
-                                verdict.reason
-                            ));
-                            next_feedback.extend(feedback_lines(&report.label, &b));
-                            report.bench = Some(b);
-                            report.verdict = Some(verdict);
-                        }
-                        Err(e) => {
-                            let msg = match &e {
-                                agentkernel_runtime::LoadError::Import(agentkernel_runtime::policy::ImportError::NotGranted { .. }) => format!(
-                                    "{e} (a candidate may not import more than the agent is granted; an admin grants it in policy first)"
-                                ),
-                                _ => e.to_string(),
-                            };
-                            progress(&format!("  not loadable: {msg}"));
-                            next_feedback.push(format!("{}: could not be loaded: {msg}", report.label));
-                            report.load_error = Some(msg);
-                        }
+            let tally = Tally {
+                agent,
+                id,
+                generation: g,
+                create: opts.create.is_some(),
+                suite: &suite,
+                bench: &bench,
+                repeats,
+                inc_bench: &inc_bench,
+                inc_manifest: inc_manifest.as_ref(),
+                data_dir: &data_dir,
+            };
+            let mut out = GenerationOut::default();
+            match &spread {
+                Some(spread) => {
+                    let evaluated = self.evaluate_spread(spread, candidates, &mut generator, &ctx, &settings, &mut timings, progress).await?;
+                    for (report, built, measured) in evaluated {
+                        self.account(&tally, &mut state, &mut timings, &mut out, report, built, measured, progress).await?;
                     }
-                    timings.benchmark_ms += ms(started);
-                    if let (Some(b), Some(v)) = (&report.bench, &report.verdict) {
-                        if v.wins && better(b, state.best.as_ref()) {
-                            state.best = Some(Best {
-                                label: report.label.clone(),
-                                version: report.version.clone().unwrap_or_default(),
-                                generation: g,
-                                passed: b.passed,
-                                total_fuel: b.total_fuel,
-                                reason: v.reason.clone(),
-                                source: source.clone(),
-                                manifest_change: report.manifest_change.clone(),
-                                feedback: feedback_lines("parent", b),
-                            });
-                        }
-                    }
-                } else {
-                    next_feedback.push(format!(
-                        "{}: did not build: {}",
-                        report.label,
-                        report.build.errors.first().cloned().or_else(|| report.build.violations.first().map(|v| v.to_string())).unwrap_or_default()
-                    ));
                 }
-                reports.push(report);
+                None => {
+                    for (i, candidate) in candidates.into_iter().enumerate() {
+                        progress(&format!("generation {g}: candidate {}/{total} `{}`", i + 1, candidate.label));
+                        let (report, built) = self.evaluate(candidate, &mut generator, &ctx, &settings, &mut timings, progress).await?;
+                        self.account(&tally, &mut state, &mut timings, &mut out, report, built, None, progress).await?;
+                    }
+                }
             }
+            let GenerationOut { reports, feedback: next_feedback } = out;
             let best_fuel = reports
                 .iter()
                 .filter(|r| r.verdict.as_ref().is_some_and(|v| v.wins))
@@ -649,6 +661,9 @@ impl Engine {
             })?;
         }
 
+        if let Some(spread) = spread {
+            spread.jobs.close().await;
+        }
         // Shadow stage: the winner beside the incumbent on real recent requests.
         let shadow = match (&state.best, opts.create.is_none()) {
             (Some(best), true) => {
@@ -711,6 +726,18 @@ impl Engine {
                     &best.version[..12],
                     best.reason,
                     best.manifest_change.as_deref().unwrap_or_default()
+                ),
+            ),
+            // This host could not renew the run's lease for its whole time
+            // to live: another host may be evolving the agent now.
+            Some(best) if opts.swap && !lease.is_held() => (
+                "kept",
+                format!(
+                    "winner `{}` ({}) {}, but this run lost its evolution lease (the store could not be reached to renew it): \
+                     not installed",
+                    best.label,
+                    &best.version[..12],
+                    best.reason
                 ),
             ),
             Some(best) if opts.swap => {
@@ -863,8 +890,8 @@ impl Engine {
         Ok(shadow::compare(bench, &before, &after, &requests, suite).await)
     }
 
-    /// Builds one candidate (repairing it through the generator when it
-    /// does not compile and the generator can); the report and the component.
+    /// Builds one candidate here (repairing it through the generator when
+    /// it does not compile and the generator can); the report and the component.
     #[allow(clippy::too_many_arguments)]
     async fn evaluate(
         &self,
@@ -877,17 +904,7 @@ impl Engine {
     ) -> Result<(CandidateReport, Option<(Vec<u8>, CandidateSource)>), EvolveError> {
         let mut repairs = 0;
         loop {
-            let mut report = CandidateReport {
-                label: candidate.label.clone(),
-                origin: candidate.origin.clone(),
-                version: None,
-                parent: None,
-                build: BuildReport { repairs, ..BuildReport::default() },
-                load_error: None,
-                manifest_change: None,
-                bench: None,
-                verdict: None,
-            };
+            let mut report = new_report(&candidate, repairs);
             let source = match &candidate.source {
                 Ok(s) => s.clone(),
                 Err(e) => {
@@ -902,50 +919,133 @@ impl Engine {
             let result = sandbox_build::build(settings, &source, &work, &package).await;
             let took = ms(started);
             report.build.duration_ms = took;
-            match result {
-                Ok(built) => {
+            match BuildOutcome::from(result) {
+                BuildOutcome::Built(built) => {
                     record_build_time(timings, took);
                     report.build.ok = true;
                     progress(&format!("  built in {took:.0} ms"));
                     // The (possibly repaired) source is what lineage keeps.
                     return Ok((report, Some((built.component, source))));
                 }
-                // Without a sandbox, or when the host cannot run builds at
-                // all (cargo does not start, the disk is full), nothing can
-                // be built: the run stops rather than spend the rest of its
-                // budget failing every candidate. What one candidate can get
-                // wrong about its files the source check refuses first.
-                Err(e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_))) => return Err(EvolveError::Build(e)),
-                Err(BuildError::Rejected(violations)) => {
-                    progress(&format!("  rejected before building: {}", violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")));
-                    report.build.kind = Some("rejected".into());
-                    report.build.violations = violations;
-                    return Ok((report, None));
-                }
-                Err(BuildError::Compile { log }) => {
-                    record_build_time(timings, took);
-                    let errors = sandbox_build::error_lines(&log);
-                    let errors = if errors.is_empty() { vec![log.clone()] } else { errors };
-                    progress(&format!("  does not build ({} error(s))", errors.len()));
-                    if repairs < self.config.evolution.repairs {
-                        if let Some(fixed) = generator.repair(ctx, &candidate, &errors.join("\n")).await {
+                BuildOutcome::Unavailable(e) => return Err(EvolveError::Build(e)),
+                BuildOutcome::Failed { kind, errors, violations } => {
+                    if kind == "compile-error" {
+                        record_build_time(timings, took);
+                        progress(&format!("  does not build ({} error(s))", errors.len()));
+                        if let Some(fixed) = self.repair(generator, ctx, &candidate, repairs, &errors).await {
                             repairs += 1;
                             progress(&format!("  repair {repairs}"));
                             candidate = fixed;
                             continue;
                         }
+                    } else if kind == "rejected" {
+                        progress(&format!("  rejected before building: {}", violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")));
                     }
-                    report.build.kind = Some("compile-error".into());
+                    report.build.kind = Some(kind.into());
                     report.build.errors = errors;
-                    return Ok((report, None));
-                }
-                Err(e @ (BuildError::Timeout(_) | BuildError::DiskLimit { .. })) => {
-                    report.build.kind = Some(e.kind().into());
-                    report.build.errors = vec![e.to_string()];
+                    report.build.violations = violations;
                     return Ok((report, None));
                 }
             }
         }
+    }
+
+    /// A repaired candidate, when repairs are left and the generator can.
+    async fn repair(&self, generator: &mut Generator, ctx: &Context<'_>, candidate: &Candidate, repairs: u32, errors: &[String]) -> Option<Candidate> {
+        if repairs >= self.config.evolution.repairs {
+            return None;
+        }
+        generator.repair(ctx, candidate, &errors.join("\n")).await
+    }
+
+    /// Records a built candidate's version, benchmarks it here unless
+    /// another host measured it, judges it against the incumbent and keeps
+    /// it as the best when it wins; what the next generation is told.
+    #[allow(clippy::too_many_arguments)]
+    async fn account(
+        &self,
+        t: &Tally<'_>,
+        state: &mut Checkpoint,
+        timings: &mut Timings,
+        out: &mut GenerationOut,
+        mut report: CandidateReport,
+        built: Option<(Vec<u8>, CandidateSource)>,
+        measured: Option<Measured>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), EvolveError> {
+        let Some((bytes, source)) = built else {
+            out.feedback.push(format!(
+                "{}: did not build: {}",
+                report.label,
+                report.build.errors.first().cloned().or_else(|| report.build.violations.first().map(|v| v.to_string())).unwrap_or_default()
+            ));
+            out.reports.push(report);
+            return Ok(());
+        };
+        let hash = agentkernel_runtime::content_hash(&bytes);
+        // A new agent's first versions have no parent.
+        let parent = Some(state.parent_version.clone()).filter(|p| !p.is_empty());
+        self.store.record_version(&AgentVersion {
+            hash: hash.clone(),
+            agent: t.agent.into(),
+            parent: parent.clone(),
+            origin: report.origin.clone(),
+            source: serde_json::to_string(&source.files).unwrap_or_default(),
+            evolution: Some(t.id.into()),
+            created: now_unix(),
+        })?;
+        swap::keep_component(t.data_dir, &hash, &bytes)?;
+        report.version = Some(hash);
+        report.parent = parent;
+        let measured = match measured {
+            Some(m) => m,
+            None => t.bench.measure(&bytes, &t.suite.cases, t.repeats).await,
+        };
+        timings.benchmark_ms += measured.ms;
+        report.bench_host = measured.host;
+        report.engine = Some(measured.engine);
+        match measured.outcome {
+            Ok((manifest, b)) => {
+                report.manifest_change = t.inc_manifest.and_then(|m| manifest_change(m, &manifest));
+                if let Some(change) = &report.manifest_change {
+                    progress(&format!("  its manifest differs from the incumbent's: {change}"));
+                }
+                let verdict = if t.create { select::judge_new(&b) } else { select::judge(t.inc_bench, &b, &t.suite.objective) };
+                progress(&format!(
+                    "  {}/{} cases, {} fuel: {} ({})",
+                    b.passed,
+                    b.cases.len(),
+                    b.total_fuel,
+                    if verdict.wins { "wins" } else { "loses" },
+                    verdict.reason
+                ));
+                out.feedback.extend(feedback_lines(&report.label, &b));
+                report.bench = Some(b);
+                report.verdict = Some(verdict);
+            }
+            Err(msg) => {
+                progress(&format!("  not loadable: {msg}"));
+                out.feedback.push(format!("{}: could not be loaded: {msg}", report.label));
+                report.load_error = Some(msg);
+            }
+        }
+        if let (Some(b), Some(v)) = (&report.bench, &report.verdict) {
+            if v.wins && better(b, state.best.as_ref()) {
+                state.best = Some(Best {
+                    label: report.label.clone(),
+                    version: report.version.clone().unwrap_or_default(),
+                    generation: t.generation,
+                    passed: b.passed,
+                    total_fuel: b.total_fuel,
+                    reason: v.reason.clone(),
+                    source: source.clone(),
+                    manifest_change: report.manifest_change.clone(),
+                    feedback: feedback_lines("parent", b),
+                });
+            }
+        }
+        out.reports.push(report);
+        Ok(())
     }
 }
 

@@ -42,6 +42,14 @@ pub struct CandidateReport {
     pub manifest_change: Option<String>,
     pub bench: Option<BenchResult>,
     pub verdict: Option<Verdict>,
+    /// The host that built and benchmarked it when not the run's own (the
+    /// shared job queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench_host: Option<String>,
+    /// The engine hash its fuel was measured under (`runtime::engine_hash`):
+    /// the same for every candidate the run compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

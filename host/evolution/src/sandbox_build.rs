@@ -68,6 +68,35 @@ impl BuildError {
     }
 }
 
+/// What a build's result means for a run.
+pub enum BuildOutcome {
+    Built(Built),
+    /// The candidate's fault (`kind` as [`BuildError::kind`]): reported,
+    /// and the run goes on.
+    Failed { kind: &'static str, errors: Vec<String>, violations: Vec<Violation> },
+    /// Nothing can be built here (no sandbox, cargo does not start, the
+    /// disk is full): the run stops rather than fail every candidate.
+    Unavailable(BuildError),
+}
+
+impl From<Result<Built, BuildError>> for BuildOutcome {
+    fn from(result: Result<Built, BuildError>) -> BuildOutcome {
+        match result {
+            Ok(built) => BuildOutcome::Built(built),
+            Err(e @ (BuildError::SandboxUnavailable(_) | BuildError::Setup(_))) => BuildOutcome::Unavailable(e),
+            Err(BuildError::Rejected(violations)) => BuildOutcome::Failed { kind: "rejected", errors: vec![], violations },
+            Err(BuildError::Compile { log }) => {
+                let errors = error_lines(&log);
+                let errors = if errors.is_empty() { vec![log] } else { errors };
+                BuildOutcome::Failed { kind: "compile-error", errors, violations: vec![] }
+            }
+            Err(e @ (BuildError::Timeout(_) | BuildError::DiskLimit { .. })) => {
+                BuildOutcome::Failed { kind: e.kind(), errors: vec![e.to_string()], violations: vec![] }
+            }
+        }
+    }
+}
+
 /// Where the build finds the toolchain, SDK and lockfile, and its limits.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSettings {

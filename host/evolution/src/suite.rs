@@ -168,9 +168,16 @@ pub enum Observed<'a> {
 
 impl Suite {
     pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+        Self::load_with_text(path).map(|(suite, _)| suite)
+    }
+
+    /// The suite and the text it was parsed from (what a job carries to
+    /// another host).
+    pub fn load_with_text(path: &Path) -> Result<(Suite, String), SuiteError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SuiteError::Read { path: path.display().to_string(), message: e.to_string() })?;
-        Self::parse(&text).map_err(|message| SuiteError::Invalid { path: path.display().to_string(), message })
+        let suite = Self::parse(&text).map_err(|message| SuiteError::Invalid { path: path.display().to_string(), message })?;
+        Ok((suite, text))
     }
 
     pub fn parse(text: &str) -> Result<Suite, String> {

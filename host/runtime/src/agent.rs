@@ -17,7 +17,7 @@ use crate::sampling::CallSamples;
 use crate::trace::RequestScope;
 
 /// A manifest as JSON (the WIT record, for the HTTP API and CLI).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ManifestInfo {
     pub name: String,
     pub version: String,
@@ -26,14 +26,14 @@ pub struct ManifestInfo {
     pub capabilities: Vec<CapabilityRequestInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SkillInfo {
     pub name: String,
     pub description: String,
     pub keywords: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CapabilityRequestInfo {
     pub name: String,
     pub reason: String,

@@ -80,3 +80,24 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What code `engine` compiles to, as 16 hex digits: its wasmtime version,
+/// compiler settings and features (not its allocator). Two engines with
+/// the same hash compile a component to the same code, so it spends the
+/// same fuel on the same input: what lets a benchmark run on another host
+/// count. (SHA-256 of wasmtime's own compatibility hash input; the same
+/// on every host, unlike `DefaultHasher`.)
+pub fn engine_hash(engine: &wasmtime::Engine) -> String {
+    struct Sha(Sha256);
+    impl std::hash::Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            sha2::Digest::update(&mut self.0, bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut hasher = Sha(Sha256::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hex::encode(&hasher.0.finalize()[..8])
+}
+

@@ -25,7 +25,7 @@ pub mod trace;
 pub use agent::{CapabilityRequestInfo, LoadedAgent, ManifestInfo, SkillInfo, validate_agent_name};
 pub use call::{CallContext, CallOutcome, InstanceState, MAX_AGENT_ERROR_BYTES, WasiEnvironment};
 pub use capability::{CallInfo, CapabilityStates, Grant, HostCapability, PrepareError, PreparedCapability, Services, parse_scope};
-pub use compile::{CompileCache, compile, content_hash};
+pub use compile::{CompileCache, compile, content_hash, engine_hash};
 pub use directory::{AgentDirectory, AgentTable};
 pub use errors::{CallError, LoadError};
 pub use runtime::{EPOCH_TICK, EngineError, KEEP_RESIDENT_BYTES, Runtime, RuntimeOptions};

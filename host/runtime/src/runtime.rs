@@ -194,6 +194,12 @@ impl Runtime {
         if metered { &self.metered.engine } else { &self.unmetered.engine }
     }
 
+    /// The metered engine's [`crate::compile::engine_hash`]: equal on two
+    /// hosts, fuel measured on one is fuel measured on the other.
+    pub fn engine_hash(&self) -> String {
+        crate::compile::engine_hash(&self.metered.engine)
+    }
+
     fn engine_set(&self, metered: bool) -> &EngineSet {
         if metered { &self.metered } else { &self.unmetered }
     }

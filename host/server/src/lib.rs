@@ -4,7 +4,7 @@
 //! `chat` scope: `POST /v1/chat` (JSON or server-sent events),
 //! `GET /v1/sessions/{id}`, the OpenAI-compatible `POST /v1/chat/completions`
 //! and `GET /v1/models`, `GET /v1/agents[/{name}]`,
-//! `POST /v1/agents/{name}/call`. `admin` scope: `GET /metrics`, the
+//! `POST /v1/agents/{name}/call`, the MCP server `POST /mcp` (`mcp`). `admin` scope: `GET /metrics`, the
 //! evolution endpoints (`evolution_routes`), the KPIs (`GET /v1/stats`,
 //! `stats_routes`), and the genome and EC2
 //! audit endpoints (`aws_routes`, with the `aws` feature) under `/v1/admin/`.
@@ -14,6 +14,7 @@ mod chat;
 pub mod edge;
 mod io_timeouts;
 pub mod listener;
+mod mcp;
 mod openai;
 #[cfg(feature = "aws")]
 mod aws_routes;
@@ -83,6 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/agents", get(list_agents))
         .route("/v1/agents/{name}", get(get_agent))
         .route("/v1/agents/{name}/call", post(call_agent))
+        .route("/mcp", post(mcp::handle).get(mcp::not_allowed).delete(mcp::not_allowed))
         .merge(research_routes::routes());
     let admin = Router::new()
         .route("/metrics", get(metrics))
@@ -276,6 +278,13 @@ pub async fn serve(
         tracing::info!(host = %name, "following the component store");
         AbortOnDrop(agentkernel_core::follow::spawn(host, name, Default::default()))
     });
+    // `[evolution] take_jobs`: builds and benchmarks candidates of any
+    // host's evolutions from the shared queue, one at a time.
+    let _jobs = host
+        .config
+        .evolution
+        .take_jobs
+        .then(|| AbortOnDrop(agentkernel_evolution::jobs::spawn_worker(host.config.clone(), host.backend.clone())));
     // Agents granted `evolution` reach this process's engine.
     agentkernel_evolution::service::install(host);
     // `[evolution.auto]`: evolutions started from live metrics (off by default).

@@ -106,6 +106,9 @@ pub struct Lease {
     holder: String,
     store: Arc<dyn LeaseStore>,
     renewer: tokio::task::JoinHandle<()>,
+    /// Cleared when the lease is lost: another holder took it, or no
+    /// renewal succeeded for a whole time to live.
+    held: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Lease {
@@ -144,9 +147,11 @@ impl Lease {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_millis(500));
         }
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let renewer = {
-            let (store, name, holder) = (store.clone(), name.to_string(), holder.clone());
+            let (store, name, holder, held) = (store.clone(), name.to_string(), holder.clone(), held.clone());
             tokio::spawn(async move {
+                let mut renewed_at = Instant::now();
                 loop {
                     tokio::time::sleep(Duration::from_secs((ttl_secs as u64 / 3).max(1))).await;
                     let (store, lease, holder) = (store.clone(), name.clone(), holder.clone());
@@ -154,13 +159,32 @@ impl Lease {
                         store.lease_acquire(&lease, &holder, ttl_secs, now())
                     })
                     .await;
-                    if !matches!(renewed, Ok(true)) {
-                        tracing::warn!(lease = %name, ?renewed, "a held lease could not be renewed");
+                    match renewed {
+                        Ok(true) => renewed_at = Instant::now(),
+                        Ok(false) => {
+                            tracing::warn!(lease = %name, "a held lease was taken by another holder: lost");
+                            held.store(false, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
+                        Err(e) if renewed_at.elapsed() >= Duration::from_secs(ttl_secs as u64) => {
+                            // Others may take it now: once lapsed it stays lost.
+                            tracing::warn!(lease = %name, "no renewal of a held lease for its whole time to live ({e}): lost");
+                            held.store(false, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(lease = %name, "a held lease could not be renewed (will retry): {e}"),
                     }
                 }
             })
         };
-        Ok(Lease { name: name.to_string(), holder, store, renewer })
+        Ok(Lease { name: name.to_string(), holder, store, renewer, held })
+    }
+
+    /// Whether the lease is still this holder's. Work that must not happen
+    /// twice (an install) checks it first: a lost lease may be held by
+    /// another process now.
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn name(&self) -> &str {
@@ -182,5 +206,28 @@ impl Drop for Lease {
             Ok(handle) => drop(handle.spawn_blocking(release)),
             Err(_) => release(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_taken_by_another_holder_is_no_longer_held() {
+        let store: Arc<dyn LeaseStore> = Arc::new(SqliteStorage::in_memory().unwrap());
+        let lease = Lease::acquire(store.clone(), "evolution/echo", Duration::from_secs(2), None).await.unwrap();
+        assert!(lease.is_held());
+        // Another host whose clock is past the lease's end takes it.
+        assert!(store.lease_acquire("evolution/echo", "elsewhere", 60, now() + 10).unwrap());
+        // The holder learns it at its next renewal (every second here).
+        let started = Instant::now();
+        while lease.is_held() && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!lease.is_held(), "the holder knows it lost the lease");
+        drop(lease);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.lease_get("evolution/echo").unwrap().unwrap().holder, "elsewhere", "a lost lease's drop releases nothing");
     }
 }

@@ -13,6 +13,7 @@ pub mod components;
 pub mod conformance;
 pub mod evolution;
 pub mod http;
+pub mod jobs;
 pub mod lease;
 pub mod postgres;
 mod quota;
@@ -30,10 +31,10 @@ use serde::{Deserialize, Serialize};
 /// Every kind of data the host keeps, in one backend: what a host is
 /// assembled from (SQLite by default; each trait can be implemented apart).
 pub trait Backend:
-    Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore
+    Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore + jobs::JobQueue
 {
 }
-impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore> Backend
+impl<T: Storage + sessions::SessionStore + aws::AwsStore + evolution::EvolutionStore + http::HttpStore + research::ResearchStore + stats::StatsStore + lease::LeaseStore + components::ComponentStore + jobs::JobQueue> Backend
     for T
 {
 }

@@ -117,3 +117,28 @@ fn evolution_runs_per_day_hold_across_hosts() {
     assert_eq!(reserved.len() as i64, 3 * ROUNDS, "3 rows a day");
     assert!(reserved.iter().all(|r| r.outcome == "pending"));
 }
+
+#[test]
+fn every_evolution_job_is_claimed_by_exactly_one_host() {
+    use agentkernel_storage::jobs::{JobQueue, JobState};
+    let Some(hosts) = two_hosts("every_evolution_job_is_claimed_by_exactly_one_host") else { return };
+    const JOBS: usize = 40;
+    let ids: Vec<i64> = (0..JOBS).map(|n| hosts[n % 2].job_enqueue("run", &format!("{{\"n\":{n}}}"), 1_000).unwrap()).collect();
+    // Every thread claims and finishes jobs until none is left.
+    let done = race(&hosts, move |host, i| {
+        let name = format!("host-{}-{i}", i % 2);
+        let mut finished = 0;
+        while let Some(claim) = host.job_claim(&name, None, 60, 1_000).unwrap() {
+            assert!(host.job_finish(&claim, &name, &claim.payload, None).unwrap(), "a fresh claim holds its job");
+            finished += 1;
+        }
+        finished
+    });
+    assert_eq!(done, JOBS, "each job finished once, none twice");
+    for (n, id) in ids.iter().enumerate() {
+        match hosts[0].job_state(*id).unwrap() {
+            Some(JobState::Done { result, .. }) => assert_eq!(result, format!("{{\"n\":{n}}}")),
+            other => panic!("job {id}: {other:?}"),
+        }
+    }
+}

@@ -79,6 +79,15 @@ pub struct EvolutionConfig {
     /// Evolutions started by the server from live metrics (off by default).
     #[serde(default)]
     pub auto: AutoEvolve,
+    /// Whether a run puts its candidates' builds and benchmarks in the
+    /// shared job queue for any host to take (default: when `[storage]
+    /// url` is set). The owner does what nobody took within a few seconds.
+    #[serde(default)]
+    pub spread: Option<bool>,
+    /// Whether `serve` takes other hosts' candidate jobs (off by default:
+    /// a host opts in to building and benchmarking others' candidates).
+    #[serde(default)]
+    pub take_jobs: bool,
 }
 
 fn default_source_roots() -> Vec<PathBuf> {

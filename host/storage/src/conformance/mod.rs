@@ -8,6 +8,7 @@ mod aws;
 mod components;
 mod evolution;
 mod http;
+mod jobs;
 mod leases;
 mod ledger;
 mod memory;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Test> {
         leases::TESTS,
         ledger::TESTS,
         components::TESTS,
+        jobs::TESTS,
     ]
     .concat()
 }

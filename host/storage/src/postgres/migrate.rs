@@ -20,7 +20,7 @@ fn migrations() -> Vec<(i64, &'static str, String)> {
         super::components::SCHEMA,
     ]
     .join("\n");
-    vec![(1, "initial schema", first)]
+    vec![(1, "initial schema", first), (2, "evolution jobs", super::jobs::SCHEMA.to_string())]
 }
 
 /// The newest schema version this build knows.

@@ -29,6 +29,7 @@ mod aws;
 mod components;
 mod evolution;
 mod http;
+mod jobs;
 mod leases;
 mod ledger;
 mod memory;

@@ -1,0 +1,303 @@
+//! Candidate work spread across hosts (`agentkernel_storage::jobs`): with
+//! a shared backend a run puts each candidate's build and benchmark in the
+//! job queue; any host that opted in (`[evolution] take_jobs`) takes one
+//! at a time, builds it in its own sandbox under the package name the
+//! owner chose (so every host builds the same bytes), benchmarks it with
+//! the run's seed and suite, and writes back the component, its results
+//! and the engine hash its fuel was measured under. The owner takes what
+//! nobody took within [`OWNER_GRACE`], reads results in candidate order,
+//! and judges them itself: selection and repairs stay with the owner, and
+//! a result measured under another engine is measured again here.
+//!
+//! Bounds: one job at a time per host; a job's lease ([`JOB_LEASE_SECS`])
+//! is renewed while it runs and a holder whose renewal fails stops; a
+//! run's owner waits at most a deadline per wave (every attempt's build
+//! timeout and benchmark) and then does the rest itself; the queue's
+//! own bounds (payload, result, open jobs, attempts) are the store's.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::{Bench, Measured};
+use crate::report::BuildReport;
+use crate::sandbox_build::{self, BuildOutcome, BuildSettings};
+use crate::source_check::CandidateSource;
+use crate::suite::Suite;
+use agentkernel_core::config::HostConfig;
+use agentkernel_storage::Backend;
+use agentkernel_storage::jobs::{JobClaim, JobState};
+
+/// A claim's lease; renewed every third of it while the work runs.
+pub const JOB_LEASE_SECS: i64 = 60;
+/// How long an idle host waits before it looks for a job again.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a run's jobs are left to other hosts before the owner takes them.
+pub const OWNER_GRACE: Duration = Duration::from_secs(2);
+const OWNER_POLL: Duration = Duration::from_millis(200);
+
+/// One candidate's build and benchmark, as the queue carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateJob {
+    pub agent: String,
+    /// The crate name the owner chose (`c-` and 20 hex digits): every host
+    /// builds the same source under the same name.
+    pub package: String,
+    pub source: CandidateSource,
+    /// The suite file's text, held-out cases included (hosts sharing a
+    /// backend trust each other; candidates never see a job).
+    pub suite: String,
+    pub run_seed: u64,
+    pub repeats: u32,
+}
+
+/// What a host did with a job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CandidateWork {
+    pub host: String,
+    pub build: BuildReport,
+    /// The benchmark of the built component (none when it did not build).
+    pub measured: Option<Measured>,
+    /// Why the host could not do the job at all (its sandbox, its disk):
+    /// the owner does it itself.
+    pub unavailable: Option<String>,
+}
+
+/// This process's name in the queue: the machine and the process.
+pub fn worker_name() -> String {
+    format!("{}/{}", agentkernel_core::follow::machine_name(), std::process::id())
+}
+
+/// Whether a run of this host spreads its candidates through the queue.
+pub fn spreads(config: &HostConfig) -> bool {
+    config.evolution.spread.unwrap_or(config.storage.url.is_some())
+}
+
+/// A package name a job may carry (it names a directory here).
+fn valid_package(package: &str) -> bool {
+    package.len() == 22 && package.starts_with("c-") && package[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Builds and benchmarks `job` on this host.
+pub async fn perform(config: &HostConfig, job: &CandidateJob, host: &str) -> (CandidateWork, Option<Vec<u8>>) {
+    let mut work = CandidateWork { host: host.to_string(), ..Default::default() };
+    let suite = match Suite::parse(&job.suite) {
+        Ok(s) => s,
+        Err(e) => {
+            work.unavailable = Some(format!("the job's suite: {e}"));
+            return (work, None);
+        }
+    };
+    if !valid_package(&job.package) {
+        work.unavailable = Some(format!("`{}` is not a candidate package name", job.package));
+        return (work, None);
+    }
+    let data_dir = &config.host.data_dir;
+    let settings = match BuildSettings::resolve(&config.evolution, data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            work.unavailable = Some(e.to_string());
+            return (work, None);
+        }
+    };
+    let work_dir: PathBuf = data_dir.join("evolve").join("builds").join(&job.package[2..]);
+    let started = Instant::now();
+    let result = sandbox_build::build(&settings, &job.source, &work_dir, &job.package).await;
+    work.build.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let built = match BuildOutcome::from(result) {
+        BuildOutcome::Built(built) => built,
+        BuildOutcome::Failed { kind, errors, violations } => {
+            work.build.kind = Some(kind.into());
+            work.build.errors = errors;
+            work.build.violations = violations;
+            return (work, None);
+        }
+        BuildOutcome::Unavailable(e) => {
+            work.unavailable = Some(e.to_string());
+            return (work, None);
+        }
+    };
+    work.build.ok = true;
+    match Bench::new(config, &job.agent, &suite.limits, job.run_seed).await {
+        Ok(bench) => {
+            let mut measured = bench.measure(&built.component, &suite.cases, job.repeats).await;
+            measured.host = Some(host.to_string());
+            work.measured = Some(measured);
+        }
+        Err(e) => work.unavailable = Some(e.to_string()),
+    }
+    (work, Some(built.component))
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A store call off the async threads (a PostgreSQL round trip blocks).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Backend>,
+    call: impl FnOnce(&dyn Backend) -> Result<T, agentkernel_storage::StorageError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| format!("a store call panicked: {e}"))?
+}
+
+/// Does the job `claim` holds and writes its result back, renewing the
+/// lease meanwhile; stops (writing nothing) when the lease is lost.
+pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: &str, claim: JobClaim) {
+    let job: Result<CandidateJob, _> = serde_json::from_str(&claim.payload);
+    let renewing = {
+        let (store, claim, host) = (store.clone(), claim.clone(), host.to_string());
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(JOB_LEASE_SECS as u64 / 3)).await;
+                let (claim, host) = (claim.clone(), host.clone());
+                match blocking(&store, move |s| s.job_renew(&claim, &host, JOB_LEASE_SECS, now_unix())).await {
+                    Ok(true) => {}
+                    Ok(false) => return "the job was taken back (its lease ran out, or its run ended)".to_string(),
+                    Err(e) => return format!("renewing the job's lease: {e}"),
+                }
+            }
+        }
+    };
+    let doing = async {
+        match &job {
+            Ok(job) => perform(config, job, host).await,
+            Err(e) => (CandidateWork { host: host.into(), unavailable: Some(format!("unreadable job: {e}")), ..Default::default() }, None),
+        }
+    };
+    let (work, component) = tokio::select! {
+        done = doing => done,
+        why = renewing => {
+            tracing::warn!(job = claim.id, run = %claim.run, "stopped a candidate job: {why}");
+            return;
+        }
+    };
+    let result = serde_json::to_string(&work).unwrap_or_default();
+    let (id, run, host) = (claim.id, claim.run.clone(), host.to_string());
+    match blocking(store, move |s| s.job_finish(&claim, &host, &result, component.as_deref())).await {
+        Ok(true) => tracing::info!(job = id, %run, "finished a candidate job"),
+        Ok(false) => tracing::warn!(job = id, %run, "a candidate job was taken back before it finished: its result is dropped"),
+        Err(e) => tracing::warn!(job = id, %run, "writing a candidate job's result: {e}"),
+    }
+}
+
+/// `serve` with `[evolution] take_jobs`: takes other hosts' candidate
+/// jobs, one at a time, until dropped (abort the task).
+pub fn spawn_worker(config: Arc<HostConfig>, store: Arc<dyn Backend>) -> tokio::task::JoinHandle<()> {
+    let host = worker_name();
+    tracing::info!(%host, "taking candidate jobs from the shared queue");
+    tokio::spawn(async move {
+        loop {
+            let name = host.clone();
+            match blocking(&store, move |s| s.job_claim(&name, None, JOB_LEASE_SECS, now_unix())).await {
+                Ok(Some(claim)) => perform_claim(&config, &store, &host, claim).await,
+                Ok(None) => tokio::time::sleep(IDLE_POLL).await,
+                Err(e) => {
+                    tracing::warn!("claiming a candidate job: {e}");
+                    tokio::time::sleep(IDLE_POLL * 5).await;
+                }
+            }
+        }
+    })
+}
+
+/// A run's side of the queue: enqueues its jobs, waits for them (doing
+/// what nobody took), and deletes them when dropped.
+pub struct RunJobs {
+    store: Arc<dyn Backend>,
+    config: Arc<HostConfig>,
+    run: String,
+    owner: String,
+    closed: bool,
+}
+
+impl RunJobs {
+    pub fn new(store: Arc<dyn Backend>, config: Arc<HostConfig>, run: &str) -> RunJobs {
+        RunJobs { store, config, run: run.to_string(), owner: worker_name(), closed: false }
+    }
+
+    pub async fn enqueue(&self, job: &CandidateJob) -> Result<i64, String> {
+        let payload = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        let run = self.run.clone();
+        blocking(&self.store, move |s| s.job_enqueue(&run, &payload, now_unix())).await
+    }
+
+    /// Waits for every job of `ids`; each one's work and component, or why
+    /// none came (the owner then does it itself). Jobs nobody took within
+    /// [`OWNER_GRACE`] the owner does here meanwhile.
+    pub async fn wait(&self, ids: &[i64], deadline: Duration) -> Vec<Result<(CandidateWork, Option<Vec<u8>>), String>> {
+        let started = Instant::now();
+        let mut results: Vec<Option<Result<(CandidateWork, Option<Vec<u8>>), String>>> = vec![None; ids.len()];
+        loop {
+            for (slot, id) in results.iter_mut().zip(ids) {
+                if slot.is_some() {
+                    continue;
+                }
+                let id = *id;
+                *slot = match blocking(&self.store, move |s| s.job_state(id)).await {
+                    Ok(Some(JobState::Done { result, component, .. })) => Some(
+                        serde_json::from_str::<CandidateWork>(&result)
+                            .map(|w| (w, component))
+                            .map_err(|e| format!("job {id}'s result is unreadable: {e}")),
+                    ),
+                    Ok(Some(JobState::Failed { error })) => Some(Err(format!("job {id}: {error}"))),
+                    Ok(None) => Some(Err(format!("job {id} was deleted"))),
+                    Ok(Some(JobState::Queued | JobState::Running { .. })) => None,
+                    Err(e) => Some(Err(format!("job {id}: {e}"))),
+                };
+            }
+            if results.iter().all(Option::is_some) {
+                break;
+            }
+            if started.elapsed() > deadline {
+                break;
+            }
+            if started.elapsed() >= OWNER_GRACE {
+                let (owner, run) = (self.owner.clone(), self.run.clone());
+                match blocking(&self.store, move |s| s.job_claim(&owner, Some(&run), JOB_LEASE_SECS, now_unix())).await {
+                    Ok(Some(claim)) => {
+                        perform_claim(&self.config, &self.store, &self.owner, claim).await;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(run = %self.run, "claiming the run's own job: {e}"),
+                }
+            }
+            tokio::time::sleep(OWNER_POLL).await;
+        }
+        let waited = started.elapsed().as_secs();
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(format!("no host finished it within {waited} s")))).collect()
+    }
+}
+
+impl RunJobs {
+    /// Deletes the run's jobs (a worker still on one finds it gone at its
+    /// next renewal and stops).
+    pub async fn close(mut self) {
+        self.closed = true;
+        let run = self.run.clone();
+        if let Err(e) = blocking(&self.store, move |s| s.job_delete_run(&run)).await {
+            tracing::warn!(run = %self.run, "deleting the run's candidate jobs: {e}");
+        }
+    }
+}
+
+impl Drop for RunJobs {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // A run that ended early (an error, a cancelled future).
+        // Off the async threads: a PostgreSQL round trip blocks.
+        let (store, run) = (self.store.clone(), self.run.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = store.job_delete_run(&run) {
+                tracing::warn!(%run, "deleting the run's candidate jobs: {e}");
+            }
+        });
+    }
+}
