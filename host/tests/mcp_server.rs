@@ -132,8 +132,19 @@ async fn foreign_origins_bad_messages_and_unknown_names_are_refused() {
     assert_eq!((&unknown["id"], &unknown["error"]["code"]), (&json!("a"), &json!(-32601)), "{unknown}");
     let no_tool = rpc(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "router", "arguments": {"text": "x"}}})).await;
     assert_eq!(no_tool["error"]["code"], -32602, "the router is not a tool: {no_tool}");
+    // Arguments that do not fit the schema: a tool error the model can
+    // read, its structured content still the output schema's shape.
     let bad_args = rpc(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": 5}}})).await;
-    assert_eq!(bad_args["error"]["code"], -32602, "{bad_args}");
+    assert_eq!(bad_args["result"]["isError"], true, "{bad_args}");
+    assert_eq!(bad_args["result"]["structuredContent"]["error"]["code"], "invalid-arguments", "{bad_args}");
+    assert_eq!(bad_args["result"]["structuredContent"]["status"], "refused", "{bad_args}");
+
+    // One message per request, and a request has an id.
+    let r = post(json!([{"jsonrpc": "2.0", "id": 5, "method": "ping"}]).to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32600, "a batch");
+    let r = post(json!({"jsonrpc": "2.0", "id": null, "method": "ping"}).to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "a null id is not a notification");
 
     // Notifications are accepted with no body; there is no stream to open.
     let r = post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()).send().await.unwrap();

@@ -49,7 +49,27 @@ pub struct CandidateJob {
     /// backend trust each other; candidates never see a job).
     pub suite: String,
     pub run_seed: u64,
+    /// Runs per case the owner asked for; a host takes at most
+    /// [`MAX_JOB_REPEATS`] (fuel needs one run: spread suites are fuel suites).
     pub repeats: u32,
+    /// What the benchmark's outcome depends on besides the engine: the
+    /// owner's `[limits]` and the agent's policy section, hashed
+    /// ([`policy_hash`]). A host whose own differs does not measure.
+    pub policy: String,
+}
+
+/// The most runs per case a job may ask of a host.
+pub const MAX_JOB_REPEATS: u32 = 10;
+/// How long a host that could not do a job (its sandbox, its SDK, its
+/// policy) waits before it claims another, so that it does not claim and
+/// hand back every job in the queue.
+pub const UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The hash of what, besides the engine, decides how a candidate of
+/// `agent` fares in a benchmark on this host: its grants and limits.
+pub fn policy_hash(config: &HostConfig, agent: &str) -> String {
+    let policy = serde_json::json!({"limits": config.limits, "agent": config.agents.get(agent)});
+    agentkernel_runtime::content_hash(policy.to_string().as_bytes())
 }
 
 /// What a host did with a job.
@@ -89,6 +109,10 @@ pub async fn perform(config: &HostConfig, job: &CandidateJob, host: &str) -> (Ca
             return (work, None);
         }
     };
+    if job.policy != policy_hash(config, &job.agent) {
+        work.unavailable = Some(format!("`{}`'s grants or limits differ on this host", job.agent));
+        return (work, None);
+    }
     if !valid_package(&job.package) {
         work.unavailable = Some(format!("`{}` is not a candidate package name", job.package));
         return (work, None);
@@ -121,7 +145,8 @@ pub async fn perform(config: &HostConfig, job: &CandidateJob, host: &str) -> (Ca
     work.build.ok = true;
     match Bench::new(config, &job.agent, &suite.limits, job.run_seed).await {
         Ok(bench) => {
-            let mut measured = bench.measure(&built.component, &suite.cases, job.repeats).await;
+            let repeats = job.repeats.clamp(1, MAX_JOB_REPEATS);
+            let mut measured = bench.measure(&built.component, &suite.cases, repeats).await;
             measured.host = Some(host.to_string());
             work.measured = Some(measured);
         }
@@ -146,19 +171,27 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Does the job `claim` holds and writes its result back, renewing the
-/// lease meanwhile; stops (writing nothing) when the lease is lost.
-pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: &str, claim: JobClaim) {
+/// lease meanwhile; stops (writing nothing) when the lease is lost. Says
+/// why when this host could not do the job at all.
+pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: &str, claim: JobClaim) -> Option<String> {
     let job: Result<CandidateJob, _> = serde_json::from_str(&claim.payload);
     let renewing = {
         let (store, claim, host) = (store.clone(), claim.clone(), host.to_string());
         async move {
+            // A renewal that fails is tried again while the lease lasts:
+            // one blip of the store does not throw the work away.
+            let job_id = claim.id;
+            let mut renewed = Instant::now();
+            let lease = Duration::from_secs(JOB_LEASE_SECS as u64);
             loop {
-                tokio::time::sleep(Duration::from_secs(JOB_LEASE_SECS as u64 / 3)).await;
+                tokio::time::sleep(lease / 3).await;
                 let (claim, host) = (claim.clone(), host.clone());
+                let attempt = Instant::now();
                 match blocking(&store, move |s| s.job_renew(&claim, &host, JOB_LEASE_SECS, now_unix())).await {
-                    Ok(true) => {}
+                    Ok(true) => renewed = attempt,
                     Ok(false) => return "the job was taken back (its lease ran out, or its run ended)".to_string(),
-                    Err(e) => return format!("renewing the job's lease: {e}"),
+                    Err(e) if renewed.elapsed() + lease / 3 >= lease => return format!("renewing the job's lease: {e}"),
+                    Err(e) => tracing::warn!(job = job_id, "renewing a candidate job's lease (trying again): {e}"),
                 }
             }
         }
@@ -173,9 +206,10 @@ pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: 
         done = doing => done,
         why = renewing => {
             tracing::warn!(job = claim.id, run = %claim.run, "stopped a candidate job: {why}");
-            return;
+            return None;
         }
     };
+    let unavailable = work.unavailable.clone();
     let result = serde_json::to_string(&work).unwrap_or_default();
     let (id, run, host) = (claim.id, claim.run.clone(), host.to_string());
     match blocking(store, move |s| s.job_finish(&claim, &host, &result, component.as_deref())).await {
@@ -183,18 +217,44 @@ pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: 
         Ok(false) => tracing::warn!(job = id, %run, "a candidate job was taken back before it finished: its result is dropped"),
         Err(e) => tracing::warn!(job = id, %run, "writing a candidate job's result: {e}"),
     }
+    unavailable
 }
 
 /// `serve` with `[evolution] take_jobs`: takes other hosts' candidate
 /// jobs, one at a time, until dropped (abort the task).
+/// A host that cannot build candidates (no SDK, no toolchain) or would
+/// build them unsandboxed takes no jobs at all, and says so.
 pub fn spawn_worker(config: Arc<HostConfig>, store: Arc<dyn Backend>) -> tokio::task::JoinHandle<()> {
     let host = worker_name();
-    tracing::info!(%host, "taking candidate jobs from the shared queue");
     tokio::spawn(async move {
+        match BuildSettings::resolve(&config.evolution, &config.host.data_dir) {
+            Ok(settings) if settings.sandbox == crate::SandboxMode::None => {
+                tracing::error!("`take_jobs` is on but `[evolution] sandbox = \"none\"`: other hosts' candidates are built only in the bwrap sandbox; taking no jobs");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("`take_jobs` is on but this host cannot build candidates ({e}); taking no jobs");
+                return;
+            }
+        }
+        tracing::info!(%host, "taking candidate jobs from the shared queue");
         loop {
             let name = host.clone();
             match blocking(&store, move |s| s.job_claim(&name, None, JOB_LEASE_SECS, now_unix())).await {
-                Ok(Some(claim)) => perform_claim(&config, &store, &host, claim).await,
+                Ok(Some(claim)) => {
+                    // Its own task: a panic in one job does not end the worker.
+                    let (config, store, host) = (config.clone(), store.clone(), host.clone());
+                    let job = tokio::spawn(async move { perform_claim(&config, &store, &host, claim).await });
+                    match job.await {
+                        Ok(None) => {}
+                        Ok(Some(why)) => {
+                            tracing::warn!("could not do a candidate job ({why}); claiming again in {} s", UNAVAILABLE_BACKOFF.as_secs());
+                            tokio::time::sleep(UNAVAILABLE_BACKOFF).await;
+                        }
+                        Err(e) => tracing::error!("a candidate job failed: {e}"),
+                    }
+                }
                 Ok(None) => tokio::time::sleep(IDLE_POLL).await,
                 Err(e) => {
                     tracing::warn!("claiming a candidate job: {e}");
@@ -247,7 +307,11 @@ impl RunJobs {
                     Ok(Some(JobState::Failed { error })) => Some(Err(format!("job {id}: {error}"))),
                     Ok(None) => Some(Err(format!("job {id} was deleted"))),
                     Ok(Some(JobState::Queued | JobState::Running { .. })) => None,
-                    Err(e) => Some(Err(format!("job {id}: {e}"))),
+                    Err(e) => {
+                        // Asked again until the deadline.
+                        tracing::warn!(job = id, "reading a candidate job: {e}");
+                        None
+                    }
                 };
             }
             if results.iter().all(Option::is_some) {
@@ -260,7 +324,7 @@ impl RunJobs {
                 let (owner, run) = (self.owner.clone(), self.run.clone());
                 match blocking(&self.store, move |s| s.job_claim(&owner, Some(&run), JOB_LEASE_SECS, now_unix())).await {
                     Ok(Some(claim)) => {
-                        perform_claim(&self.config, &self.store, &self.owner, claim).await;
+                        let _ = perform_claim(&self.config, &self.store, &self.owner, claim).await;
                         continue;
                     }
                     Ok(None) => {}
@@ -270,19 +334,28 @@ impl RunJobs {
             tokio::time::sleep(OWNER_POLL).await;
         }
         let waited = started.elapsed().as_secs();
+        // What was read is here; what was not is done by the owner now.
+        // Either way the wave's jobs are over: deleting them keeps a late
+        // one from being claimed (by the owner, ahead of the next wave's)
+        // and a done one's component from staying in the store.
+        self.clear().await;
         results.into_iter().map(|r| r.unwrap_or_else(|| Err(format!("no host finished it within {waited} s")))).collect()
     }
 }
 
 impl RunJobs {
     /// Deletes the run's jobs (a worker still on one finds it gone at its
-    /// next renewal and stops).
-    pub async fn close(mut self) {
-        self.closed = true;
+    /// next renewal and stops); also what a resumed run's earlier process left.
+    pub async fn clear(&self) {
         let run = self.run.clone();
         if let Err(e) = blocking(&self.store, move |s| s.job_delete_run(&run)).await {
             tracing::warn!(run = %self.run, "deleting the run's candidate jobs: {e}");
         }
+    }
+
+    pub async fn close(mut self) {
+        self.closed = true;
+        self.clear().await;
     }
 }
 

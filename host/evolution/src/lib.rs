@@ -573,8 +573,14 @@ impl Engine {
                 repeats,
                 engine: bench.engine_hash(),
                 per_job,
+                policy: jobs::policy_hash(&self.config, agent),
+                cases: suite.cases.iter().map(|c| (c.name.clone(), c.held_out)).collect(),
             }
         });
+        if let Some(spread) = &spread {
+            // A resumed run: what its earlier process left is not this one's.
+            spread.jobs.clear().await;
+        }
 
         for g in (state.generations.len() as u32 + 1)..=opts.generations.max(1) {
             if generator.exhausted() {

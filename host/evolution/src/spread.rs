@@ -4,6 +4,7 @@ use crate::generate::{Candidate, Context, Generator};
 use crate::jobs::{CandidateJob, RunJobs};
 use crate::report::{BuildReport, Timings};
 use crate::sandbox_build::BuildSettings;
+use crate::bench::Measured;
 use crate::{Engine, EvolveError, Evaluated, build_place, new_report, record_build_time};
 
 
@@ -19,6 +20,29 @@ pub(crate) struct Spread {
     /// The longest one job may take on a host: its build timeout and
     /// every case's deadline under every variant.
     pub(crate) per_job: std::time::Duration,
+    /// [`crate::jobs::policy_hash`] of this host for the agent.
+    pub(crate) policy: String,
+    /// The suite's cases as this host reads them: (name, held out).
+    pub(crate) cases: Vec<(String, bool)>,
+}
+
+impl Spread {
+    /// Another host's measurement, checked against this host's suite: the
+    /// same cases in the same order, and which are held out is this host's
+    /// word (it decides what the next generation's prompt may quote).
+    fn checked(&self, mut m: Measured) -> Result<Measured, String> {
+        if let Ok((_, bench)) = &mut m.outcome {
+            let names: Vec<&str> = bench.cases.iter().map(|c| c.name.as_str()).collect();
+            let ours: Vec<&str> = self.cases.iter().map(|(n, _)| n.as_str()).collect();
+            if names != ours {
+                return Err(format!("its results name other cases than this host's suite ({} vs {})", names.len(), ours.len()));
+            }
+            for (case, (_, held_out)) in bench.cases.iter_mut().zip(&self.cases) {
+                case.held_out = *held_out;
+            }
+        }
+        Ok(m)
+    }
 }
 
 impl Engine {
@@ -60,6 +84,7 @@ impl Engine {
                     suite: spread.suite_text.clone(),
                     run_seed: spread.run_seed,
                     repeats: spread.repeats,
+                    policy: spread.policy.clone(),
                 };
                 match spread.jobs.enqueue(&job).await {
                     Ok(id) => wave.push((i, id)),
@@ -126,6 +151,13 @@ impl Engine {
                         progress(&format!("  measured under engine {} on {}, not this host's {}: measured here again", m.engine, work.host, spread.engine));
                     }
                     same
+                });
+                let measured = measured.and_then(|m| match spread.checked(m) {
+                    Ok(m) => Some(m),
+                    Err(why) => {
+                        progress(&format!("  the measurement from {}: {why}: measured here again", work.host));
+                        None
+                    }
                 });
                 *done = Some((report, Some((component, source)), measured));
             }

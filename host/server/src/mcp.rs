@@ -128,10 +128,28 @@ pub(super) async fn handle(
             return (StatusCode::BAD_REQUEST, Json(rpc_error(&Value::Null, INVALID_REQUEST, msg))).into_response();
         }
     }
-    let msg: Message = match serde_json::from_slice(&body) {
-        Ok(m) => m,
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
         Err(e) => {
-            let resp = rpc_error(&Value::Null, PARSE_ERROR, format!("not one JSON-RPC message: {e}"));
+            let resp = rpc_error(&Value::Null, PARSE_ERROR, format!("not JSON: {e}"));
+            return (StatusCode::BAD_REQUEST, Json(resp)).into_response();
+        }
+    };
+    // Batches left the protocol in 2025-06-18; one message per request.
+    let msg: Message = match &value {
+        Value::Object(o) if o.get("id").is_some_and(Value::is_null) => {
+            return (StatusCode::BAD_REQUEST, Json(rpc_error(&Value::Null, INVALID_REQUEST, "a request's `id` must not be null")))
+                .into_response();
+        }
+        Value::Object(_) => match serde_json::from_value(value) {
+            Ok(m) => m,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, Json(rpc_error(&Value::Null, INVALID_REQUEST, format!("not a JSON-RPC message: {e}"))))
+                    .into_response();
+            }
+        },
+        _ => {
+            let resp = rpc_error(&Value::Null, INVALID_REQUEST, "one JSON-RPC message per request (no batches)");
             return (StatusCode::BAD_REQUEST, Json(resp)).into_response();
         }
     };
@@ -185,6 +203,7 @@ fn output_schema() -> Value {
             "agents": {"type": "array", "items": {"type": "string"}},
             "session": {"type": "string"},
             "results": {"type": "array", "description": "Each agent's own answer: text, data, or error {code, message}"},
+            "error": {"type": "object", "description": "Why the request was refused before any agent ran: {code, message}"},
         },
         "required": ["answer", "status", "agents"],
     })
@@ -222,9 +241,13 @@ fn tools(app: &super::App) -> Vec<Value> {
 }
 
 async fn call(app: Arc<super::App>, caller: Caller, id: Value, params: Value) -> Response {
-    let params: CallParams = match serde_json::from_value(params) {
-        Ok(p) => p,
-        Err(e) => return Json(rpc_error(&id, INVALID_PARAMS, format!("tools/call: {e}"))).into_response(),
+    let name = params["name"].as_str().map(str::to_string);
+    let params: CallParams = match (serde_json::from_value(params), name) {
+        (Ok(p), _) => p,
+        (Err(e), None) => return Json(rpc_error(&id, INVALID_PARAMS, format!("tools/call: {e}"))).into_response(),
+        // Arguments that do not fit the input schema: a tool error the
+        // model can read and correct, as the protocol asks.
+        (Err(e), Some(_)) => return Json(rpc_result(&id, refused("invalid-arguments", &e.to_string()))).into_response(),
     };
     let agents = (params.name != AUTO_MODEL).then(|| vec![params.name.clone()]);
     if let Some([name]) = agents.as_deref() {
@@ -273,10 +296,20 @@ fn tool_result(resp: &ChatResponse) -> Value {
 /// A request the chat service refused, as a tool error with its code (so a
 /// client can tell a budget from a bad request).
 fn chat_error_result(e: &ChatError) -> Value {
-    let text = format!("{}: {e}", e.code());
+    refused(e.code(), &e.to_string())
+}
+
+/// A tool error before any agent ran; its structured content still fits
+/// the output schema (some clients check it on errors too).
+fn refused(code: &str, message: &str) -> Value {
     json!({
-        "content": [{"type": "text", "text": text}],
-        "structuredContent": {"error": {"code": e.code(), "message": e.to_string()}},
+        "content": [{"type": "text", "text": format!("{code}: {message}")}],
+        "structuredContent": {
+            "answer": "",
+            "status": "refused",
+            "agents": [],
+            "error": {"code": code, "message": message},
+        },
         "isError": true,
     })
 }

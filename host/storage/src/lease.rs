@@ -109,6 +109,11 @@ pub struct Lease {
     /// Cleared when the lease is lost: another holder took it, or no
     /// renewal succeeded for a whole time to live.
     held: Arc<std::sync::atomic::AtomicBool>,
+    /// When the last acquisition or renewal that succeeded was sent: the
+    /// row's expiry is at most a time to live after it, whatever the
+    /// renewer has noticed since.
+    renewed: Arc<std::sync::Mutex<Instant>>,
+    ttl: Duration,
 }
 
 impl Lease {
@@ -125,7 +130,9 @@ impl Lease {
         let holder = format!("{}#{}", process_holder(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let ttl_secs = ttl.as_secs().max(2) as i64;
         let mut wait = Duration::from_millis(20);
+        let mut sent;
         loop {
+            sent = Instant::now();
             let taken = {
                 let (store, name, holder) = (store.clone(), name.to_string(), holder.clone());
                 crate::blocking::call(crate::blocking::DEFAULT_TIMEOUT, move || {
@@ -148,19 +155,24 @@ impl Lease {
             wait = (wait * 2).min(Duration::from_millis(500));
         }
         let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let renewed = Arc::new(std::sync::Mutex::new(sent));
         let renewer = {
-            let (store, name, holder, held) = (store.clone(), name.to_string(), holder.clone(), held.clone());
+            let (store, name, holder, held, renewed) = (store.clone(), name.to_string(), holder.clone(), held.clone(), renewed.clone());
             tokio::spawn(async move {
-                let mut renewed_at = Instant::now();
+                let mut renewed_at = sent;
                 loop {
                     tokio::time::sleep(Duration::from_secs((ttl_secs as u64 / 3).max(1))).await;
                     let (store, lease, holder) = (store.clone(), name.clone(), holder.clone());
-                    let renewed = crate::blocking::call(crate::blocking::DEFAULT_TIMEOUT, move || {
+                    let attempt = Instant::now();
+                    let result = crate::blocking::call(crate::blocking::DEFAULT_TIMEOUT, move || {
                         store.lease_acquire(&lease, &holder, ttl_secs, now())
                     })
                     .await;
-                    match renewed {
-                        Ok(true) => renewed_at = Instant::now(),
+                    match result {
+                        Ok(true) => {
+                            renewed_at = attempt;
+                            *renewed.lock().unwrap_or_else(|p| p.into_inner()) = attempt;
+                        }
                         Ok(false) => {
                             tracing::warn!(lease = %name, "a held lease was taken by another holder: lost");
                             held.store(false, std::sync::atomic::Ordering::Release);
@@ -177,14 +189,18 @@ impl Lease {
                 }
             })
         };
-        Ok(Lease { name: name.to_string(), holder, store, renewer, held })
+        Ok(Lease { name: name.to_string(), holder, store, renewer, held, renewed, ttl: Duration::from_secs(ttl_secs as u64) })
     }
 
     /// Whether the lease is still this holder's. Work that must not happen
     /// twice (an install) checks it first: a lost lease may be held by
     /// another process now.
     pub fn is_held(&self) -> bool {
-        self.held.load(std::sync::atomic::Ordering::Acquire)
+        // Not only what the renewer noticed: while a renewal hangs on an
+        // unreachable store the lease may already have run out for others.
+        // A margin of a sixth of it covers the time to act on the answer.
+        let renewed = *self.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        self.held.load(std::sync::atomic::Ordering::Acquire) && renewed.elapsed() < self.ttl - self.ttl / 6
     }
 
     pub fn name(&self) -> &str {
@@ -229,5 +245,35 @@ mod tests {
         drop(lease);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(store.lease_get("evolution/echo").unwrap().unwrap().holder, "elsewhere", "a lost lease's drop releases nothing");
+    }
+
+    /// A store that grants the first acquisition and then hangs.
+    struct Unreachable(std::sync::atomic::AtomicBool);
+
+    impl LeaseStore for Unreachable {
+        fn lease_acquire(&self, _: &str, _: &str, _: i64, _: i64) -> Result<bool, StorageError> {
+            if self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            Ok(true)
+        }
+        fn lease_release(&self, _: &str, _: &str) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn lease_get(&self, _: &str) -> Result<Option<LeaseInfo>, StorageError> {
+            Ok(None)
+        }
+    }
+
+    /// While a renewal hangs the lease runs out for everyone else: the
+    /// holder must not go on believing it holds it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_whose_renewal_hangs_is_not_held_past_its_time() {
+        let store: Arc<dyn LeaseStore> = Arc::new(Unreachable(Default::default()));
+        let lease = Lease::acquire(store, "evolution/echo", Duration::from_secs(2), None).await.unwrap();
+        assert!(lease.is_held());
+        // Renewals are sent every second; the first one hangs.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert!(!lease.is_held(), "two seconds without a renewal: the lease may be another's");
     }
 }
