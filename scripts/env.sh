@@ -27,3 +27,19 @@ build_wasm() {
     # shellcheck disable=SC2046
     cargo build --release --target wasm32-wasip2 $(wasm_packages)
 }
+
+# Makes the venv `$1` afresh and pip-installs the rest of the arguments into
+# it: the test-only Python tools (scripts/deps/*.sh), each in a venv of its
+# own under the cache. Debian ships venv support separately (python3-venv).
+make_python_venv() {
+    local dir=$1
+    shift
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null && command -v apt-get >/dev/null; then
+        echo "    installing python3-venv (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+    fi
+    echo "    installing $* into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+}

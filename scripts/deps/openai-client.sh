@@ -2,8 +2,6 @@
 # (host/tests/openai_client.rs). Installed once into a venv outside the checkout.
 OPENAI_VENV="${AGENTKERNEL_CACHE:-$HOME/.cache/agentkernel}/venv-openai"
 if ! "$OPENAI_VENV/bin/python" -c 'import openai' 2>/dev/null; then
-    echo "    installing the openai client into $OPENAI_VENV"
-    python3 -m venv "$OPENAI_VENV"
-    "$OPENAI_VENV/bin/pip" install --quiet 'openai>=1.40,<3'
+    make_python_venv "$OPENAI_VENV" 'openai>=1.40,<3'
 fi
 export AGENTKERNEL_OPENAI_PYTHON="$OPENAI_VENV/bin/python"
