@@ -14,7 +14,6 @@
 //! run's owner waits at most a deadline per wave (every attempt's build
 //! timeout and benchmark) and then does the rest itself; the queue's
 //! own bounds (payload, result, open jobs, attempts) are the store's.
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,7 @@ use crate::sandbox_build::{self, BuildOutcome, BuildSettings};
 use crate::source_check::CandidateSource;
 use crate::suite::Suite;
 use agentkernel_core::config::HostConfig;
+use agentkernel_llm::now_unix;
 use agentkernel_storage::Backend;
 use agentkernel_storage::jobs::{JobClaim, JobState};
 
@@ -36,6 +36,10 @@ pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a run's jobs are left to other hosts before the owner takes them.
 pub const OWNER_GRACE: Duration = Duration::from_secs(2);
 const OWNER_POLL: Duration = Duration::from_millis(200);
+/// A store call's bound; one that carries a component (up to 64 MiB) gets
+/// the component store's, as publishes and fetches do.
+const STORE_CALL: Duration = agentkernel_storage::blocking::DEFAULT_TIMEOUT;
+const TRANSFER: Duration = Duration::from_secs(agentkernel_storage::components::TRANSFER_TIMEOUT.as_secs() + 2);
 
 /// One candidate's build and benchmark, as the queue carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,7 +129,7 @@ pub async fn perform(config: &HostConfig, job: &CandidateJob, host: &str) -> (Ca
             return (work, None);
         }
     };
-    let work_dir: PathBuf = data_dir.join("evolve").join("builds").join(&job.package[2..]);
+    let work_dir = crate::build_dir(data_dir, &job.package[2..]);
     let started = Instant::now();
     let result = sandbox_build::build(&settings, &job.source, &work_dir, &job.package).await;
     work.build.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -155,19 +159,15 @@ pub async fn perform(config: &HostConfig, job: &CandidateJob, host: &str) -> (Ca
     (work, Some(built.component))
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// A store call off the async threads (a PostgreSQL round trip blocks).
+/// A store call off the async threads, under `timeout` (a PostgreSQL
+/// round trip blocks; a store that hangs must not hold a run forever).
 async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Backend>,
+    timeout: Duration,
     call: impl FnOnce(&dyn Backend) -> Result<T, agentkernel_storage::StorageError> + Send + 'static,
 ) -> Result<T, String> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || call(store.as_ref()).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| format!("a store call panicked: {e}"))?
+    agentkernel_storage::blocking::call(timeout, move || call(store.as_ref())).await.map_err(|e| e.to_string())
 }
 
 /// Does the job `claim` holds and writes its result back, renewing the
@@ -187,7 +187,7 @@ pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: 
                 tokio::time::sleep(lease / 3).await;
                 let (claim, host) = (claim.clone(), host.clone());
                 let attempt = Instant::now();
-                match blocking(&store, move |s| s.job_renew(&claim, &host, JOB_LEASE_SECS, now_unix())).await {
+                match blocking(&store, STORE_CALL, move |s| s.job_renew(&claim, &host, JOB_LEASE_SECS, now_unix())).await {
                     Ok(true) => renewed = attempt,
                     Ok(false) => return "the job was taken back (its lease ran out, or its run ended)".to_string(),
                     Err(e) if renewed.elapsed() + lease / 3 >= lease => return format!("renewing the job's lease: {e}"),
@@ -212,7 +212,7 @@ pub async fn perform_claim(config: &HostConfig, store: &Arc<dyn Backend>, host: 
     let unavailable = work.unavailable.clone();
     let result = serde_json::to_string(&work).unwrap_or_default();
     let (id, run, host) = (claim.id, claim.run.clone(), host.to_string());
-    match blocking(store, move |s| s.job_finish(&claim, &host, &result, component.as_deref())).await {
+    match blocking(store, TRANSFER, move |s| s.job_finish(&claim, &host, &result, component.as_deref())).await {
         Ok(true) => tracing::info!(job = id, %run, "finished a candidate job"),
         Ok(false) => tracing::warn!(job = id, %run, "a candidate job was taken back before it finished: its result is dropped"),
         Err(e) => tracing::warn!(job = id, %run, "writing a candidate job's result: {e}"),
@@ -241,7 +241,7 @@ pub fn spawn_worker(config: Arc<HostConfig>, store: Arc<dyn Backend>) -> tokio::
         tracing::info!(%host, "taking candidate jobs from the shared queue");
         loop {
             let name = host.clone();
-            match blocking(&store, move |s| s.job_claim(&name, None, JOB_LEASE_SECS, now_unix())).await {
+            match blocking(&store, STORE_CALL, move |s| s.job_claim(&name, None, JOB_LEASE_SECS, now_unix())).await {
                 Ok(Some(claim)) => {
                     // Its own task: a panic in one job does not end the worker.
                     let (config, store, host) = (config.clone(), store.clone(), host.clone());
@@ -283,7 +283,7 @@ impl RunJobs {
     pub async fn enqueue(&self, job: &CandidateJob) -> Result<i64, String> {
         let payload = serde_json::to_string(job).map_err(|e| e.to_string())?;
         let run = self.run.clone();
-        blocking(&self.store, move |s| s.job_enqueue(&run, &payload, now_unix())).await
+        blocking(&self.store, STORE_CALL, move |s| s.job_enqueue(&run, &payload, now_unix())).await
     }
 
     /// Waits for every job of `ids`; each one's work and component, or why
@@ -298,7 +298,7 @@ impl RunJobs {
                     continue;
                 }
                 let id = *id;
-                *slot = match blocking(&self.store, move |s| s.job_state(id)).await {
+                *slot = match blocking(&self.store, TRANSFER, move |s| s.job_state(id)).await {
                     Ok(Some(JobState::Done { result, component, .. })) => Some(
                         serde_json::from_str::<CandidateWork>(&result)
                             .map(|w| (w, component))
@@ -322,7 +322,7 @@ impl RunJobs {
             }
             if started.elapsed() >= OWNER_GRACE {
                 let (owner, run) = (self.owner.clone(), self.run.clone());
-                match blocking(&self.store, move |s| s.job_claim(&owner, Some(&run), JOB_LEASE_SECS, now_unix())).await {
+                match blocking(&self.store, STORE_CALL, move |s| s.job_claim(&owner, Some(&run), JOB_LEASE_SECS, now_unix())).await {
                     Ok(Some(claim)) => {
                         let _ = perform_claim(&self.config, &self.store, &self.owner, claim).await;
                         continue;
@@ -348,7 +348,7 @@ impl RunJobs {
     /// next renewal and stops); also what a resumed run's earlier process left.
     pub async fn clear(&self) {
         let run = self.run.clone();
-        if let Err(e) = blocking(&self.store, move |s| s.job_delete_run(&run)).await {
+        if let Err(e) = blocking(&self.store, STORE_CALL, move |s| s.job_delete_run(&run)).await {
             tracing::warn!(run = %self.run, "deleting the run's candidate jobs: {e}");
         }
     }

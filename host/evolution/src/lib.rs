@@ -1066,7 +1066,12 @@ fn build_place(data_dir: &Path, source: &CandidateSource) -> (PathBuf, String) {
     let keyed = format!("{}\n{}", data_dir.display(), serde_json::to_string(&source.files).unwrap_or_default());
     let digest = agentkernel_runtime::content_hash(keyed.as_bytes());
     let key = &digest[..20];
-    (data_dir.join("evolve").join("builds").join(key), format!("c-{key}"))
+    (build_dir(data_dir, key), format!("c-{key}"))
+}
+
+/// Where the candidate keyed `key` (its package name without `c-`) builds.
+fn build_dir(data_dir: &Path, key: &str) -> PathBuf {
+    data_dir.join("evolve").join("builds").join(key)
 }
 
 /// The first build of a run is the cold one; a resumed run keeps the cold

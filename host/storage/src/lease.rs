@@ -159,7 +159,7 @@ impl Lease {
         let renewer = {
             let (store, name, holder, held, renewed) = (store.clone(), name.to_string(), holder.clone(), held.clone(), renewed.clone());
             tokio::spawn(async move {
-                let mut renewed_at = sent;
+                let last_renewal = || *renewed.lock().unwrap_or_else(|p| p.into_inner());
                 loop {
                     tokio::time::sleep(Duration::from_secs((ttl_secs as u64 / 3).max(1))).await;
                     let (store, lease, holder) = (store.clone(), name.clone(), holder.clone());
@@ -169,16 +169,13 @@ impl Lease {
                     })
                     .await;
                     match result {
-                        Ok(true) => {
-                            renewed_at = attempt;
-                            *renewed.lock().unwrap_or_else(|p| p.into_inner()) = attempt;
-                        }
+                        Ok(true) => *renewed.lock().unwrap_or_else(|p| p.into_inner()) = attempt,
                         Ok(false) => {
                             tracing::warn!(lease = %name, "a held lease was taken by another holder: lost");
                             held.store(false, std::sync::atomic::Ordering::Release);
                             return;
                         }
-                        Err(e) if renewed_at.elapsed() >= Duration::from_secs(ttl_secs as u64) => {
+                        Err(e) if last_renewal().elapsed() >= Duration::from_secs(ttl_secs as u64) => {
                             // Others may take it now: once lapsed it stays lost.
                             tracing::warn!(lease = %name, "no renewal of a held lease for its whole time to live ({e}): lost");
                             held.store(false, std::sync::atomic::Ordering::Release);
