@@ -100,7 +100,10 @@ async fn single_and_three_agent_routes_answer_correctly_under_load() {
     assert!(single.failures.is_empty(), "{:?}", &single.failures[..single.failures.len().min(3)]);
     assert!(single.bodies.iter().all(|b| b["answer"].as_str().unwrap().starts_with("hello ") && b["usage"]["calls"] == 1));
 
-    let three = load::run(addr, "/v1/chat", 32, Duration::from_secs(2), true, |i| {
+    // 16 clients: each request runs its three agents at once, and 16 × 3
+    // stays under the host's 64 instances (32 × 3 sometimes met that
+    // bound, which answers `capacity` as it should: not what this tests).
+    let three = load::run(addr, "/v1/chat", 16, Duration::from_secs(2), true, |i| {
         json!({"message": format!("remember item {i}"), "agents": ["echo", "notes", "summarizer"]})
     })
     .await;
