@@ -27,6 +27,7 @@ use tokio::sync::mpsc::Sender;
 
 use agentkernel_runtime::bindings::{Request, Role, Turn};
 use crate::registry::Registry;
+use crate::telemetry::{Exporter, RequestSpan, TraceParent};
 use agentkernel_runtime::{CallContext, CallError, LoadedAgent};
 use agentkernel_storage::sessions::{SessionAppend, SessionStore, TranscriptEntry};
 use agentkernel_runtime::trace::{BudgetLimits, BudgetUsage, Event, RequestScope, Span};
@@ -299,6 +300,25 @@ pub struct Accepted {
     limits: Effective,
     /// The agents the client named, looked up; `None` lets the router choose.
     named: Option<Vec<Arc<LoadedAgent>>>,
+    /// Which endpoint took the request, and the client's trace context.
+    origin: Origin,
+}
+
+/// Which endpoint took a request (exported traces name it), and the
+/// client's W3C trace context.
+#[derive(Debug, Clone)]
+struct Origin {
+    route: &'static str,
+    parent: Option<TraceParent>,
+}
+
+impl Accepted {
+    /// Names the endpoint (`/v1/chat` unless said) and the `traceparent`
+    /// the client sent, for the exported trace.
+    pub fn traced(mut self, route: &'static str, parent: Option<TraceParent>) -> Self {
+        self.origin = Origin { route, parent };
+        self
+    }
 }
 
 pub struct ChatService {
@@ -306,12 +326,23 @@ pub struct ChatService {
     sessions: Arc<dyn SessionStore>,
     writer: TranscriptWriter,
     config: ChatConfig,
+    /// OTLP export of each request's trace (`[telemetry]`), when configured.
+    telemetry: Option<Arc<Exporter>>,
 }
 
 impl ChatService {
     pub fn new(registry: Arc<Registry>, sessions: Arc<dyn SessionStore>, config: ChatConfig) -> Self {
         let writer = TranscriptWriter::start(sessions.clone());
-        ChatService { registry, sessions, writer, config }
+        ChatService { registry, sessions, writer, config, telemetry: None }
+    }
+
+    pub fn with_telemetry(mut self, exporter: Option<Arc<Exporter>>) -> Self {
+        self.telemetry = exporter;
+        self
+    }
+
+    pub fn telemetry(&self) -> Option<&Arc<Exporter>> {
+        self.telemetry.as_ref()
     }
 
     pub fn config(&self) -> &ChatConfig {
@@ -377,12 +408,13 @@ impl ChatService {
             Conversation::Stateless { history } => (None, new_session_id(), history),
         };
         let request = Request { session_id: principal.agent_session(&session), text: req.message.clone(), history, context: None };
-        Ok(Accepted { message: req.message.clone(), owner, session, request, limits, named })
+        let origin = Origin { route: "/v1/chat", parent: None };
+        Ok(Accepted { message: req.message.clone(), owner, session, request, limits, named, origin })
     }
 
     /// Runs an accepted request: route, agents, synthesis, transcript.
     pub async fn run(&self, accepted: Accepted, events: Option<Sender<Event>>) -> Result<ChatResponse, ChatError> {
-        let Accepted { message, owner, session, request, limits, named } = accepted;
+        let Accepted { message, owner, session, request, limits, named, origin } = accepted;
         let scope = Arc::new(RequestScope::new(limits.budget.clone(), events));
 
         let (chosen, route) = match named {
@@ -405,6 +437,16 @@ impl ChatService {
             trace: scope.trace.snapshot(),
             usage,
         };
+        if let Some(exporter) = &self.telemetry {
+            let span = RequestSpan {
+                method: "POST",
+                route: origin.route,
+                parent: origin.parent,
+                session: owner.is_some().then(|| session.clone()),
+                status: response.status.clone(),
+            };
+            exporter.export(&span, &scope.trace);
+        }
         if let Some(owner) = owner {
             self.record(&owner, &session, &message, &response).await?;
         }

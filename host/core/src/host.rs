@@ -167,7 +167,12 @@ impl Host {
         )?;
         let registry = Registry::for_dir(runtime.clone(), &config.host.agents_dir)
             .map_err(|e| anyhow::anyhow!("agents directory {}: {e}", config.host.agents_dir.display()))?;
-        let chat = Arc::new(ChatService::new(registry.clone(), backend.clone(), config.chat.clone()));
+        // Export needs a runtime for its task; one-shot commands outside one do without.
+        let exporter = match tokio::runtime::Handle::try_current() {
+            Ok(_) => crate::telemetry::Exporter::start(&config.telemetry).map_err(|e| anyhow::anyhow!(e))?.map(Arc::new),
+            Err(_) => None,
+        };
+        let chat = Arc::new(ChatService::new(registry.clone(), backend.clone(), config.chat.clone()).with_telemetry(exporter));
         Ok(Host {
             config,
             runtime,

@@ -9,3 +9,4 @@ pub mod host;
 pub mod registry;
 pub mod research;
 pub mod scaffold;
+pub mod telemetry;

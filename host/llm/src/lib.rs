@@ -28,7 +28,7 @@ pub mod capability;
 pub mod transport;
 pub use capability::{Llm, LlmScope};
 pub use transport::{ChatTransport, OpenAiTransport};
-use agentkernel_runtime::trace::RequestScope;
+use agentkernel_runtime::trace::{LlmCallRecord, RequestScope};
 use agentkernel_storage::{LlmUsageRecord, Storage, blocking};
 
 /// `[llm]` in `agentkernel.toml`.
@@ -234,6 +234,17 @@ impl LlmService {
             let tokens = record.prompt_tokens + record.completion_tokens;
             scope.budget.charge_llm_tokens(record.prompt_tokens, record.completion_tokens);
             scope.trace.add_llm_usage(span, tokens, record.cost_usd.unwrap_or(0.0));
+            let call = LlmCallRecord {
+                span,
+                request_model: model.clone(),
+                response_model: record.model.clone(),
+                start_ms: 0.0,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+                prompt_tokens: record.prompt_tokens,
+                completion_tokens: record.completion_tokens,
+                outcome: record.outcome.clone(),
+            };
+            scope.trace.record_llm_call(call, started);
         }
         if let Some(m) = &self.metrics {
             m.llm_call(&record.agent, &record.outcome, record.prompt_tokens, record.completion_tokens, record.cost_usd);

@@ -8,7 +8,7 @@
 //! Streaming clients receive the same facts as [`Event`]s while they happen.
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::mpsc::Sender;
@@ -158,6 +158,27 @@ pub struct Span {
     pub output: Option<String>,
 }
 
+/// One model call an agent made, for exported traces (`gen_ai` `chat` spans).
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmCallRecord {
+    /// The agent span that made the call.
+    pub span: u32,
+    /// The model asked for (`gen_ai.request.model`) and the one that answered.
+    pub request_model: String,
+    pub response_model: String,
+    /// Milliseconds from the start of the request.
+    pub start_ms: f64,
+    pub elapsed_ms: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// `ok`, or the error code the call ended with.
+    pub outcome: String,
+}
+
+/// Most model calls a trace keeps: the records are for telemetry, and a
+/// request without a token budget could otherwise grow them without bound.
+pub const MAX_LLM_CALL_RECORDS: usize = 1024;
+
 /// What a streaming client sees, in order, as the request runs.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -176,7 +197,10 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Trace {
     started: Instant,
+    /// `started` on the wall clock, for exported span times.
+    started_unix_nanos: u64,
     spans: Mutex<Vec<Span>>,
+    llm_calls: Mutex<Vec<LlmCallRecord>>,
     /// Bounded (`[server] stream_buffer_events`): a slow client cannot make it grow.
     events: Option<Sender<Event>>,
     /// Events dropped since the last one that fitted.
@@ -187,7 +211,15 @@ impl Trace {
     /// `events` receives every span as it starts and ends (streaming clients);
     /// a closed receiver (client gone) is ignored.
     pub fn new(events: Option<Sender<Event>>) -> Self {
-        Trace { started: Instant::now(), spans: Mutex::new(Vec::new()), events, missed: AtomicU64::new(0) }
+        let started_unix_nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        Trace {
+            started: Instant::now(),
+            started_unix_nanos,
+            spans: Mutex::new(Vec::new()),
+            llm_calls: Mutex::new(Vec::new()),
+            events,
+            missed: AtomicU64::new(0),
+        }
     }
 
     fn spans(&self) -> std::sync::MutexGuard<'_, Vec<Span>> {
@@ -260,6 +292,26 @@ impl Trace {
             span.tokens += tokens;
             span.cost_usd += cost_usd;
         }
+    }
+
+    /// Records a model call (beyond [`MAX_LLM_CALL_RECORDS`] it is only
+    /// charged, through [`add_llm_usage`](Self::add_llm_usage)). `started` is
+    /// when the call began.
+    pub fn record_llm_call(&self, mut call: LlmCallRecord, started: Instant) {
+        call.start_ms = started.saturating_duration_since(self.started).as_secs_f64() * 1000.0;
+        let mut calls = self.llm_calls.lock().unwrap_or_else(|p| p.into_inner());
+        if calls.len() < MAX_LLM_CALL_RECORDS {
+            calls.push(call);
+        }
+    }
+
+    pub fn llm_calls(&self) -> Vec<LlmCallRecord> {
+        self.llm_calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// When the request started, in nanoseconds since the Unix epoch.
+    pub fn started_unix_nanos(&self) -> u64 {
+        self.started_unix_nanos
     }
 
     pub fn agent_of(&self, id: u32) -> Option<String> {

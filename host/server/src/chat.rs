@@ -16,6 +16,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use super::auth::Caller;
+use super::trace_context::IncomingTrace;
 use super::{App, error, json_rejection};
 use agentkernel_core::api::ErrorBody;
 use agentkernel_core::chat::{Accepted, ChatError, ChatRequest, ChatResponse, Conversation};
@@ -34,6 +35,7 @@ pub(super) fn chat_error(e: &ChatError) -> Response {
 pub(super) async fn chat(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
+    IncomingTrace(parent): IncomingTrace,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
@@ -44,7 +46,7 @@ pub(super) async fn chat(
     // Client mistakes are answered before any stream opens: a plain JSON
     // error with its 4xx status, not an `error` event after a 200.
     let accepted = match app.chat.accept(&req, &caller.principal(), conversation).await {
-        Ok(a) => a,
+        Ok(a) => a.traced("/v1/chat", parent),
         Err(e) => return chat_error(&e),
     };
     if !req.stream {

@@ -22,6 +22,7 @@ mod evolution_routes;
 mod research_routes;
 pub mod activity;
 mod stats_routes;
+mod trace_context;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use serde_json::json;
 
 use agentkernel_core::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
 use agentkernel_core::chat::ChatService;
+use agentkernel_core::telemetry::RequestSpan;
 use agentkernel_core::host::Host;
 use agentkernel_core::registry::Registry;
 use agentkernel_runtime::CallError;
@@ -148,6 +150,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     };
     let mut text = reg.runtime().metrics().render(&gauges);
     text.push_str(&stats_routes::metrics_text(&app).await);
+    if let Some(exporter) = app.chat.telemetry() {
+        text.push_str(&exporter.metrics_text());
+    }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -224,6 +229,7 @@ async fn call_agent(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
+    trace_context::IncomingTrace(parent): trace_context::IncomingTrace,
     body: Result<Json<CallRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
@@ -241,7 +247,13 @@ async fn call_agent(
     // time) bounds the call tree this call starts.
     let budget = app.host.config.chat.default_budget();
     let scope = Arc::new(agentkernel_runtime::trace::RequestScope::new(budget, None));
-    match agent.call_in(&request, &agentkernel_runtime::CallContext::for_request(scope, "agent")).await {
+    let result = agent.call_in(&request, &agentkernel_runtime::CallContext::for_request(scope.clone(), "agent")).await;
+    if let Some(exporter) = app.chat.telemetry() {
+        let status = result.as_ref().map_or_else(|e| e.code().to_string(), |_| "ok".to_string());
+        let span = RequestSpan { method: "POST", route: "/v1/agents/{name}/call", parent, session: None, status };
+        exporter.export(&span, &scope.trace);
+    }
+    match result {
         Ok(outcome) => Json(CallResponse::new(&agent, outcome)).into_response(),
         Err(e) => {
             tracing::warn!(agent = %name, code = e.code(), "call failed: {e}");

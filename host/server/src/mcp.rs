@@ -31,6 +31,8 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use super::auth::Caller;
+use super::trace_context::IncomingTrace;
+use agentkernel_core::telemetry::TraceParent;
 use super::chat::spawn_streaming;
 use super::error;
 use super::openai::AUTO_MODEL;
@@ -116,6 +118,7 @@ fn origin_allowed(headers: &HeaderMap) -> bool {
 pub(super) async fn handle(
     State(app): State<Arc<super::App>>,
     Extension(caller): Extension<Caller>,
+    IncomingTrace(parent): IncomingTrace,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -164,7 +167,7 @@ pub(super) async fn handle(
         "initialize" => Json(rpc_result(id, initialize(&msg.params))).into_response(),
         "ping" => Json(rpc_result(id, json!({}))).into_response(),
         "tools/list" => Json(rpc_result(id, json!({"tools": tools(&app)}))).into_response(),
-        "tools/call" => call(app, caller, id.clone(), msg.params).await,
+        "tools/call" => call(app, caller, parent, id.clone(), msg.params).await,
         other => Json(rpc_error(id, METHOD_NOT_FOUND, format!("no method `{other}`"))).into_response(),
     }
 }
@@ -240,7 +243,7 @@ fn tools(app: &super::App) -> Vec<Value> {
     tools
 }
 
-async fn call(app: Arc<super::App>, caller: Caller, id: Value, params: Value) -> Response {
+async fn call(app: Arc<super::App>, caller: Caller, parent: Option<TraceParent>, id: Value, params: Value) -> Response {
     let name = params["name"].as_str().map(str::to_string);
     let params: CallParams = match (serde_json::from_value(params), name) {
         (Ok(p), _) => p,
@@ -262,7 +265,7 @@ async fn call(app: Arc<super::App>, caller: Caller, id: Value, params: Value) ->
     };
     let req = ChatRequest { message: params.arguments.text, session: params.arguments.session, agents, ..ChatRequest::default() };
     let accepted = match app.chat.accept(&req, &caller.principal(), conversation).await {
-        Ok(a) => a,
+        Ok(a) => a.traced("/mcp", parent),
         Err(e) => return Json(rpc_result(&id, chat_error_result(&e))).into_response(),
     };
     let Some(token) = params.meta.and_then(|m| m.progress_token) else {

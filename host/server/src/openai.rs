@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::trace_context::IncomingTrace;
 use super::chat::{chat_error, spawn_streaming};
 use super::{App, error, json_rejection};
 use agentkernel_runtime::bindings::{Role, Turn};
@@ -104,6 +105,7 @@ fn usage(resp: &ChatResponse) -> Value {
 pub(super) async fn completions(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
+    IncomingTrace(parent): IncomingTrace,
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -118,7 +120,7 @@ pub(super) async fn completions(
     // scoped to the caller.
     let conversation = Conversation::Stateless { history };
     let accepted = match app.chat.accept(&req, &caller.principal(), conversation).await {
-        Ok(a) => a,
+        Ok(a) => a.traced("/v1/chat/completions", parent),
         Err(e) => return chat_error(&e),
     };
     let model = body.model.clone();

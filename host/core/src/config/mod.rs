@@ -86,6 +86,9 @@ pub struct HostConfig {
     /// The research center: which agents a cycle calls, on what, how often.
     #[serde(default)]
     pub research: research::ResearchConfig,
+    /// OpenTelemetry export of request traces (OTLP/HTTP), off by default.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -215,6 +218,7 @@ impl HostConfig {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.research.validate().map_err(ConfigError::Invalid)?;
         self.storage.validate().map_err(ConfigError::Invalid)?;
+        self.telemetry.traces_url().map_err(ConfigError::Invalid)?;
         if self.host.tokens.is_empty() && !self.host.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "host.listen = {} is not a loopback address, and no [[host.tokens]] are configured: \
