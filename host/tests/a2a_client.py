@@ -11,6 +11,8 @@ declares an HTTP bearer scheme in `securitySchemes` and `securityRequirements`
   send TEXT [AGENT] [CONTEXT]   SendMessage; AGENT ("" for none) goes in
                                 message.metadata.agent, CONTEXT in contextId
   stream TEXT [AGENT] [CONTEXT] SendStreamingMessage (SSE), every event in order
+  send-nowait TEXT [AGENT]      SendMessage with configuration.returnImmediately
+  extended-card                 GetExtendedAgentCard (authenticated)
   get TASK_ID [HISTORY_LENGTH]  GetTask
   cancel TASK_ID                CancelTask
 
@@ -54,6 +56,7 @@ from a2a.client import (
 from a2a.helpers import get_data_parts, get_text_parts
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
+    GetExtendedAgentCardRequest,
     GetTaskRequest,
     Message,
     Part,
@@ -164,7 +167,7 @@ def message_summary(msg):
     }
 
 
-def user_message(text, agent, context_id):
+def user_message(text, agent, context_id, return_immediately=False):
     msg = Message(
         role=Role.ROLE_USER,
         parts=[Part(text=text)],
@@ -173,7 +176,10 @@ def user_message(text, agent, context_id):
     )
     if agent:
         msg.metadata.update({"agent": agent})
-    return SendMessageRequest(message=msg)
+    request = SendMessageRequest(message=msg)
+    if return_immediately:
+        request.configuration.return_immediately = True
+    return request
 
 
 def card_summary(card):
@@ -211,13 +217,16 @@ async def run(base_url, command, args):
         factory = ClientFactory(ClientConfig(streaming=streaming, httpx_client=http))
         client = factory.create(card, interceptors=interceptors)
 
-        if command in ("send", "stream"):
+        if command == "extended-card":
+            return {**card_summary(await client.get_extended_agent_card(GetExtendedAgentCardRequest())), "calls": recorder.calls}
+        if command in ("send", "stream", "send-nowait"):
             text, agent, context_id = (list(args) + ["", ""])[:3]
             events = []
             ids = {}  # taskId and contextId, from whichever event names them first
             texts = {}  # artifactId -> text, honouring `append`
             last = None
-            async for event in client.send_message(user_message(text, agent, context_id)):
+            request = user_message(text, agent, context_id, return_immediately=command == "send-nowait")
+            async for event in client.send_message(request):
                 for field in ("task", "status_update", "artifact_update", "message"):
                     if event.HasField(field):
                         inner = getattr(event, field)
@@ -282,7 +291,7 @@ async def run(base_url, command, args):
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[2] not in ("card", "send", "stream", "get", "cancel"):
+    if len(sys.argv) < 3 or sys.argv[2] not in ("card", "extended-card", "send", "send-nowait", "stream", "get", "cancel"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     base_url, command, *args = sys.argv[1:]

@@ -319,6 +319,11 @@ impl Accepted {
         self.origin = Origin { route, parent };
         self
     }
+
+    /// The session id as the client knows it (a new one if it sent none).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
 }
 
 pub struct ChatService {
@@ -683,22 +688,22 @@ async fn run_all(chosen: &[Arc<LoadedAgent>], request: &Request, scope: &Arc<Req
         return vec![to_result(agent.name(), outcome)];
     }
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
-    let tasks: Vec<_> = chosen
+    let tasks: Vec<AbortOnDrop<AgentResult>> = chosen
         .iter()
         .map(|agent| {
             let (agent, request, scope, permits) = (agent.clone(), request.clone(), scope.clone(), permits.clone());
             // Each agent is its own task: one that loops or blows up is
             // stopped by its limits without holding the others back.
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let outcome = agent.call_in(&request, &CallContext::for_request(scope, "agent")).await;
                 to_result(agent.name(), outcome)
-            })
+            }))
         })
         .collect();
     let mut results = Vec::with_capacity(tasks.len());
-    for (task, agent) in tasks.into_iter().zip(chosen) {
-        results.push(task.await.unwrap_or_else(|e| AgentResult {
+    for (mut task, agent) in tasks.into_iter().zip(chosen) {
+        results.push((&mut task.0).await.unwrap_or_else(|e| AgentResult {
             agent: agent.name().to_string(),
             ok: false,
             text: None,
@@ -707,6 +712,16 @@ async fn run_all(chosen: &[Arc<LoadedAgent>], request: &Request, scope: &Arc<Req
         }));
     }
     results
+}
+
+/// An agent's task, stopped if the request is dropped (a canceled A2A task,
+/// say) so its calls end with it instead of running on unobserved.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn to_result(agent: &str, outcome: Result<agentkernel_runtime::CallOutcome, CallError>) -> AgentResult {

@@ -9,6 +9,7 @@
 //! `stats_routes`), and the genome and EC2
 //! audit endpoints (`aws_routes`, with the `aws` feature) under `/v1/admin/`.
 //! Every error is `{"error": {"code", "message"}}` with a stable code.
+mod a2a;
 pub mod auth;
 mod chat;
 pub mod edge;
@@ -53,6 +54,8 @@ pub struct App {
     pub stream_buffer_events: usize,
     /// The KPIs' state: the activity recorder and `/metrics`' cached KPIs.
     pub stats: stats_routes::StatsState,
+    /// A2A tasks (`POST /a2a`), bounded.
+    pub(crate) a2a_tasks: a2a::TaskStore,
 }
 
 impl App {
@@ -67,12 +70,13 @@ impl App {
                 host.registry.runtime().metrics().clone(),
                 host.backend.clone(),
             ))),
+            a2a_tasks: a2a::TaskStore::default(),
         }))
     }
 }
 
 /// Routes any client may use without a token (rate-limited per address).
-pub(crate) const PUBLIC_ROUTES: [&str; 3] = ["/", "/healthz", "/openapi.json"];
+pub(crate) const PUBLIC_ROUTES: [&str; 4] = ["/", "/healthz", "/openapi.json", "/.well-known/agent-card.json"];
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -87,6 +91,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/agents/{name}", get(get_agent))
         .route("/v1/agents/{name}/call", post(call_agent))
         .route("/mcp", post(mcp::handle).get(mcp::not_allowed).delete(mcp::not_allowed))
+        .route("/a2a", post(a2a::handle))
         .merge(research_routes::routes());
     let admin = Router::new()
         .route("/metrics", get(metrics))
@@ -101,6 +106,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(page))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .route("/.well-known/agent-card.json", get(a2a::public_card))
         .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
