@@ -305,7 +305,7 @@ impl Runtime {
         if imports.capabilities.contains(&Capability::LOG) {
             crate::log::add_to_linker(&mut linker).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         }
-        linker.define_unknown_imports_as_traps(component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        stub_capability_imports(&mut linker, component, &self.metered.engine).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let limits = self.describe_limits.clone();
         let limits = Limits { fuel: Fuel::Limit(limits_fuel_or_default(&limits)), ..limits };
         let name: Arc<str> = Arc::from("(loading)");
@@ -324,6 +324,41 @@ impl Runtime {
         run.flush_output();
         result.map_err(LoadError::Describe)
     }
+}
+
+/// Defines every capability import `describe` finds unlinked as a trap.
+///
+/// Not wasmtime's `define_unknown_imports_as_traps`: it also stubs a WASI
+/// import of another patch version under its exact name (componentize-py
+/// builds against `wasi:cli/environment@0.2.9`, this linker has 0.2.12),
+/// and that exact-name stub then shadows the semver-compatible definition
+/// the linker would have used, so the guest's own start-up trapped.
+fn stub_capability_imports(linker: &mut Linker<InstanceState>, component: &Component, engine: &Engine) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
+        let Some(iface) = name.strip_prefix("agentkernel:agent/") else { continue };
+        if iface.starts_with("types@") {
+            continue;
+        }
+        let mut stubs = linker.instance(name)?;
+        for (export, ty) in instance.exports(engine) {
+            match ty.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let what = format!("{name}#{export}");
+                    // Already linked (the real `log`): keep it.
+                    let _ = stubs.func_new(export, move |_, _, _, _| {
+                        wasmtime::bail!("`{what}` called from describe(): describe must not use capabilities")
+                    });
+                }
+                ComponentItem::Resource(_) => {
+                    let _ = stubs.resource(export, wasmtime::component::ResourceType::host::<()>(), |_, _| Ok(()));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn limits_fuel_or_default(l: &Limits) -> u64 {
