@@ -69,14 +69,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create a new agent crate (anywhere on disk).
+    /// Create a new agent (anywhere on disk): a Rust crate, or a Python or JavaScript directory.
     New {
         /// Agent name (a-z, 0-9, '-').
         name: String,
-        /// Where to create the crate (default: ./NAME).
+        /// The agent's language.
+        #[arg(long, value_enum, default_value_t = LangArg::Rust)]
+        lang: LangArg,
+        /// Where to create the agent (default: ./NAME).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// The agentkernel SDK to depend on (default: the one this binary was built with).
+        /// The agentkernel SDK a Rust crate depends on (default: the one this binary was built with).
         #[arg(long, env = "AGENTKERNEL_SDK")]
         sdk: Option<PathBuf>,
     },
@@ -133,14 +136,40 @@ enum Command {
     /// The research center: run a cycle now, list the recorded findings.
     #[command(subcommand)]
     Research(research_cmd::ResearchCommand),
-    /// Build an agent crate for wasm32-wasip2 and copy it into the agents directory.
+    /// Build an agent (Rust, Python or JavaScript) and copy it into the agents directory.
+    ///
+    /// A crate (Cargo.toml) is built for wasm32-wasip2 with cargo; a Python directory (app.py) with
+    /// componentize-py; a JavaScript one (index.js) with rolldown and componentize-js. The tools are
+    /// taken from AGENTKERNEL_COMPONENTIZE_PY, AGENTKERNEL_ROLLDOWN and AGENTKERNEL_COMPONENTIZE_JS,
+    /// else the directory's node_modules/.bin (JavaScript), else PATH.
     Build {
-        /// The crate (default: current directory).
+        /// The agent's directory (default: current directory).
         #[arg(default_value = ".")]
         path: PathBuf,
         #[arg(long)]
         agents: Option<PathBuf>,
     },
+}
+
+/// `new --lang`: the languages `agentkernel new` writes agents in.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LangArg {
+    /// A crate depending on the Rust SDK.
+    Rust,
+    /// app.py with the Python helper layer (componentize-py).
+    Python,
+    /// index.js with the JavaScript helper layer (componentize-js).
+    Js,
+}
+
+impl From<LangArg> for scaffold::Lang {
+    fn from(lang: LangArg) -> Self {
+        match lang {
+            LangArg::Rust => scaffold::Lang::Rust,
+            LangArg::Python => scaffold::Lang::Python,
+            LangArg::Js => scaffold::Lang::Js,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -203,13 +232,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio_runtime()?.block_on(list_agents(config, json))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::New { name, path, sdk } => {
+        Command::New { name, lang, path, sdk } => {
             let dir = path.unwrap_or_else(|| PathBuf::from(&name));
             let sdk = sdk.unwrap_or_else(scaffold::default_sdk_path);
-            scaffold::new_agent(&name, &dir, &sdk)?;
-            println!("created agent `{name}` in {}", dir.display());
-            println!("  cd {} && cargo build --target wasm32-wasip2 --release", dir.display());
-            println!("  agentkernel build {}   # copies it into the agents directory", dir.display());
+            let lang = scaffold::Lang::from(lang);
+            scaffold::new_agent_in(lang, &name, &dir, &sdk)?;
+            let d = dir.display();
+            match lang {
+                scaffold::Lang::Rust => {
+                    println!("created agent `{name}` in {d}");
+                    println!("  cd {d} && cargo test   # its unit tests");
+                    println!("  cd {d} && cargo build --target wasm32-wasip2 --release");
+                    println!("  agentkernel build {d}   # copies it into the agents directory");
+                }
+                scaffold::Lang::Python => {
+                    println!("created Python agent `{name}` in {d}");
+                    println!("  cd {d} && python3 -m unittest         # its unit tests, with fakes of the host");
+                    println!("  pip install componentize-py==0.25.1   # once");
+                    println!("  agentkernel build {d}   # componentize-py, then into the agents directory");
+                }
+                scaffold::Lang::Js => {
+                    println!("created JavaScript agent `{name}` in {d}");
+                    println!("  cd {d} && node --test                 # its unit tests, with fakes of the host");
+                    println!("  cd {d} && npm install --save-dev @bytecodealliance/componentize-js@0.23.0 rolldown@1.3.4   # once");
+                    println!("  agentkernel build {d}   # rolldown + componentize-js, then into the agents directory");
+                }
+            }
+            if lang != scaffold::Lang::Rust {
+                println!("  {d}/README.md says what to grant when it needs more than log and memory");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Usage { agent, since, json } => {
@@ -235,6 +286,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Research(cmd) => tokio_runtime()?.block_on(research_cmd::research(config, cmd)),
         Command::Build { path, agents } => {
             let agents_dir = agents.unwrap_or(config.host.agents_dir);
+            match scaffold::Lang::of_dir(&path) {
+                Some(scaffold::Lang::Python) => eprintln!("building {} with componentize-py…", path.display()),
+                Some(scaffold::Lang::Js) => eprintln!("building {} with rolldown and componentize-js…", path.display()),
+                _ => {}
+            }
             let dest = scaffold::build_agent(&path, &agents_dir)?;
             println!("installed {}", dest.display());
             Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sandbox_tests::wasm_path;
+use sandbox_tests::{TestHost, request, wasm_path};
 use serde_json::Value;
 
 fn agentkernel(dir: &Path, args: &[&str]) -> Output {
@@ -185,6 +185,87 @@ fn new_build_and_run_an_agent_outside_the_repo() {
     let o = agentkernel(dir.path(), &["new", "Bad Name"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("agent name"), "{}", stderr(&o));
+}
+
+/// `new --lang python|js` writes an agent that needs nothing from this
+/// checkout (its helper layer and the WIT package are copied in): its own
+/// unit tests pass, `build` makes a component of it with the tools
+/// `scripts/deps/polyglot.sh` exports (AGENTKERNEL_COMPONENTIZE_PY,
+/// AGENTKERNEL_ROLLDOWN, AGENTKERNEL_COMPONENTIZE_JS), and the host loads
+/// it with its default grants and answers, counting in `memory`.
+fn new_build_and_call_a_polyglot_agent(lang: &str, name: &str, files: &[&str], unit_tests: (&str, &[&str], &str), hint: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let agent_dir = dir.path().join("elsewhere").join(name);
+    let o = agentkernel(dir.path(), &["new", name, "--lang", lang, "--path", agent_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(hint), "prints how to run its tests: {}", stdout(&o));
+    for file in files.iter().chain(&["README.md", "wit/world.wit", "wit/deps/agentkernel-agent/world.wit"]) {
+        assert!(agent_dir.join(file).is_file(), "{name}: {file} is missing");
+    }
+    let world = std::fs::read_to_string(agent_dir.join("wit/world.wit")).unwrap();
+    let imports: Vec<&str> = world.lines().map(str::trim).filter(|l| l.starts_with("import ")).collect();
+    assert!(world.contains(&format!("world {name} {{")), "{world}");
+    assert_eq!(imports, ["import agentkernel:agent/log@0.1.0;", "import agentkernel:agent/memory@0.1.0;"], "{world}");
+
+    // Its own unit tests, with the helper layer's fakes of the host.
+    let (program, args, passed) = unit_tests;
+    let o = Command::new(program).args(args).current_dir(&agent_dir).output().expect("the unit test runner starts");
+    assert!(o.status.success(), "{name}'s unit tests: {}{}", stdout(&o), stderr(&o));
+    assert!(format!("{}{}", stdout(&o), stderr(&o)).contains(passed), "{}{}", stdout(&o), stderr(&o));
+
+    let o = agentkernel(dir.path(), &["build", agent_dir.to_str().unwrap(), "--agents", "agents.d"]);
+    assert!(
+        o.status.success(),
+        "build (run under ./scripts/test, or source scripts/env.sh and scripts/deps/polyglot.sh first): {}",
+        stderr(&o)
+    );
+    let installed = dir.path().join("agents.d").join(format!("{name}.wasm"));
+    assert!(installed.is_file() && stdout(&o).contains("installed"), "{}", stdout(&o));
+
+    let bytes = std::fs::read(&installed).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers = rt.block_on(async {
+        let h = TestHost::new("");
+        let agent = h.load_bytes(bytes).await.unwrap_or_else(|e| panic!("{name} loads with the default grants: {e}"));
+        assert_eq!(agent.manifest.name, name);
+        let mut answers = Vec::new();
+        for text in ["hi", " again "] {
+            let out = agent.call(&request("s1", text)).await.unwrap_or_else(|e| panic!("{name} answers {text:?}: {e}"));
+            answers.push(out.response.text);
+        }
+        answers
+    });
+    assert_eq!(
+        answers,
+        [format!("{name} heard: hi (message 1 of this session)"), format!("{name} heard: again (message 2 of this session)")]
+    );
+
+    // `new` never writes over a directory.
+    let o = agentkernel(dir.path(), &["new", name, "--lang", lang, "--path", agent_dir.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
+
+#[test]
+fn new_python_agent_tests_builds_and_answers() {
+    let python = std::env::var("AGENTKERNEL_POLYGLOT_PYTHON").unwrap_or_else(|_| "python3".into());
+    new_build_and_call_a_polyglot_agent(
+        "python",
+        "hello-py",
+        &["app.py", "test_app.py", ".gitignore", "agentkernel/__init__.py", "agentkernel/testing.py"],
+        (python.as_str(), &["-m", "unittest"], "Ran 5 tests"),
+        "python3 -m unittest",
+    );
+}
+
+#[test]
+fn new_javascript_agent_tests_builds_and_answers() {
+    new_build_and_call_a_polyglot_agent(
+        "js",
+        "hello-js",
+        &["index.js", "agent.js", "agent.test.js", "package.json", ".gitignore", "sdk/agentkernel.js", "sdk/testing.js"],
+        ("node", &["--test"], "# pass 3"),
+        "node --test",
+    );
 }
 
 #[test]

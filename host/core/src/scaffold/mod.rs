@@ -1,7 +1,12 @@
-//! `agentkernel new` and `agentkernel build`: start an agent crate anywhere
-//! on disk, and build one into the agents directory.
+//! `agentkernel new` and `agentkernel build`: start an agent anywhere on
+//! disk (a Rust crate, or a Python or JavaScript directory: `polyglot`), and
+//! build one into the agents directory.
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
+
+mod polyglot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
@@ -15,6 +20,78 @@ pub enum ScaffoldError {
     Io { context: String, source: std::io::Error },
     #[error("cargo failed: {0}")]
     Cargo(String),
+    #[error(
+        "{0} is not an agent directory: it needs Cargo.toml (Rust), app.py (Python, componentize-py) or index.js (JavaScript, componentize-js)"
+    )]
+    NotAnAgent(PathBuf),
+    #[error("{path}: {message}")]
+    World { path: PathBuf, message: String },
+    #[error("{tool} was not found ({hint}); install it with: {install}")]
+    ToolMissing { tool: &'static str, hint: String, install: &'static str },
+    #[error("{tool} failed ({status}): {output}")]
+    ToolFailed { tool: &'static str, status: String, output: String },
+}
+
+/// The language of an agent `new` creates and `build` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// A crate depending on the Rust SDK (`cargo build --target wasm32-wasip2`).
+    #[default]
+    Rust,
+    /// `app.py` and the Python helper layer, made a component by componentize-py.
+    Python,
+    /// `index.js` and the JavaScript helper layer, made a component by componentize-js.
+    Js,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 3] = [Lang::Rust, Lang::Python, Lang::Js];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+
+    /// The language of the agent in `dir`, from the file that makes it one:
+    /// `Cargo.toml`, `app.py` or `index.js` (in that order).
+    pub fn of_dir(dir: &Path) -> Option<Lang> {
+        [(Lang::Rust, "Cargo.toml"), (Lang::Python, "app.py"), (Lang::Js, "index.js")]
+            .into_iter()
+            .find(|(_, file)| dir.join(file).is_file())
+            .map(|(lang, _)| lang)
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "rust" | "rs" => Ok(Lang::Rust),
+            "python" | "py" => Ok(Lang::Python),
+            "js" | "javascript" => Ok(Lang::Js),
+            other => Err(format!("unknown language {other:?}: rust, python or js")),
+        }
+    }
+}
+
+/// Creates a new agent named `name` at `dir` in `lang`. `sdk` is the Rust
+/// SDK a Rust crate depends on; Python and JavaScript agents get a copy of
+/// their helper layer instead (embedded in this binary).
+pub fn new_agent_in(lang: Lang, name: &str, dir: &Path, sdk: &Path) -> Result<(), ScaffoldError> {
+    match lang {
+        Lang::Rust => new_agent(name, dir, sdk),
+        Lang::Python | Lang::Js => polyglot::new_agent(lang, name, dir),
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScaffoldError {
@@ -27,7 +104,7 @@ pub fn default_sdk_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("sdk")
 }
 
-/// Creates a new agent crate named `name` at `dir`.
+/// Creates a new agent crate (Rust) named `name` at `dir`.
 pub fn new_agent(name: &str, dir: &Path, sdk: &Path) -> Result<(), ScaffoldError> {
     agentkernel_runtime::validate_agent_name(name).map_err(ScaffoldError::InvalidName)?;
     if dir.exists() {
@@ -147,11 +224,40 @@ mod tests {
         assert_eq!(type_name("my-agent"), "MyAgent");
         assert_eq!(type_name("9lives"), "Agent9lives");
     }
+
+    #[test]
+    fn languages_parse_and_print() {
+        for lang in Lang::ALL {
+            assert_eq!(lang.to_string().parse::<Lang>(), Ok(lang));
+        }
+        assert_eq!("Python".parse::<Lang>(), Ok(Lang::Python));
+        assert_eq!("javascript".parse::<Lang>(), Ok(Lang::Js));
+        assert!("cobol".parse::<Lang>().unwrap_err().contains("rust, python or js"));
+        assert_eq!(Lang::default(), Lang::Rust);
+    }
+
+    #[test]
+    fn build_refuses_a_directory_that_is_no_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = build_agent(dir.path(), &dir.path().join("agents.d")).unwrap_err();
+        assert!(matches!(err, ScaffoldError::NotAnAgent(_)), "{err}");
+        assert!(err.to_string().contains("app.py"), "{err}");
+    }
 }
 
-/// Builds the agent crate at `crate_dir` for wasm32-wasip2 (release) and
-/// copies the component into `agents_dir`, atomically. Returns its path.
-pub fn build_agent(crate_dir: &Path, agents_dir: &Path) -> Result<PathBuf, ScaffoldError> {
+/// Builds the agent at `dir` and copies the component into `agents_dir`,
+/// atomically. Returns its path. A crate (`Cargo.toml`) is built for
+/// wasm32-wasip2 (release); a Python (`app.py`) or JavaScript (`index.js`)
+/// directory with componentize-py or componentize-js.
+pub fn build_agent(dir: &Path, agents_dir: &Path) -> Result<PathBuf, ScaffoldError> {
+    match Lang::of_dir(dir) {
+        Some(Lang::Rust) => build_crate(dir, agents_dir),
+        Some(lang @ (Lang::Python | Lang::Js)) => polyglot::build_agent(lang, dir, agents_dir),
+        None => Err(ScaffoldError::NotAnAgent(dir.to_path_buf())),
+    }
+}
+
+fn build_crate(crate_dir: &Path, agents_dir: &Path) -> Result<PathBuf, ScaffoldError> {
     let manifest = crate_dir.join("Cargo.toml");
     let meta = Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
