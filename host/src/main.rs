@@ -79,7 +79,8 @@ enum Command {
         /// Where to create the agent (default: ./NAME).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// The agentkernel SDK a Rust crate depends on (default: the one this binary was built with).
+        /// The agentkernel SDK directory a Rust crate depends on (default: the checkout this binary was
+        /// built from if it is still there, else the published `agentkernel-sdk` of this version).
         #[arg(long, env = "AGENTKERNEL_SDK")]
         sdk: Option<PathBuf>,
     },
@@ -234,7 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::New { name, lang, path, sdk } => {
             let dir = path.unwrap_or_else(|| PathBuf::from(&name));
-            let sdk = sdk.unwrap_or_else(scaffold::default_sdk_path);
+            let sdk = scaffold::SdkSource::choose(sdk);
             let lang = scaffold::Lang::from(lang);
             scaffold::new_agent_in(lang, &name, &dir, &sdk)?;
             let d = dir.display();

@@ -104,3 +104,27 @@ fn the_runtime_knows_no_capability_backend_or_host_crate() {
         }
     }
 }
+
+/// The Rust SDK is publishable on its own: `cargo package` (which builds
+/// the packaged crate as a user's download would) passes, and the package
+/// carries the WIT files its bindings are generated from.
+#[test]
+fn the_sdk_packages_with_its_wit() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let target = tempfile::tempdir().unwrap();
+    let listed = Command::new(&cargo).current_dir(root).args(["package", "-p", "agentkernel-sdk", "--allow-dirty", "--list"]).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let files = String::from_utf8_lossy(&listed.stdout);
+    for wit in ["wit/world.wit", "wit/types.wit", "wit/memory.wit", "src/lib.rs", "README.md"] {
+        assert!(files.lines().any(|f| f == wit), "{wit} is not packaged: {files}");
+    }
+    assert!(!files.contains("python/"), "the Python helper layer is not part of the crate: {files}");
+    let packaged = Command::new(&cargo)
+        .current_dir(root)
+        .args(["package", "-p", "agentkernel-sdk", "--allow-dirty", "--target-dir"])
+        .arg(target.path())
+        .output()
+        .unwrap();
+    assert!(packaged.status.success(), "cargo package failed:\n{}", String::from_utf8_lossy(&packaged.stderr));
+}

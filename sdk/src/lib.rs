@@ -67,7 +67,7 @@ extern crate self as agentkernel_sdk;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "agent",
         pub_export_macro: true,
         export_macro_name: "__export_agent_world",

@@ -84,10 +84,57 @@ impl FromStr for Lang {
     }
 }
 
-/// Creates a new agent named `name` at `dir` in `lang`. `sdk` is the Rust
-/// SDK a Rust crate depends on; Python and JavaScript agents get a copy of
+/// Where a new Rust agent's `agentkernel-sdk` dependency comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkSource {
+    /// A local `sdk/` directory: `--sdk PATH`, or the checkout this binary was built from.
+    Path(PathBuf),
+    /// The published crate of this version (a binary installed without its checkout).
+    Registry(&'static str),
+}
+
+/// The SDK version a registry dependency asks for: the workspace shares one
+/// version, so the SDK released with this binary has this crate's.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl SdkSource {
+    /// `explicit` (from `--sdk`) when given; else the `sdk/` of the checkout
+    /// this binary was built from, if it is still there; else the published crate.
+    pub fn choose(explicit: Option<PathBuf>) -> SdkSource {
+        match explicit {
+            Some(path) => SdkSource::Path(path),
+            None => {
+                let checkout = default_sdk_path();
+                if checkout.join("Cargo.toml").is_file() {
+                    SdkSource::Path(checkout)
+                } else {
+                    SdkSource::Registry(SDK_VERSION)
+                }
+            }
+        }
+    }
+
+    /// The dependency's right-hand side in Cargo.toml.
+    fn dependency(&self) -> Result<String, ScaffoldError> {
+        match self {
+            SdkSource::Registry(version) => Ok(format!("\"{version}\"")),
+            SdkSource::Path(path) => {
+                let sdk = path.canonicalize().map_err(|_| ScaffoldError::SdkMissing(path.clone()))?;
+                if !sdk.join("Cargo.toml").is_file() {
+                    return Err(ScaffoldError::SdkMissing(sdk));
+                }
+                // A TOML string, escaped: a path may hold quotes or newlines.
+                let sdk_path = toml::Value::String(sdk.display().to_string().replace('\\', "/"));
+                Ok(format!("{{ path = {sdk_path} }}"))
+            }
+        }
+    }
+}
+
+/// Creates a new agent named `name` at `dir` in `lang`. `sdk` is where a
+/// Rust crate's SDK comes from; Python and JavaScript agents get a copy of
 /// their helper layer instead (embedded in this binary).
-pub fn new_agent_in(lang: Lang, name: &str, dir: &Path, sdk: &Path) -> Result<(), ScaffoldError> {
+pub fn new_agent_in(lang: Lang, name: &str, dir: &Path, sdk: &SdkSource) -> Result<(), ScaffoldError> {
     match lang {
         Lang::Rust => new_agent(name, dir, sdk),
         Lang::Python | Lang::Js => polyglot::new_agent(lang, name, dir),
@@ -105,17 +152,13 @@ pub fn default_sdk_path() -> PathBuf {
 }
 
 /// Creates a new agent crate (Rust) named `name` at `dir`.
-pub fn new_agent(name: &str, dir: &Path, sdk: &Path) -> Result<(), ScaffoldError> {
+pub fn new_agent(name: &str, dir: &Path, sdk: &SdkSource) -> Result<(), ScaffoldError> {
     agentkernel_runtime::validate_agent_name(name).map_err(ScaffoldError::InvalidName)?;
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir.to_path_buf()));
     }
-    let sdk = sdk.canonicalize().map_err(|_| ScaffoldError::SdkMissing(sdk.to_path_buf()))?;
-    if !sdk.join("Cargo.toml").exists() {
-        return Err(ScaffoldError::SdkMissing(sdk));
-    }
+    let sdk_dependency = sdk.dependency()?;
     std::fs::create_dir_all(dir.join("src")).map_err(io(format!("creating {}", dir.display())))?;
-    let sdk_toml = sdk.display().to_string().replace('\\', "/");
     let cargo_toml = format!(
         r#"[package]
 name = "{name}"
@@ -127,7 +170,7 @@ edition = "2024"
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-agentkernel-sdk = {{ path = "{sdk_toml}" }}
+agentkernel-sdk = {sdk_dependency}
 
 # A standalone crate, even when created inside another workspace.
 [workspace]
@@ -218,6 +261,34 @@ fn type_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crate_depends_on_the_chosen_sdk() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Without a checkout: the published crate of this version.
+        let registry = tmp.path().join("published");
+        new_agent("published", &registry, &SdkSource::Registry(SDK_VERSION)).unwrap();
+        let toml = std::fs::read_to_string(registry.join("Cargo.toml")).unwrap();
+        assert!(toml.contains(&format!("agentkernel-sdk = \"{SDK_VERSION}\"")), "{toml}");
+        // From this checkout (a test binary sits beside it): its sdk/ by path.
+        assert!(matches!(SdkSource::choose(None), SdkSource::Path(_)));
+        let local = tmp.path().join("local");
+        new_agent("local", &local, &SdkSource::choose(None)).unwrap();
+        let toml = std::fs::read_to_string(local.join("Cargo.toml")).unwrap();
+        assert!(toml.contains("agentkernel-sdk = { path = \"") && toml.contains("/sdk\" }"), "{toml}");
+        // A --sdk that is no SDK: a clear error, and nothing written.
+        let missing = SdkSource::choose(Some(tmp.path().join("nowhere")));
+        assert!(matches!(new_agent("x", &tmp.path().join("x"), &missing), Err(ScaffoldError::SdkMissing(_))));
+        assert!(!tmp.path().join("x").exists());
+        // A path with a quote and a newline stays one TOML string.
+        let odd = tmp.path().join("a\"b\nc");
+        std::fs::create_dir_all(&odd).unwrap();
+        std::fs::write(odd.join("Cargo.toml"), "[package]\n").unwrap();
+        new_agent("odd", &tmp.path().join("odd"), &SdkSource::Path(odd.clone())).unwrap();
+        let toml: toml::Table = std::fs::read_to_string(tmp.path().join("odd/Cargo.toml")).unwrap().parse().unwrap();
+        let path = toml["dependencies"]["agentkernel-sdk"]["path"].as_str().unwrap();
+        assert_eq!(Path::new(path), odd.canonicalize().unwrap());
+    }
 
     #[test]
     fn type_names_are_rust_identifiers() {
