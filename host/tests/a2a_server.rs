@@ -189,3 +189,60 @@ async fn what_the_client_never_sends_gets_json_rpc_errors() {
     assert_eq!(ok["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{ok}");
     assert_eq!(ok["result"]["task"]["artifacts"][0]["parts"][0]["text"], "{\"n\":1}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_client_meets_the_origin_check_short_ids_and_the_detached_run_cap() {
+    // Two connections' worth of runs may outlive their requests.
+    let config = "[server]\nmax_connections = 2\nmax_connections_per_ip = 2\n[limits]\nfuel = 100000000000000\ndeadline_ms = 120000\n[chat]\ntimeout_ms = 120000\n";
+    let (_h, addr) = serve(config, &[("echo", "echo.wasm"), ("spin-loop", "spin-loop.wasm")]).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/a2a");
+    let rpc = |body: Value| http.post(&url).header("content-type", "application/json").body(body.to_string());
+    let send = |id: Value, text: &str, agent: &str, now: bool| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "SendMessage", "params": {
+            "message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": text}], "metadata": {"agent": agent}},
+            "configuration": {"returnImmediately": now}}})
+    };
+
+    // A page on another site cannot post a message (no preflight for text/plain).
+    let r = http.post(&url).header("origin", "http://evil.example").header("content-type", "text/plain")
+        .body(send(json!(1), "hi", "echo", false).to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "forbidden-origin");
+
+    // Ids are echoed: only short ones.
+    let r: Value = rpc(send(json!("i".repeat(100_000)), "hi", "echo", false)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (Value::Null, json!(-32600)), "a 100 kB id");
+    let r: Value = rpc(send(json!({"a": [1]}), "hi", "echo", false)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["error"]["code"], -32600, "an object id");
+
+    // Runs that return at once keep running: at most max_connections of them.
+    let mut tasks = Vec::new();
+    for i in 0..2 {
+        let r: Value = rpc(send(json!(i), "spin", "spin-loop", true)).send().await.unwrap().json().await.unwrap();
+        tasks.push(r["result"]["task"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_string());
+    }
+    let r: Value = rpc(send(json!(3), "spin", "spin-loop", true)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["error"]["code"], -32050, "a third detached run: {r}");
+    assert_eq!(r["error"]["data"][0]["reason"], "busy", "{r}");
+    for task in &tasks {
+        let r: Value = rpc(json!({"jsonrpc": "2.0", "id": 9, "method": "CancelTask", "params": {"id": task}})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED", "{r}");
+    }
+    // Canceled runs give their places back.
+    let mut answered = Value::Null;
+    for _ in 0..100 {
+        answered = rpc(send(json!(10), "hi", "echo", false)).send().await.unwrap().json().await.unwrap();
+        if answered["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{answered}");
+    // What a task keeps of the message is its text, not the client's extras.
+    let mut extra = send(json!(11), "kept", "echo", false);
+    extra["params"]["message"]["metadata"]["junk"] = json!(vec![Value::Null; 10_000]);
+    let r: Value = rpc(extra).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["result"]["task"]["history"][0]["parts"], json!([{"text": "kept"}]), "{r}");
+    assert!(r["result"]["task"]["history"][0].get("metadata").is_none(), "{r}");
+}

@@ -145,6 +145,14 @@ async fn foreign_origins_bad_messages_and_unknown_names_are_refused() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32600, "a batch");
     let r = post(json!({"jsonrpc": "2.0", "id": null, "method": "ping"}).to_string()).send().await.unwrap();
     assert_eq!(r.status(), 400, "a null id is not a notification");
+    // Ids and progress tokens are echoed in every answer and event: short only.
+    let r = post(json!({"jsonrpc": "2.0", "id": "i".repeat(100_000), "method": "ping"}).to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "a 100 kB id");
+    let r = post(json!({"jsonrpc": "2.0", "id": {"nested": [1, 2]}, "method": "ping"}).to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "an object id");
+    let big_token = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "x"}, "_meta": {"progressToken": "p".repeat(100_000)}}});
+    assert_eq!(rpc(big_token).await["error"]["code"], -32602, "a 100 kB progress token");
 
     // Notifications are accepted with no body; there is no stream to open.
     let r = post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()).send().await.unwrap();

@@ -29,11 +29,11 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use agentkernel_core::api::{AgentInfo, CallRequest, CallResponse, ErrorBody};
 use agentkernel_core::chat::ChatService;
@@ -56,6 +56,9 @@ pub struct App {
     pub stats: stats_routes::StatsState,
     /// A2A tasks (`POST /a2a`), bounded.
     pub(crate) a2a_tasks: a2a::TaskStore,
+    /// Runs that outlive their connection (streamed chat, MCP progress,
+    /// A2A tasks) hold one of `[server] max_connections` permits each.
+    pub(crate) detached_runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -71,6 +74,7 @@ impl App {
                 host.backend.clone(),
             ))),
             a2a_tasks: a2a::TaskStore::default(),
+            detached_runs: Arc::new(tokio::sync::Semaphore::new(host.config.server.max_connections as usize)),
         }))
     }
 }
@@ -161,6 +165,29 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
+
+/// Browsers send `Origin`; a page on another site must not reach a local
+/// host through DNS rebinding (MCP's one MUST), nor post to the JSON-RPC
+/// endpoints (which read raw bodies, so a cross-site form could reach them). Clients that are
+/// not browsers send none.
+pub(crate) fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let authority = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest).unwrap_or_default();
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
+}
+
+/// A JSON-RPC request id a client may choose: it is echoed in every answer
+/// and stream event, so only null, a number or a short string.
+pub(crate) fn valid_rpc_id(id: &Value) -> bool {
+    match id {
+        Value::Null | Value::Number(_) => true,
+        Value::String(s) => s.len() <= MAX_RPC_ID_BYTES,
+        _ => false,
+    }
+}
+
+pub(crate) const MAX_RPC_ID_BYTES: usize = 256;
 
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(ErrorBody::new(code, message))).into_response()

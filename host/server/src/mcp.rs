@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use super::auth::Caller;
 use super::trace_context::IncomingTrace;
 use agentkernel_core::telemetry::TraceParent;
-use super::chat::spawn_streaming;
+use super::chat::{RunsBusy, spawn_streaming};
 use super::error;
 use super::openai::AUTO_MODEL;
 use agentkernel_core::chat::{ChatError, ChatRequest, ChatResponse, Conversation};
@@ -105,16 +105,6 @@ pub(super) async fn not_allowed() -> Response {
     resp
 }
 
-/// Browsers send `Origin`; a page on another site must not reach a local
-/// host through DNS rebinding (the transport's one MUST). Clients that are
-/// not browsers send none.
-fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else { return true };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let authority = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest).unwrap_or_default();
-    !host.is_empty() && authority.eq_ignore_ascii_case(host)
-}
-
 pub(super) async fn handle(
     State(app): State<Arc<super::App>>,
     Extension(caller): Extension<Caller>,
@@ -122,7 +112,7 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !origin_allowed(&headers) {
+    if !super::origin_allowed(&headers) {
         return error(StatusCode::FORBIDDEN, "forbidden-origin", "the Origin header does not name this host");
     }
     if let Some(v) = headers.get("mcp-protocol-version") {
@@ -160,6 +150,10 @@ pub(super) async fn handle(
         // A notification or a response: nothing to answer.
         return StatusCode::ACCEPTED.into_response();
     };
+    if !super::valid_rpc_id(id) {
+        let msg = format!("a request's `id` is a number or a string of at most {} bytes", super::MAX_RPC_ID_BYTES);
+        return (StatusCode::BAD_REQUEST, Json(rpc_error(&Value::Null, INVALID_REQUEST, msg))).into_response();
+    }
     if msg.jsonrpc.as_deref() != Some("2.0") {
         return Json(rpc_error(id, INVALID_REQUEST, "`jsonrpc` must be \"2.0\"")).into_response();
     }
@@ -268,14 +262,22 @@ async fn call(app: Arc<super::App>, caller: Caller, parent: Option<TraceParent>,
         Ok(a) => a.traced("/mcp", parent),
         Err(e) => return Json(rpc_result(&id, chat_error_result(&e))).into_response(),
     };
-    let Some(token) = params.meta.and_then(|m| m.progress_token) else {
+    let token = params.meta.and_then(|m| m.progress_token);
+    if token.as_ref().is_some_and(|t| t.is_null() || !super::valid_rpc_id(t)) {
+        let msg = format!("`progressToken` is a number or a string of at most {} bytes", super::MAX_RPC_ID_BYTES);
+        return Json(rpc_error(&id, INVALID_PARAMS, msg)).into_response();
+    }
+    let Some(token) = token else {
         let result = match app.chat.run(accepted, None).await {
             Ok(resp) => tool_result(&resp),
             Err(e) => chat_error_result(&e),
         };
         return Json(rpc_result(&id, result)).into_response();
     };
-    let (events, task) = spawn_streaming(app, accepted);
+    let (events, task) = match spawn_streaming(app, accepted) {
+        Ok(run) => run,
+        Err(_) => return Json(rpc_result(&id, refused(RunsBusy::CODE, RunsBusy::MESSAGE))).into_response(),
+    };
     Sse::new(progress_then_result(id, token, events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -369,6 +371,8 @@ mod tests {
         }
         h
     }
+
+    use super::super::origin_allowed;
 
     #[test]
     fn only_an_origin_naming_this_host_is_allowed() {

@@ -143,7 +143,10 @@ pub(super) async fn completions(
             Err(e) => chat_error(&e),
         };
     }
-    let (events, task) = spawn_streaming(app, accepted);
+    let (events, task) = match spawn_streaming(app, accepted) {
+        Ok(run) => run,
+        Err(busy) => return busy.response(),
+    };
     Sse::new(completion_chunks(model, events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 

@@ -214,8 +214,12 @@ fn world_name(dir: &Path) -> Result<String, ScaffoldError> {
         path: path.clone(),
         message: format!("{e} (a Python or JavaScript agent's world is wit/world.wit)"),
     })?;
-    parse_world_name(&text)
-        .ok_or_else(|| ScaffoldError::World { path, message: "no `world NAME {` line in it".into() })
+    let name = parse_world_name(&text)
+        .ok_or_else(|| ScaffoldError::World { path: path.clone(), message: "no `world NAME {` line in it".into() })?;
+    // It names the tools' arguments and the installed file: an agent name.
+    agentkernel_runtime::validate_agent_name(&name)
+        .map_err(|e| ScaffoldError::World { path, message: format!("the world's name is the agent's: {e}") })?;
+    Ok(name)
 }
 
 fn parse_world_name(wit: &str) -> Option<String> {
@@ -309,7 +313,8 @@ impl Scratch {
     fn new(name: &str) -> Result<Self, ScaffoldError> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let dir = absolute(std::env::temp_dir()).join(format!("agentkernel-build-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        // Not `create_dir_all`: a directory someone else made there first is refused.
+        std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
         Ok(Scratch(dir))
     }
 }
@@ -359,6 +364,11 @@ mod tests {
         assert_eq!(parse_world_name(wit).as_deref(), Some("hello-py"));
         assert_eq!(parse_world_name("world %list {").as_deref(), Some("list"));
         assert_eq!(parse_world_name("worlds apart\n"), None);
+        // A name that would read as a flag to the tools is refused.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("wit")).unwrap();
+        std::fs::write(tmp.path().join("wit/world.wit"), "package a:b;\nworld -x {\n}\n").unwrap();
+        assert!(matches!(world_name(tmp.path()), Err(ScaffoldError::World { .. })));
     }
 
     #[test]

@@ -200,6 +200,13 @@ async fn send_batches(
     resource: Vec<(&'static str, Value)>,
     counters: Arc<ExportCounters>,
 ) {
+    // Logged without credentials an endpoint URL may carry.
+    let shown = {
+        let mut u = url.clone();
+        let _ = u.set_password(None);
+        let _ = u.set_username("");
+        u
+    };
     let mut batch = Vec::with_capacity(BATCH_SPANS);
     while rx.recv_many(&mut batch, BATCH_SPANS).await > 0 {
         let body = otlp::export_request(&resource, env!("CARGO_PKG_VERSION"), &batch);
@@ -211,11 +218,11 @@ async fn send_batches(
                 counters.exported.fetch_add(n, Ordering::Relaxed);
             }
             Ok(resp) => {
-                tracing::warn!("OTLP export to {url}: HTTP {}", resp.status());
+                tracing::warn!("OTLP export to {shown}: HTTP {}", resp.status());
                 counters.failed.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                tracing::warn!("OTLP export to {url}: {e}");
+                tracing::warn!("OTLP export to {shown}: {}", e.without_url());
                 counters.failed.fetch_add(n, Ordering::Relaxed);
             }
         }

@@ -15,8 +15,11 @@
 //!
 //! What a client can consume: one chat request per message (the chat
 //! service's limits), a body of `MAX_BODY_BYTES`, at most
-//! `stream_buffer_events` progress events held per stream, and room in the
-//! bounded task store (`tasks.rs`).
+//! `stream_buffer_events` progress events held per stream, room in its own
+//! token's bounded task store (`tasks.rs`), and one of the app's detached-run
+//! places (`[server] max_connections`) per running task. A browser page of
+//! another site is refused by the `Origin` check, and ids it may choose are
+//! short (they are echoed in every answer).
 mod card;
 mod tasks;
 
@@ -27,7 +30,7 @@ use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
@@ -56,6 +59,9 @@ const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
 const INTERNAL_ERROR: i64 = -32603;
 const TASK_NOT_FOUND: i64 = -32001;
+/// Implementation-defined (JSON-RPC's server error range): a bound of the
+/// task store or of detached runs was reached; `data` says which.
+const TOO_MANY_TASKS: i64 = -32050;
 const TASK_NOT_CANCELABLE: i64 = -32002;
 const PUSH_NOT_SUPPORTED: i64 = -32003;
 const UNSUPPORTED_OPERATION: i64 = -32004;
@@ -97,6 +103,9 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !super::origin_allowed(&headers) {
+        return super::error(StatusCode::FORBIDDEN, "forbidden-origin", "the Origin header does not name this host");
+    }
     let rpc: Rpc = match serde_json::from_slice::<Value>(&body) {
         Err(e) => return answer(rpc_error(&Value::Null, PARSE_ERROR, "parse-error", format!("not JSON: {e}"))),
         Ok(v) if !v.is_object() => return answer(rpc_error(&Value::Null, INVALID_REQUEST, "invalid-request", "one JSON-RPC request per call")),
@@ -106,6 +115,10 @@ pub(super) async fn handle(
         },
     };
     let id = rpc.id.clone();
+    if !super::valid_rpc_id(&id) {
+        let msg = format!("`id` is a number or a string of at most {} bytes", super::MAX_RPC_ID_BYTES);
+        return answer(rpc_error(&Value::Null, INVALID_REQUEST, "invalid-request", msg));
+    }
     if rpc.jsonrpc.as_deref() != Some("2.0") {
         return answer(rpc_error(&id, INVALID_REQUEST, "invalid-request", "`jsonrpc` must be \"2.0\""));
     }
@@ -145,7 +158,11 @@ fn task_answer(id: &Value, task: Result<Value, TaskError>) -> Value {
         Ok(task) => rpc_result(id, task),
         Err(TaskError::NotFound) => rpc_error(id, TASK_NOT_FOUND, "task-not-found", "no such task"),
         Err(TaskError::NotCancelable(state)) => rpc_error(id, TASK_NOT_CANCELABLE, "task-not-cancelable", format!("the task has ended ({state})")),
-        Err(TaskError::Full) => rpc_error(id, INTERNAL_ERROR, "capacity", "too many tasks are running; try again later"),
+        Err(TaskError::Full) => rpc_error(id, TOO_MANY_TASKS, "too-many-tasks", format!(
+            "this token holds as many tasks as it may ({} running, {} kept); try again when some have ended",
+            tasks::MAX_RUNNING,
+            tasks::MAX_TASKS
+        )),
     }
 }
 
@@ -154,8 +171,15 @@ struct Ask {
     text: String,
     agents: Option<Vec<String>>,
     context_id: Option<String>,
-    user_message: Value,
+    /// The client's `messageId` (short) and `taskId`, if any.
+    message_id: Option<String>,
+    task_id: Option<String>,
     return_immediately: bool,
+}
+
+/// Ids a client chooses and the server keeps or echoes.
+fn short_id(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty() && s.len() <= super::MAX_RPC_ID_BYTES).map(str::to_string)
 }
 
 fn parse_ask(params: &Value) -> Result<Ask, (i64, &'static str, String)> {
@@ -189,7 +213,8 @@ fn parse_ask(params: &Value) -> Result<Ask, (i64, &'static str, String)> {
         text,
         agents,
         context_id: msg["contextId"].as_str().filter(|c| !c.is_empty()).map(str::to_string),
-        user_message: msg.clone(),
+        message_id: short_id(&msg["messageId"]),
+        task_id: msg["taskId"].as_str().filter(|t| !t.is_empty()).map(str::to_string),
         return_immediately: params["configuration"]["returnImmediately"].as_bool().unwrap_or(false),
     })
 }
@@ -203,7 +228,7 @@ async fn send(app: Arc<App>, caller: Caller, parent: Option<TraceParent>, id: Va
     // A follow-up to a task continues its context; a finished task takes
     // no more input (none of ours ever asks for it).
     let mut context_id = ask.context_id.clone();
-    if let Some(task) = ask.user_message["taskId"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(task) = ask.task_id.as_deref() {
         match app.a2a_tasks.context_of(&owner, task) {
             Err(e) => return answer(task_answer(&id, Err(e))),
             Ok((_, state)) if state.is_terminal() => {
@@ -213,29 +238,38 @@ async fn send(app: Arc<App>, caller: Caller, parent: Option<TraceParent>, id: Va
             Ok((context, _)) => context_id = Some(context),
         }
     }
-    let req = ChatRequest { message: ask.text, session: context_id.clone(), agents: ask.agents, ..ChatRequest::default() };
+    let req = ChatRequest { message: ask.text.clone(), session: context_id.clone(), agents: ask.agents, ..ChatRequest::default() };
     let accepted = match app.chat.accept(&req, &caller.principal(), Conversation::Session { id: context_id }).await {
         Ok(a) => a.traced("/a2a", parent),
         Err(e) => return answer(chat_refusal(&id, &e)),
     };
     let context_id = accepted.session().to_string();
     let task_id = format!("t-{}", &agentkernel_core::chat::new_session_id()[2..]);
-    let mut user_message = ask.user_message;
-    user_message["taskId"] = json!(task_id);
-    user_message["contextId"] = json!(context_id);
+    // What the task keeps of the client's message: its text (data parts
+    // as JSON text), not whatever else the client sent along.
+    let mut user_message = message("ROLE_USER", &task_id, &context_id, vec![json!({"text": ask.text})]);
+    if let Some(message_id) = ask.message_id {
+        user_message["messageId"] = json!(message_id);
+    }
     let submitted = match app.a2a_tasks.create(&owner, &task_id, &context_id, user_message) {
         Ok(t) => t,
         Err(e) => return answer(task_answer(&id, Err(e))),
     };
-    let (events, run) = if streaming {
-        let (events, run) = super::chat::spawn_streaming(app.clone(), accepted);
-        (Some(events), run)
+    let spawned = if streaming {
+        super::chat::spawn_streaming(app.clone(), accepted).map(|(events, run)| (Some(events), run))
     } else {
-        let chat_app = app.clone();
-        (None, tokio::spawn(async move { chat_app.chat.run(accepted, None).await }))
+        super::chat::spawn_run(app.clone(), accepted, None).map(|run| (None, run))
     };
-    app.a2a_tasks.start(&task_id, run.abort_handle());
-    let finished = tokio::spawn(finish(app.clone(), task_id.clone(), context_id.clone(), run));
+    let (events, run) = match spawned {
+        Ok(spawned) => spawned,
+        Err(_) => {
+            app.a2a_tasks.cancel(&owner, &task_id).ok();
+            let msg = "too many requests are running on this host; try again later";
+            return answer(rpc_error(&id, TOO_MANY_TASKS, super::chat::RunsBusy::CODE, msg));
+        }
+    };
+    app.a2a_tasks.start(&owner, &task_id, run.abort_handle());
+    let finished = tokio::spawn(finish(app.clone(), owner.clone(), task_id.clone(), context_id.clone(), run));
     match events {
         Some(events) => {
             let stream = progress_then_end(id, submitted, task_id, context_id, events, finished);
@@ -263,7 +297,7 @@ fn chat_refusal(id: &Value, e: &ChatError) -> Value {
 }
 
 /// Waits for the request and records how its task ended; the task then.
-async fn finish(app: Arc<App>, task_id: String, context_id: String, run: JoinHandle<Result<ChatResponse, ChatError>>) -> Option<Value> {
+async fn finish(app: Arc<App>, owner: String, task_id: String, context_id: String, run: JoinHandle<Result<ChatResponse, ChatError>>) -> Option<Value> {
     let (state, answer, artifacts) = match run.await {
         Ok(Ok(resp)) => {
             let reply = message("ROLE_AGENT", &task_id, &context_id, vec![json!({"text": resp.answer})]);
@@ -276,7 +310,7 @@ async fn finish(app: Arc<App>, task_id: String, context_id: String, run: JoinHan
         // Aborted by CancelTask, which already recorded it.
         Err(_) => (TaskState::Canceled, None, Vec::new()),
     };
-    app.a2a_tasks.finish(&task_id, state, answer, artifacts)
+    app.a2a_tasks.finish(&owner, &task_id, state, answer, artifacts)
 }
 
 /// The answer, and everything the chat response says about it as data.

@@ -4,9 +4,13 @@
 //! A task is one chat request. It belongs to the token that sent it (a task
 //! id of another token is "not found"), runs in a task of its own (so a
 //! client that goes away neither cancels it nor loses its result), and is
-//! kept [`KEEP_FINISHED`] after it ends. At most [`MAX_TASKS`] tasks and
-//! [`MAX_BYTES`] of their messages are held: the oldest finished ones make
-//! room, and when only running ones are left a new task is refused.
+//! kept [`KEEP_FINISHED`] after it ends. Each token has a store of its own,
+//! so one client's flood cannot push out or lock out another's tasks: at
+//! most [`MAX_RUNNING`] of its tasks run at once, and at most [`MAX_TASKS`]
+//! tasks and [`MAX_BYTES`] of their messages are held; its oldest finished
+//! ones make room, and when only running ones are left a new task is
+//! refused. Tokens come from the configuration, so the whole store is
+//! bounded by their number times these.
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,8 +20,9 @@ use tokio::task::AbortHandle;
 
 use agentkernel_core::chat::ChatResponse;
 
-pub const MAX_TASKS: usize = 1000;
-pub const MAX_BYTES: usize = 64 << 20;
+pub const MAX_TASKS: usize = 500;
+pub const MAX_BYTES: usize = 16 << 20;
+pub const MAX_RUNNING: usize = 64;
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 
 /// The protocol's task states (the ones this server uses).
@@ -80,7 +85,6 @@ pub fn message(role: &str, task_id: &str, context_id: &str, parts: Vec<Value>) -
 
 #[derive(Debug)]
 struct Entry {
-    owner: String,
     id: String,
     context_id: String,
     state: State,
@@ -122,13 +126,15 @@ impl Entry {
 pub enum TaskError {
     NotFound,
     NotCancelable(&'static str),
-    /// Only running tasks are held and the store is full.
+    /// Only running tasks are held and the token's store is full, or
+    /// [`MAX_RUNNING`] of its tasks are running.
     Full,
 }
 
+/// Every token's tasks, each token's bounded on its own.
 #[derive(Default)]
 pub struct TaskStore {
-    inner: Mutex<Inner>,
+    inner: Mutex<HashMap<String, Inner>>,
 }
 
 #[derive(Default)]
@@ -159,14 +165,19 @@ impl Inner {
 }
 
 impl TaskStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inner>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on `owner`'s tasks; `NotFound` when it has none.
+    fn with_owner<T>(&self, owner: &str, f: impl FnOnce(&mut Inner) -> Result<T, TaskError>) -> Result<T, TaskError> {
+        let mut all = self.lock();
+        f(all.get_mut(owner).ok_or(TaskError::NotFound)?)
     }
 
     /// A new working task holding the user's message.
     pub fn create(&self, owner: &str, id: &str, context_id: &str, user_message: Value) -> Result<Value, TaskError> {
         let mut entry = Entry {
-            owner: owner.to_string(),
             id: id.to_string(),
             context_id: context_id.to_string(),
             state: State::Submitted,
@@ -179,9 +190,11 @@ impl TaskStore {
             bytes: 0,
         };
         entry.measure();
-        let mut inner = self.lock();
+        let mut all = self.lock();
+        let inner = all.entry(owner.to_string()).or_default();
         inner.make_room(1, entry.bytes);
-        if inner.by_id.len() >= MAX_TASKS || inner.bytes + entry.bytes > MAX_BYTES {
+        let running = inner.by_id.values().filter(|e| !e.state.is_terminal()).count();
+        if running >= MAX_RUNNING || inner.by_id.len() >= MAX_TASKS || inner.bytes + entry.bytes > MAX_BYTES {
             return Err(TaskError::Full);
         }
         let snapshot = entry.to_json(None);
@@ -192,8 +205,8 @@ impl TaskStore {
     }
 
     /// The task is running: `abort` stops its calls.
-    pub fn start(&self, id: &str, abort: AbortHandle) {
-        if let Some(e) = self.lock().by_id.get_mut(id) {
+    pub fn start(&self, owner: &str, id: &str, abort: AbortHandle) {
+        if let Some(e) = self.lock().get_mut(owner).and_then(|inner| inner.by_id.get_mut(id)) {
             if e.state.is_terminal() {
                 // Canceled before it started.
                 abort.abort();
@@ -207,8 +220,9 @@ impl TaskStore {
 
     /// Records how the task ended, unless it was canceled meanwhile; the
     /// task as it now is.
-    pub fn finish(&self, id: &str, state: State, answer: Option<Value>, artifacts: Vec<Value>) -> Option<Value> {
-        let mut inner = self.lock();
+    pub fn finish(&self, owner: &str, id: &str, state: State, answer: Option<Value>, artifacts: Vec<Value>) -> Option<Value> {
+        let mut all = self.lock();
+        let inner = all.get_mut(owner)?;
         let Inner { by_id, bytes, .. } = &mut *inner;
         let e = by_id.get_mut(id)?;
         if !e.state.is_terminal() {
@@ -231,38 +245,38 @@ impl TaskStore {
     }
 
     pub fn get(&self, owner: &str, id: &str, history_length: Option<usize>) -> Result<Value, TaskError> {
-        let inner = self.lock();
-        let e = inner.by_id.get(id).filter(|e| e.owner == owner).ok_or(TaskError::NotFound)?;
-        Ok(e.to_json(history_length))
+        self.with_owner(owner, |inner| Ok(inner.by_id.get(id).ok_or(TaskError::NotFound)?.to_json(history_length)))
     }
 
     /// Cancels a task that has not ended: its calls are stopped where they
     /// are (an agent mid-call is dropped with its instance).
     pub fn cancel(&self, owner: &str, id: &str) -> Result<Value, TaskError> {
-        let mut inner = self.lock();
-        let e = inner.by_id.get_mut(id).filter(|e| e.owner == owner).ok_or(TaskError::NotFound)?;
-        if e.state.is_terminal() {
-            return Err(TaskError::NotCancelable(e.state.wire()));
-        }
-        if let Some(abort) = e.abort.take() {
-            abort.abort();
-        }
-        e.state = State::Canceled;
-        e.timestamp = timestamp();
-        e.finished = Some(Instant::now());
-        Ok(e.to_json(None))
+        self.with_owner(owner, |inner| {
+            let e = inner.by_id.get_mut(id).ok_or(TaskError::NotFound)?;
+            if e.state.is_terminal() {
+                return Err(TaskError::NotCancelable(e.state.wire()));
+            }
+            if let Some(abort) = e.abort.take() {
+                abort.abort();
+            }
+            e.state = State::Canceled;
+            e.timestamp = timestamp();
+            e.finished = Some(Instant::now());
+            Ok(e.to_json(None))
+        })
     }
 
     /// Who owns a task and in which context, for a follow-up message.
     pub fn context_of(&self, owner: &str, id: &str) -> Result<(String, State), TaskError> {
-        let inner = self.lock();
-        let e = inner.by_id.get(id).filter(|e| e.owner == owner).ok_or(TaskError::NotFound)?;
-        Ok((e.context_id.clone(), e.state))
+        self.with_owner(owner, |inner| {
+            let e = inner.by_id.get(id).ok_or(TaskError::NotFound)?;
+            Ok((e.context_id.clone(), e.state))
+        })
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().by_id.len()
+    fn len(&self, owner: &str) -> usize {
+        self.lock().get(owner).map_or(0, |inner| inner.by_id.len())
     }
 }
 
@@ -282,7 +296,7 @@ mod tests {
         let canceled = store.cancel("alice", "t1").unwrap();
         assert_eq!(canceled["status"]["state"], "TASK_STATE_CANCELED");
         // The run ending afterwards does not overwrite the cancellation.
-        let after = store.finish("t1", State::Completed, Some(user("late")), vec![]).unwrap();
+        let after = store.finish("alice", "t1", State::Completed, Some(user("late")), vec![]).unwrap();
         assert_eq!(after["status"]["state"], "TASK_STATE_CANCELED");
         assert_eq!(store.cancel("alice", "t1"), Err(TaskError::NotCancelable("TASK_STATE_CANCELED")));
         assert_eq!(store.get("alice", "t1", Some(0)).unwrap()["history"], json!([]));
@@ -291,14 +305,24 @@ mod tests {
     #[test]
     fn finished_tasks_make_room_and_running_ones_are_never_dropped() {
         let store = TaskStore::default();
-        for i in 0..MAX_TASKS {
+        for i in 0..MAX_RUNNING {
             store.create("a", &format!("t{i}"), "c", user("x")).unwrap();
         }
-        assert_eq!(store.create("a", "one-more", "c", user("x")), Err(TaskError::Full), "all running: refused");
-        store.finish("t0", State::Completed, None, vec![]);
+        assert_eq!(store.create("a", "one-more", "c", user("x")), Err(TaskError::Full), "as many running as allowed: refused");
+        // Another token is not locked out by this one.
+        store.create("b", "b0", "c", user("x")).unwrap();
+        for i in 0..MAX_RUNNING {
+            store.finish("a", &format!("t{i}"), State::Completed, None, vec![]);
+        }
+        for i in MAX_RUNNING..MAX_TASKS {
+            store.create("a", &format!("t{i}"), "c", user("x")).unwrap();
+            store.finish("a", &format!("t{i}"), State::Completed, None, vec![]);
+        }
+        assert_eq!(store.len("a"), MAX_TASKS);
         store.create("a", "one-more", "c", user("x")).unwrap();
         assert_eq!(store.get("a", "t0", None), Err(TaskError::NotFound), "the oldest finished task made room");
-        assert_eq!(store.len(), MAX_TASKS);
+        assert_eq!(store.len("a"), MAX_TASKS);
+        assert!(store.get("b", "b0", None).is_ok(), "only the token's own tasks make room");
     }
 
     #[test]
@@ -307,12 +331,12 @@ mod tests {
         let big = "x".repeat(MAX_BYTES / 4);
         for i in 0..3 {
             store.create("a", &format!("t{i}"), "c", user(&big)).unwrap();
-            store.finish(&format!("t{i}"), State::Completed, None, vec![]);
+            store.finish("a", &format!("t{i}"), State::Completed, None, vec![]);
         }
         store.create("a", "t3", "c", user(&big)).unwrap();
         store.create("a", "t4", "c", user(&big)).unwrap();
         assert_eq!(store.get("a", "t0", None), Err(TaskError::NotFound));
-        assert!(store.lock().bytes <= MAX_BYTES);
+        assert!(store.lock()["a"].bytes <= MAX_BYTES);
     }
 
     #[test]
