@@ -57,8 +57,12 @@ impl CompileCache {
     fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
-        // Write then rename, so a crash never leaves a half-written entry.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Write then rename, so a crash never leaves a half-written entry;
+        // a temporary name of its own per write, since two threads (a scan's
+        // warm-up and a reload) may store the same entry at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)
     }
