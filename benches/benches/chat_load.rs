@@ -2,16 +2,37 @@
 //! LLM: requests/s and p50/p99 for a single-agent and a three-agent route at
 //! 64 connections, against a baseline measured in the same run (the direct
 //! agent-call endpoint: the same HTTP stack and agent, no orchestration),
-//! and the host's own time per agent hop.
+//! and the host's own time per agent hop. The HTTP floor runs first: a
+//! no-Wasm axum server answering the direct-call route's JSON on the same
+//! server runtime, under the same load (the peer a fresh instance per call
+//! is measured against).
 //!
 //! Run: `cargo bench -p agentkernel-benches --bench chat_load`
 //! (`AGENTKERNEL_LOAD_SECS`, default 10, sets each phase's length). The
 //! server runs on its own 2-thread runtime, the load generator on another.
 use std::time::Duration;
 
+use axum::Json;
+use axum::routing::post;
 use sandbox_tests::llm_server::ScriptedLlm;
 use sandbox_tests::{TestHost, load};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// The HTTP floor: the direct-call route with no Wasm, no policy and no
+/// metrics, answering what `echo` answers.
+async fn axum_floor() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/v1/agents/echo/call",
+        post(|Json(req): Json<Value>| async move {
+            let text = req["text"].as_str().unwrap_or_default().to_string();
+            Json(json!({"text": text, "data": null}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
 
 fn main() {
     let secs: u64 = std::env::var("AGENTKERNEL_LOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -19,6 +40,7 @@ fn main() {
     let connections = 64;
 
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let floor_addr = server.block_on(axum_floor());
     let (h, addr, _llm) = server.block_on(async {
         let llm = ScriptedLlm::start(vec![]).await; // answers "ok" at once
         let h = TestHost::new(&format!(
@@ -41,10 +63,18 @@ fn main() {
     let warm = client.block_on(load::run(addr, "/v1/agents/echo/call", 8, Duration::from_secs(1), false, |i| json!({"text": format!("w{i}")})));
     assert!(warm.failures.is_empty());
 
+    let floor = client.block_on(load::run(floor_addr, "/v1/agents/echo/call", connections, phase, false, |i| {
+        json!({"session_id": "load", "text": format!("hello {i}")})
+    }));
+    report("floor: axum, no Wasm", &floor);
     let baseline = client.block_on(load::run(addr, "/v1/agents/echo/call", connections, phase, false, |i| {
         json!({"session_id": "load", "text": format!("hello {i}")})
     }));
     report("baseline: direct call", &baseline);
+    println!(
+        "direct call (a fresh instance per call): {:.2}x the axum floor's req/s",
+        baseline.requests_per_second() / floor.requests_per_second()
+    );
     let single = client.block_on(load::run(addr, "/v1/chat", connections, phase, false, |i| {
         json!({"message": format!("hello {i}"), "agents": ["echo"]})
     }));
