@@ -39,6 +39,28 @@ pub fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(wasm_path(name)).expect("readable component")
 }
 
+/// The `numbered` guest as agent `gen-{n:06}` (skill keyword `topic{n:06}`):
+/// its marker replaced in the bytes, so each `n` is a distinct component
+/// with its own manifest.
+pub fn numbered_agent(n: u32) -> Vec<u8> {
+    assert!(n < 1_000_000);
+    let mut bytes = wasm("numbered");
+    let digits = format!("{n:06}");
+    let mut replaced = 0;
+    let mut i = 0;
+    while i + 6 <= bytes.len() {
+        if &bytes[i..i + 6] == b"qqqqqq" {
+            bytes[i..i + 6].copy_from_slice(digits.as_bytes());
+            replaced += 1;
+            i += 6;
+        } else {
+            i += 1;
+        }
+    }
+    assert!(replaced >= 3, "the numbered guest lost its marker");
+    bytes
+}
+
 pub fn request(session: &str, text: &str) -> Request {
     Request { session_id: session.into(), text: text.into(), history: vec![], context: None }
 }

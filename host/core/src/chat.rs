@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentkernel_sdk::routing::{self, Candidate, CandidateSkill};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -27,6 +26,7 @@ use tokio::sync::mpsc::Sender;
 
 use agentkernel_runtime::bindings::{Request, Role, Turn};
 use crate::registry::Registry;
+use crate::routing_index::RoutingCache;
 use crate::telemetry::{Exporter, RequestSpan, TraceParent};
 use agentkernel_runtime::{CallContext, CallError, LoadedAgent};
 use agentkernel_storage::sessions::{SessionAppend, SessionStore, TranscriptEntry};
@@ -44,6 +44,10 @@ pub struct ChatConfig {
     pub synthesizer: String,
     /// Most agents one message is routed to.
     pub max_agents: u32,
+    /// Most agents the router agent is offered per message: with more
+    /// loaded, a shortlist of those whose skills the message touches (so
+    /// routing costs the same with 1,000 agents as with 16).
+    pub router_candidates: u32,
     /// Most agent invocations per request, nested calls included.
     pub max_calls: u32,
     /// Longest chain of agent-to-agent calls.
@@ -68,6 +72,7 @@ impl Default for ChatConfig {
             router: "router".into(),
             synthesizer: "synthesizer".into(),
             max_agents: 3,
+            router_candidates: 16,
             max_calls: 16,
             max_depth: 4,
             max_parallel: 4,
@@ -333,12 +338,14 @@ pub struct ChatService {
     config: ChatConfig,
     /// OTLP export of each request's trace (`[telemetry]`), when configured.
     telemetry: Option<Arc<Exporter>>,
+    /// The routable agents and their skill index, per registry generation.
+    routing: RoutingCache,
 }
 
 impl ChatService {
     pub fn new(registry: Arc<Registry>, sessions: Arc<dyn SessionStore>, config: ChatConfig) -> Self {
         let writer = TranscriptWriter::start(sessions.clone());
-        ChatService { registry, sessions, writer, config, telemetry: None }
+        ChatService { registry, sessions, writer, config, telemetry: None, routing: RoutingCache::default() }
     }
 
     pub fn with_telemetry(mut self, exporter: Option<Arc<Exporter>>) -> Self {
@@ -483,28 +490,31 @@ impl ChatService {
     /// host's own skill matching: one broken router version must not stop
     /// every chat.
     async fn route(&self, request: &Request, scope: &Arc<RequestScope>, max_agents: usize) -> (Vec<Arc<LoadedAgent>>, RouteInfo) {
-        let candidates: Vec<Arc<LoadedAgent>> = self.registry.list().into_iter().filter(|a| !self.is_internal(a.name())).collect();
+        let routing = self.routing.get(&self.registry, |name| !self.is_internal(name));
         let failure = match self.registry.get(&self.config.router) {
             None => format!("router agent `{}` is not loaded", self.config.router),
-            Some(router) => match self.ask_router(&router, request, scope, &candidates, max_agents).await {
-                Ok(choice) => {
-                    // The router is guest code: trust nothing it names without checking.
-                    let mut seen = BTreeSet::new();
-                    let chosen: Vec<_> = choice
-                        .agents
-                        .iter()
-                        .filter(|n| !self.is_internal(n) && seen.insert(n.as_str()))
-                        .filter_map(|n| self.registry.get(n))
-                        .take(max_agents)
-                        .collect();
-                    let reason = agentkernel_runtime::trace::preview(&choice.reason).to_string();
-                    return (chosen, RouteInfo { by: router.name().to_string(), reason });
+            Some(router) => {
+                let offered = routing.shortlist(&request.text, self.config.router_candidates.max(1) as usize);
+                match self.ask_router(&router, request, scope, &offered, max_agents).await {
+                    Ok(choice) => {
+                        // The router is guest code: trust nothing it names without checking.
+                        let mut seen = BTreeSet::new();
+                        let chosen: Vec<_> = choice
+                            .agents
+                            .iter()
+                            .filter(|n| !self.is_internal(n) && seen.insert(n.as_str()))
+                            .filter_map(|n| self.registry.get(n))
+                            .take(max_agents)
+                            .collect();
+                        let reason = agentkernel_runtime::trace::preview(&choice.reason).to_string();
+                        return (chosen, RouteInfo { by: router.name().to_string(), reason });
+                    }
+                    Err(why) => format!("router agent `{}` failed: {why}", router.name()),
                 }
-                Err(why) => format!("router agent `{}` failed: {why}", router.name()),
-            },
+            }
         };
         tracing::warn!("routing in the host: {failure}");
-        let (chosen, matched) = match_skills(&request.text, &candidates, max_agents);
+        let (chosen, matched) = routing.match_skills(&request.text, max_agents);
         (chosen, RouteInfo { by: "host".into(), reason: agentkernel_runtime::trace::preview(&format!("{failure}; {matched}")).to_string() })
     }
 
@@ -654,29 +664,6 @@ struct RouterChoice {
     agents: Vec<String>,
     #[serde(default)]
     reason: String,
-}
-
-/// The host's routing when the router agent cannot route: the bundled
-/// router's offline rule (`agentkernel_sdk::routing`, one copy for both),
-/// so routing stays deterministic and explainable. Returns the agents,
-/// best first, and why.
-fn match_skills(message: &str, candidates: &[Arc<LoadedAgent>], max_agents: usize) -> (Vec<Arc<LoadedAgent>>, String) {
-    let views: Vec<Candidate> = candidates
-        .iter()
-        .map(|a| Candidate {
-            name: a.name().to_string(),
-            description: a.manifest.description.clone(),
-            skills: a
-                .manifest
-                .skills
-                .iter()
-                .map(|s| CandidateSkill { name: s.name.clone(), description: s.description.clone(), keywords: s.keywords.clone() })
-                .collect(),
-        })
-        .collect();
-    let matched = routing::match_skills(message, &views, max_agents);
-    let chosen = matched.agents.iter().filter_map(|n| candidates.iter().find(|a| a.name() == n.as_str()).cloned()).collect();
-    (chosen, matched.reason)
 }
 
 /// Runs the chosen agents, at most `parallel` at once, results in order.

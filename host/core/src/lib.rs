@@ -7,6 +7,7 @@ pub mod config;
 pub mod follow;
 pub mod host;
 pub mod registry;
+pub mod routing_index;
 pub mod research;
 pub mod scaffold;
 pub mod telemetry;

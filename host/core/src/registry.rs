@@ -113,6 +113,11 @@ impl Registry {
         self.agents.get(name)
     }
 
+    /// Changes to the loaded agents so far (see [`AgentTable::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.agents.generation()
+    }
+
     pub fn list(&self) -> Vec<Arc<LoadedAgent>> {
         self.agents.list()
     }

@@ -6,6 +6,7 @@
 //! weakly: it holds the agents, and an agent's prepared capabilities
 //! holding it strongly would keep every agent (and its engine) alive.
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::LoadedAgent;
@@ -23,12 +24,17 @@ pub trait AgentDirectory: Send + Sync + 'static {
 #[derive(Default)]
 pub struct AgentTable {
     agents: RwLock<BTreeMap<String, Arc<LoadedAgent>>>,
+    /// Bumped by every change (under the write lock), so what is derived
+    /// from the table (the chat service's skill index) knows when to rebuild.
+    generation: AtomicU64,
 }
 
 impl AgentTable {
     /// Puts `agent` in under its name, returning the one it replaced.
     pub fn insert(&self, agent: Arc<LoadedAgent>) -> Option<Arc<LoadedAgent>> {
-        self.agents.write().unwrap_or_else(|p| p.into_inner()).insert(agent.name().to_string(), agent)
+        let mut agents = self.agents.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::Release);
+        agents.insert(agent.name().to_string(), agent)
     }
     /// Puts `agent` in and takes `previous` (the name its source served
     /// before, if it was renamed) out, in one step.
@@ -38,11 +44,20 @@ impl AgentTable {
             agents.remove(prev);
         }
         agents.insert(agent.name().to_string(), agent);
+        self.generation.fetch_add(1, Ordering::Release);
     }
     /// Removes `name` if `served` says the loaded version is the one to remove.
     pub fn remove_if(&self, name: &str, served: impl FnOnce(&LoadedAgent) -> bool) -> Option<Arc<LoadedAgent>> {
         let mut agents = self.agents.write().unwrap_or_else(|p| p.into_inner());
-        if agents.get(name).is_some_and(|a| served(a)) { agents.remove(name) } else { None }
+        if !agents.get(name).is_some_and(|a| served(a)) {
+            return None;
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+        agents.remove(name)
+    }
+    /// Changes so far: equal twice means the same agents in between.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
     pub fn len(&self) -> usize {
         self.agents.read().unwrap_or_else(|p| p.into_inner()).len()
