@@ -57,7 +57,8 @@ async fn the_router_is_offered_a_shortlist_so_its_cost_does_not_grow_with_the_ag
     let mentions: Vec<String> = (40..60).map(|n| format!("topic{n:06}")).collect();
     let r = chat(many, &mentions.join(" ")).await;
     assert_eq!(r["agents"].as_array().unwrap().len(), 3, "max_agents of the shortlist: {r}");
-    // Nothing touched: nothing offered, and the answer says what can be asked.
+    // Nothing touched: the router is offered 16 agents in name order, none
+    // of which fits, and the answer says what can be asked.
     let r = chat(many, "good morning").await;
     assert_eq!(r["status"], "no-match", "{r}");
 }

@@ -145,12 +145,14 @@ impl SkillIndex {
     /// highest score first, ties in the candidates' order, at most `limit`.
     pub fn rank(&self, message: &str, limit: usize, min_score: u32) -> Vec<(usize, u32, Vec<String>)> {
         let lower = message.to_lowercase();
+        // Each distinct word once: a message repeating one word thousands
+        // of times costs what it costs once.
         let msg_words = words(message);
-        let mut touched: Vec<u32> = msg_words.iter().filter_map(|w| self.by_word.get(w)).flatten().copied().collect();
+        let distinct: std::collections::HashSet<&str> = msg_words.iter().map(String::as_str).collect();
+        let mut touched: std::collections::BTreeSet<u32> =
+            distinct.iter().filter_map(|w| self.by_word.get(*w)).flatten().copied().collect();
         touched.extend(self.phrases.iter().filter(|(kw, _)| lower.contains(kw.as_str())).map(|(_, i)| *i));
-        touched.sort_unstable();
-        touched.dedup();
-        let has_word = |w: &str| msg_words.iter().any(|m| m == w);
+        let has_word = |w: &str| distinct.contains(w);
         let mut scored = Vec::new();
         for i in touched {
             let (score, hits) = self.score(i as usize, &lower, &has_word);

@@ -494,7 +494,9 @@ impl ChatService {
         let failure = match self.registry.get(&self.config.router) {
             None => format!("router agent `{}` is not loaded", self.config.router),
             Some(router) => {
-                let offered = routing.shortlist(&request.text, self.config.router_candidates.max(1) as usize);
+                // Never fewer places than agents a message may go to.
+                let places = (self.config.router_candidates as usize).max(max_agents).max(1);
+                let offered = routing.shortlist(&request.text, places);
                 match self.ask_router(&router, request, scope, &offered, max_agents).await {
                     Ok(choice) => {
                         // The router is guest code: trust nothing it names without checking.

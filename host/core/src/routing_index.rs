@@ -8,8 +8,13 @@
 //! agents, the router is given a shortlist instead: the agents whose skills
 //! the message touches (a keyword, a skill name or a description word),
 //! best first, found through the index in time that depends on the
-//! message's words rather than on the number of agents.
-use std::sync::{Arc, Mutex};
+//! message's words rather than on the number of agents, then (so an LLM
+//! router still has agents to consider when the words touch too few)
+//! others in name order up to the limit.
+//!
+//! The index holds its agents weakly: a replaced or unloaded version is
+//! freed when calls stop using it, not when the next chat rebuilds.
+use std::sync::{Arc, Mutex, Weak};
 
 use agentkernel_runtime::LoadedAgent;
 use agentkernel_sdk::routing::{Candidate, CandidateSkill, SkillIndex, SkillMatch};
@@ -20,7 +25,7 @@ use crate::registry::Registry;
 pub struct RoutingIndex {
     generation: u64,
     /// In the registry's (name) order, which is also the index's.
-    pub candidates: Vec<Arc<LoadedAgent>>,
+    candidates: Vec<Weak<LoadedAgent>>,
     index: SkillIndex,
 }
 
@@ -39,22 +44,28 @@ impl RoutingIndex {
                     .collect(),
             })
             .collect();
-        RoutingIndex { generation, index: SkillIndex::new(&views), candidates }
+        RoutingIndex { generation, index: SkillIndex::new(&views), candidates: candidates.iter().map(Arc::downgrade).collect() }
     }
 
     /// The agents to offer the router agent: all of them up to `limit`,
-    /// else the `limit` whose skills the message touches most.
+    /// else the `limit` whose skills the message touches most, then others
+    /// in name order to fill the places left.
     pub fn shortlist(&self, message: &str, limit: usize) -> Vec<Arc<LoadedAgent>> {
         if self.candidates.len() <= limit {
-            return self.candidates.clone();
+            return self.candidates.iter().filter_map(Weak::upgrade).collect();
         }
-        self.index.rank(message, limit, 1).into_iter().map(|(i, _, _)| self.candidates[i].clone()).collect()
+        let mut chosen: Vec<usize> = self.index.rank(message, limit, 1).into_iter().map(|(i, _, _)| i).collect();
+        let matched: std::collections::HashSet<usize> = chosen.iter().copied().collect();
+        let room = limit - chosen.len();
+        chosen.extend((0..self.candidates.len()).filter(|i| !matched.contains(i)).take(room));
+        chosen.into_iter().filter_map(|i| self.candidates[i].upgrade()).collect()
     }
 
     /// The host's own routing (the router agent's offline rule).
     pub fn match_skills(&self, message: &str, max_agents: usize) -> (Vec<Arc<LoadedAgent>>, String) {
         let SkillMatch { agents, reason } = self.index.match_skills(message, max_agents);
-        let chosen = agents.iter().filter_map(|n| self.candidates.iter().find(|a| a.name() == n.as_str()).cloned()).collect();
+        let live: Vec<Arc<LoadedAgent>> = self.candidates.iter().filter_map(Weak::upgrade).collect();
+        let chosen = agents.iter().filter_map(|n| live.iter().find(|a| a.name() == n.as_str()).cloned()).collect();
         (chosen, reason)
     }
 }
@@ -71,13 +82,16 @@ impl RoutingCache {
         // Read before listing: a change in between makes the next request
         // rebuild, never keeps a stale list.
         let generation = registry.generation();
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(index) = current.as_ref().filter(|i| i.generation == generation) {
+        if let Some(index) = self.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|i| i.generation == generation) {
             return index.clone();
         }
+        // Built outside the lock: requests meanwhile use what they find.
         let candidates = registry.list().into_iter().filter(|a| routable(a.name())).collect();
         let index = Arc::new(RoutingIndex::build(generation, candidates));
-        *current = Some(index.clone());
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_none_or(|c| c.generation <= generation) {
+            *current = Some(index.clone());
+        }
         index
     }
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::auth::Caller;
 use super::trace_context::IncomingTrace;
+use super::detached::{DetachedPlace, RunsBusy};
 use super::{App, error, json_rejection};
 use agentkernel_core::api::ErrorBody;
 use agentkernel_core::chat::{Accepted, ChatError, ChatRequest, ChatResponse, Conversation};
@@ -55,55 +56,44 @@ pub(super) async fn chat(
             Err(e) => chat_error(&e),
         };
     }
-    let (events, task) = match spawn_streaming(app, accepted) {
-        Ok(run) => run,
-        Err(busy) => return busy.response(),
-    };
+    let Ok(place) = app.detached_runs.try_acquire(&caller.principal().name) else { return busy_response() };
+    let (events, task) = spawn_streaming(app, accepted, place);
     Sse::new(sse_events(events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 
 /// A chat run that outlives its client's connection, in a task of its own.
 pub(super) type DetachedRun = JoinHandle<Result<ChatResponse, ChatError>>;
 
-/// Every `[server] max_connections` permit of detached runs is taken: a
-/// client that opens streams and goes away cannot pile up more runs than
-/// could be connected at once.
-#[derive(Debug)]
-pub(super) struct RunsBusy;
-
-impl RunsBusy {
-    pub(super) const CODE: &'static str = "busy";
-    pub(super) const MESSAGE: &'static str = "too many requests are running; try again later";
-
-    pub(super) fn response(&self) -> Response {
-        error(StatusCode::SERVICE_UNAVAILABLE, Self::CODE, Self::MESSAGE)
-    }
+/// The HTTP answer when no detached-run place is free (`detached.rs`).
+pub(super) fn busy_response() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, RunsBusy::CODE, RunsBusy::MESSAGE)
 }
 
-/// Runs an accepted chat request in its own task, which holds one of the
-/// app's detached-run permits until it ends; `events` gets its events.
+/// Runs an accepted chat request in its own task, which holds `place`
+/// until it ends; `events` gets its events.
 pub(super) fn spawn_run(
     app: Arc<App>,
     accepted: Accepted,
     events: Option<tokio::sync::mpsc::Sender<Event>>,
-) -> Result<DetachedRun, RunsBusy> {
-    let permit = app.detached_runs.clone().try_acquire_owned().map_err(|_| RunsBusy)?;
-    Ok(tokio::spawn(async move {
-        let _permit = permit;
+    place: DetachedPlace,
+) -> DetachedRun {
+    tokio::spawn(async move {
+        let _place = place;
         app.chat.run(accepted, events).await
-    }))
+    })
 }
 
 /// Runs an accepted chat request in its own task, reporting its events on
 /// the returned channel. The request runs to the end (and is recorded)
-/// even if the client goes away, holding a detached-run permit meanwhile
-/// (`spawn_run`). The channel holds at most
-/// `stream_buffer_events`: a client reading more slowly than the request
-/// runs misses progress events (a `lagged` event says how many), never the
-/// result, and never slows the agents down (see `Trace::emit`).
-pub(super) fn spawn_streaming(app: Arc<App>, accepted: Accepted) -> Result<(Receiver<Event>, DetachedRun), RunsBusy> {
+/// even if the client goes away, holding `place` (one of the app's
+/// detached-run places, taken by the caller) meanwhile. The channel
+/// holds at most `stream_buffer_events`: a client reading more slowly than
+/// the request runs misses progress events (a `lagged` event says how
+/// many), never the result, and never slows the agents down (see
+/// `Trace::emit`).
+pub(super) fn spawn_streaming(app: Arc<App>, accepted: Accepted, place: DetachedPlace) -> (Receiver<Event>, DetachedRun) {
     let (tx, rx) = tokio::sync::mpsc::channel(app.stream_buffer_events);
-    Ok((rx, spawn_run(app, accepted, Some(tx))?))
+    (rx, spawn_run(app, accepted, Some(tx), place))
 }
 
 /// The SSE stream of `/v1/chat`: one event per trace event (named by its

@@ -12,6 +12,7 @@
 mod a2a;
 pub mod auth;
 mod chat;
+mod detached;
 pub mod edge;
 mod io_timeouts;
 pub mod listener;
@@ -56,9 +57,8 @@ pub struct App {
     pub stats: stats_routes::StatsState,
     /// A2A tasks (`POST /a2a`), bounded.
     pub(crate) a2a_tasks: a2a::TaskStore,
-    /// Runs that outlive their connection (streamed chat, MCP progress,
-    /// A2A tasks) hold one of `[server] max_connections` permits each.
-    pub(crate) detached_runs: Arc<tokio::sync::Semaphore>,
+    /// Places for runs that outlive their connection (`detached.rs`).
+    pub(crate) detached_runs: detached::DetachedRuns,
 }
 
 impl App {
@@ -74,7 +74,10 @@ impl App {
                 host.backend.clone(),
             ))),
             a2a_tasks: a2a::TaskStore::default(),
-            detached_runs: Arc::new(tokio::sync::Semaphore::new(host.config.server.max_connections as usize)),
+            detached_runs: detached::DetachedRuns::new(
+                host.config.server.max_connections as usize,
+                host.config.server.max_connections_per_ip as usize,
+            ),
         }))
     }
 }

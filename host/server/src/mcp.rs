@@ -33,7 +33,8 @@ use tokio::task::JoinHandle;
 use super::auth::Caller;
 use super::trace_context::IncomingTrace;
 use agentkernel_core::telemetry::TraceParent;
-use super::chat::{RunsBusy, spawn_streaming};
+use super::chat::spawn_streaming;
+use super::detached::RunsBusy;
 use super::error;
 use super::openai::AUTO_MODEL;
 use agentkernel_core::chat::{ChatError, ChatRequest, ChatResponse, Conversation};
@@ -274,10 +275,10 @@ async fn call(app: Arc<super::App>, caller: Caller, parent: Option<TraceParent>,
         };
         return Json(rpc_result(&id, result)).into_response();
     };
-    let (events, task) = match spawn_streaming(app, accepted) {
-        Ok(run) => run,
-        Err(_) => return Json(rpc_result(&id, refused(RunsBusy::CODE, RunsBusy::MESSAGE))).into_response(),
+    let Ok(place) = app.detached_runs.try_acquire(&caller.principal().name) else {
+        return Json(rpc_result(&id, refused(RunsBusy::CODE, RunsBusy::MESSAGE))).into_response();
     };
+    let (events, task) = spawn_streaming(app, accepted, place);
     Sse::new(progress_then_result(id, token, events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 

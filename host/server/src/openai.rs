@@ -143,10 +143,8 @@ pub(super) async fn completions(
             Err(e) => chat_error(&e),
         };
     }
-    let (events, task) = match spawn_streaming(app, accepted) {
-        Ok(run) => run,
-        Err(busy) => return busy.response(),
-    };
+    let Ok(place) = app.detached_runs.try_acquire(&caller.principal().name) else { return super::chat::busy_response() };
+    let (events, task) = spawn_streaming(app, accepted, place);
     Sse::new(completion_chunks(model, events, task)).keep_alive(KeepAlive::default()).into_response()
 }
 

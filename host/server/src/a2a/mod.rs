@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::App;
+use super::detached::RunsBusy;
 use super::auth::Caller;
 use super::trace_context::IncomingTrace;
 use agentkernel_core::chat::{ChatError, ChatRequest, ChatResponse, Conversation};
@@ -251,22 +252,20 @@ async fn send(app: Arc<App>, caller: Caller, parent: Option<TraceParent>, id: Va
     if let Some(message_id) = ask.message_id {
         user_message["messageId"] = json!(message_id);
     }
+    // A place for the run first: a refusal leaves no task behind.
+    let Ok(place) = app.detached_runs.try_acquire(&owner) else {
+        let msg = "too many requests are running on this host; try again later";
+        return answer(rpc_error(&id, TOO_MANY_TASKS, RunsBusy::CODE, msg));
+    };
     let submitted = match app.a2a_tasks.create(&owner, &task_id, &context_id, user_message) {
         Ok(t) => t,
         Err(e) => return answer(task_answer(&id, Err(e))),
     };
-    let spawned = if streaming {
-        super::chat::spawn_streaming(app.clone(), accepted).map(|(events, run)| (Some(events), run))
+    let (events, run) = if streaming {
+        let (events, run) = super::chat::spawn_streaming(app.clone(), accepted, place);
+        (Some(events), run)
     } else {
-        super::chat::spawn_run(app.clone(), accepted, None).map(|run| (None, run))
-    };
-    let (events, run) = match spawned {
-        Ok(spawned) => spawned,
-        Err(_) => {
-            app.a2a_tasks.cancel(&owner, &task_id).ok();
-            let msg = "too many requests are running on this host; try again later";
-            return answer(rpc_error(&id, TOO_MANY_TASKS, super::chat::RunsBusy::CODE, msg));
-        }
+        (None, super::chat::spawn_run(app.clone(), accepted, None, place))
     };
     app.a2a_tasks.start(&owner, &task_id, run.abort_handle());
     let finished = tokio::spawn(finish(app.clone(), owner.clone(), task_id.clone(), context_id.clone(), run));

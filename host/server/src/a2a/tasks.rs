@@ -206,15 +206,17 @@ impl TaskStore {
 
     /// The task is running: `abort` stops its calls.
     pub fn start(&self, owner: &str, id: &str, abort: AbortHandle) {
-        if let Some(e) = self.lock().get_mut(owner).and_then(|inner| inner.by_id.get_mut(id)) {
-            if e.state.is_terminal() {
-                // Canceled before it started.
-                abort.abort();
-                return;
+        let mut all = self.lock();
+        match all.get_mut(owner).and_then(|inner| inner.by_id.get_mut(id)) {
+            // Canceled before it started, or since dropped from the store:
+            // nothing could stop it later, so it stops now.
+            None => abort.abort(),
+            Some(e) if e.state.is_terminal() => abort.abort(),
+            Some(e) => {
+                e.state = State::Working;
+                e.timestamp = timestamp();
+                e.abort = Some(abort);
             }
-            e.state = State::Working;
-            e.timestamp = timestamp();
-            e.abort = Some(abort);
         }
     }
 
