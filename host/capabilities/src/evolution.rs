@@ -430,18 +430,20 @@ impl wit::Host for EvolutionState {
         let (audit, run) = (self.audit.clone(), id.clone());
         let owner = blocking::call(blocking::DEFAULT_TIMEOUT, move || audit.evolution_request_by_run(&run)).await;
         let not_found = || EvolutionError::NotFound(format!("no run {:?} started by `{}`", clip(&id, 80), self.agent));
-        match owner {
-            Ok(Some(r)) if r.agent == self.agent => {}
+        let target = match owner {
+            Ok(Some(r)) if r.agent == self.agent => r.target,
             Ok(_) => return Ok(Err(not_found())),
             Err(e) => return Ok(Err(EvolutionError::Failed(format!("audit unavailable: {e}")))),
-        }
+        };
         let service = match self.desk.service() {
             Ok(s) => s.clone(),
             Err(e) => return Ok(Err(e)),
         };
         Ok(match service.run(&id).await {
             Ok(Some(r)) => Ok(wit::RunInfo { id: r.id, agent: r.agent, status: r.status, decision: r.decision, summary: r.summary }),
-            Ok(None) => Err(not_found()),
+            // Started (the audit says so) but not yet recorded by the engine,
+            // which writes its row once the run is under way: running.
+            Ok(None) => Ok(wit::RunInfo { id, agent: target, status: "running".into(), decision: None, summary: None }),
             Err(e) => Err(e.into()),
         })
     }
