@@ -47,8 +47,9 @@ async fn axum_floor() -> std::net::SocketAddr {
     addr
 }
 
-/// A peer server in a child process on a free loopback port, killed when
-/// dropped.
+/// A peer server in a child process on a free loopback port, in a process
+/// group of its own, all of which is killed when dropped (uvicorn's workers
+/// are its children: killing the parent alone would leave them running).
 struct Peer {
     name: &'static str,
     child: Child,
@@ -57,7 +58,8 @@ struct Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill(2) on the group the child leads (`process_group(0)`).
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -80,7 +82,8 @@ impl Peer {
         path: &str,
         probe: Value,
     ) -> Option<Peer> {
-        let child = match command.stdin(Stdio::null()).stdout(Stdio::null()).spawn() {
+        use std::os::unix::process::CommandExt;
+        let child = match command.stdin(Stdio::null()).stdout(Stdio::null()).process_group(0).spawn() {
             Ok(c) => c,
             Err(e) => {
                 println!("{name}: skipped, cannot start it: {e}");
@@ -107,7 +110,6 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(100));
         }
         println!("{name}: skipped, it did not answer {path} within 60 s");
-        let _ = peer.child.kill();
         None
     }
 }
