@@ -2,7 +2,8 @@
 # `wasmtime serve` peer in benches/chat_load.rs (an equivalent wasi:http echo
 # component under the same load generator). Built once into the cache with
 # only the features `serve` needs (a few minutes on two cores).
-WASMTIME_CLI_VERSION=48.0.8
+# The version is read from Cargo.lock, so it follows the host's wasmtime.
+WASMTIME_CLI_VERSION=$(awk '/^name = "wasmtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 WASMTIME_CLI_ROOT="${AGENTKERNEL_CACHE:-$HOME/.cache/agentkernel}/wasmtime-cli-$WASMTIME_CLI_VERSION"
 if ! "$WASMTIME_CLI_ROOT/bin/wasmtime" --version 2>/dev/null | grep -q " $WASMTIME_CLI_VERSION"; then
     echo "    installing wasmtime-cli $WASMTIME_CLI_VERSION into $WASMTIME_CLI_ROOT"

@@ -10,8 +10,9 @@ wasip2::http::proxy::export!(HttpEcho);
 
 struct HttpEcho;
 
-/// The most request bytes read: the host's `max_request_bytes` default.
-const MAX_BODY: usize = 64 * 1024;
+/// The most request bytes read: the host's HTTP body limit
+/// (`agentkernel_server::MAX_BODY_BYTES`), so both read as much.
+const MAX_BODY: usize = 1 << 20;
 
 fn read_body(request: &IncomingRequest) -> Vec<u8> {
     let mut bytes = Vec::new();
