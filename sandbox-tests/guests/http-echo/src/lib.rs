@@ -3,6 +3,8 @@
 //! work as the direct call to `echo` (parse a JSON request, write a JSON
 //! reply) in the shape the wasmtime CLI serves, so benches/chat_load.rs can
 //! put the two hosts side by side under the same load.
+use std::io::Write as _;
+
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
@@ -41,8 +43,10 @@ impl Guest for HttpEcho {
         let response = OutgoingResponse::new(headers);
         let out_body = response.body().expect("a new response has a body");
         ResponseOutparam::set(response_out, Ok(response));
-        if let Ok(stream) = out_body.write() {
-            let _ = stream.blocking_write_and_flush(reply.as_bytes());
+        if let Ok(mut stream) = out_body.write() {
+            // `std::io::Write` splits the reply into the writes the stream
+            // allows (one `blocking-write-and-flush` takes at most 4 KiB).
+            let _ = stream.write_all(reply.as_bytes()).and_then(|()| std::io::Write::flush(&mut stream));
         }
         let _ = OutgoingBody::finish(out_body, None);
     }
