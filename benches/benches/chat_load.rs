@@ -20,7 +20,7 @@
 //! (`AGENTKERNEL_LOAD_SECS`, default 10, sets each phase's length). The
 //! server runs on its own 2-thread runtime, the load generator on another.
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
@@ -28,6 +28,7 @@ use tokio::runtime::Runtime;
 use axum::Json;
 use axum::routing::post;
 use sandbox_tests::llm_server::ScriptedLlm;
+use sandbox_tests::child::{ChildServer, free_loopback_addr};
 use sandbox_tests::{TestHost, load};
 use serde_json::{Value, json};
 
@@ -47,28 +48,12 @@ async fn axum_floor() -> std::net::SocketAddr {
     addr
 }
 
-/// A peer server in a child process on a free loopback port, in a process
-/// group of its own, all of which is killed when dropped (uvicorn's workers
-/// are its children: killing the parent alone would leave them running).
+/// A peer server in a child process on a free loopback port
+/// ([`ChildServer`]: its whole process group is killed when dropped).
 struct Peer {
     name: &'static str,
-    child: Child,
+    server: ChildServer,
     addr: SocketAddr,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the group the child leads (`process_group(0)`).
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-fn free_loopback_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 impl Peer {
@@ -82,19 +67,18 @@ impl Peer {
         path: &str,
         probe: Value,
     ) -> Option<Peer> {
-        use std::os::unix::process::CommandExt;
-        let child = match command.stdin(Stdio::null()).stdout(Stdio::null()).process_group(0).spawn() {
-            Ok(c) => c,
+        let server = match ChildServer::spawn(command.stdout(Stdio::null())) {
+            Ok(s) => s,
             Err(e) => {
                 println!("{name}: skipped, cannot start it: {e}");
                 return None;
             }
         };
-        let mut peer = Peer { name, child, addr };
+        let mut peer = Peer { name, server, addr };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = peer.child.try_wait() {
+            if let Some(status) = peer.server.exited() {
                 println!("{name}: skipped, it exited at start ({status})");
                 return None;
             }

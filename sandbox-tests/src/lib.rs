@@ -4,6 +4,7 @@
 //! Components are built by `scripts/test` (`cargo build --target
 //! wasm32-wasip2 --release` of `agents/*` and `sandbox-tests/guests/*`),
 //! which exports `AGENTKERNEL_WASM_DIR`.
+pub mod child;
 pub mod llm_server;
 pub mod load;
 pub mod moto;

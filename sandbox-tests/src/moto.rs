@@ -4,8 +4,10 @@
 //! other's instances. Plus a loopback endpoint that always throttles, and
 //! one that drops EC2's `DryRun` flag on its way to moto (an endpoint that
 //! does what a dry run only asks).
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+
+use crate::child::{ChildServer, free_loopback_addr};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -36,7 +38,7 @@ pub fn fake_aws_env() {
 
 /// A running `moto_server`, killed on drop.
 pub struct Moto {
-    child: Child,
+    _server: ChildServer,
     pub addr: SocketAddr,
 }
 
@@ -48,17 +50,16 @@ impl Moto {
         let exe = std::env::var("AGENTKERNEL_MOTO_SERVER").unwrap_or_else(|_| {
             panic!("AGENTKERNEL_MOTO_SERVER is not set: run ./scripts/test (scripts/deps/moto.sh installs moto_server)")
         });
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let moto = Moto { child, addr };
+        let addr = free_loopback_addr();
+        let server = ChildServer::spawn(
+            Command::new(&exe)
+                .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+                .env("MOTO_ENABLE_AMI_VALIDATION", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let moto = Moto { _server: server, addr };
         let start = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen on {addr} within 60s");
@@ -72,12 +73,6 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A loopback "EC2 endpoint" that answers requests with 503
 /// `RequestLimitExceeded`, as EC2 does when throttling, and (optionally)
