@@ -3,10 +3,12 @@
 //!
 //! Scope: the namespace policy assigns (the agent's own name by default)
 //! and its quotas. Per-instance state: the storage handle, that namespace,
-//! the quotas and the host-call timeout. Every operation runs on the
-//! blocking pool under the timeout, so a slow disk is reported to the guest
-//! as `unavailable`, not a stall; writes go through a [`CommitGate`] so that
-//! `unavailable` really means "not applied" (see [`MemoryState::write`]).
+//! the quotas and the host-call timeout. Every operation is a
+//! [`StorageCall`] the backend runs off the executor (SQLite: its
+//! group-commit writer) and is waited for under the timeout, so a slow disk
+//! is reported to the guest as `unavailable`, not a stall; writes go through
+//! a [`CommitGate`] so that `unavailable` really means "not applied" (see
+//! [`MemoryState::write`]).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ use agentkernel_runtime::{
     CallInfo, CapabilityStates, Grant, HostCapability, InstanceState, LoadedAgent, PrepareError, PreparedCapability, parse_scope,
 };
 use agentkernel_storage::{
-    CommitGate, HistoryQuota, KvOp, KvOutcome, KvQuota, Storage, StorageError, StoredTurn, WriteRefused,
+    CommitGate, HistoryQuota, KvOp, KvOutcome, KvQuota, Storage, StorageAnswer, StorageCall, StorageError, StoredTurn,
+    WriteRefused,
 };
 
 pub const MAX_KEY_BYTES: usize = 512;
@@ -105,36 +108,22 @@ impl MemoryState {
         MemoryState { storage, namespace, quota, timeout, commit_grace: COMMIT_GRACE }
     }
 
-    /// Runs a read off the executor, bounded by the timeout.
-    async fn read<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&dyn Storage, &str) -> Result<T, StorageError> + Send + 'static,
-    ) -> Result<T, MemoryError> {
-        let storage = self.storage.clone();
-        let ns = self.namespace.clone();
-        let task = tokio::task::spawn_blocking(move || op(&*storage, &ns));
-        match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(result)) => result.map_err(|e| self.backend_error(e)),
-            Ok(Err(join)) => Err(MemoryError::Unavailable(format!("storage task failed: {join}"))),
+    /// Runs a read, bounded by the timeout.
+    async fn read(&self, call: StorageCall) -> Result<StorageAnswer, MemoryError> {
+        match tokio::time::timeout(self.timeout, self.storage.clone().submit(call)).await {
+            Ok(answer) => answer.map_err(|e| self.backend_error(e)),
             Err(_) => Err(MemoryError::Unavailable(format!("storage did not answer within {:?}", self.timeout))),
         }
     }
 
-    /// Runs a write off the executor, bounded by the timeout, with a
-    /// definite answer: on timeout the write's [`CommitGate`] is cancelled,
-    /// so either it had not reached COMMIT and never will (`unavailable`:
-    /// not applied), or COMMIT had begun and its real outcome is awaited a
-    /// little longer ([`COMMIT_GRACE`]) before `outcome-unknown`.
-    async fn write<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&dyn Storage, &str, &CommitGate) -> Result<Result<T, WriteRefused>, StorageError> + Send + 'static,
-    ) -> Result<T, MemoryError> {
-        let storage = self.storage.clone();
-        let ns = self.namespace.clone();
-        let gate = CommitGate::new();
-        let task_gate = gate.clone();
-        let mut task = tokio::task::spawn_blocking(move || op(&*storage, &ns, &task_gate));
-        let finished = match tokio::time::timeout(self.timeout, &mut task).await {
+    /// Runs a write, bounded by the timeout, with a definite answer: on
+    /// timeout the write's `gate` is cancelled, so either it had not reached
+    /// COMMIT and never will (`unavailable`: not applied), or COMMIT had
+    /// begun and its real outcome is awaited a little longer
+    /// ([`COMMIT_GRACE`]) before `outcome-unknown`.
+    async fn write(&self, call: StorageCall, gate: &CommitGate) -> Result<StorageAnswer, MemoryError> {
+        let mut answer = self.storage.clone().submit(call);
+        let finished = match tokio::time::timeout(self.timeout, &mut answer).await {
             Ok(finished) => finished,
             Err(_) if gate.cancel() => {
                 return Err(MemoryError::Unavailable(format!(
@@ -142,7 +131,7 @@ impl MemoryState {
                     self.timeout
                 )));
             }
-            Err(_) => match tokio::time::timeout(self.commit_grace, task).await {
+            Err(_) => match tokio::time::timeout(self.commit_grace, answer).await {
                 Ok(finished) => finished,
                 Err(_) => {
                     return Err(MemoryError::OutcomeUnknown(format!(
@@ -153,20 +142,15 @@ impl MemoryState {
             },
         };
         match finished {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(refused))) => Err(refused_error(refused)),
+            Ok(answer) => Ok(answer),
             // A failure once COMMIT was sent (a networked backend's
-            // connection dropped, its call timed out) may have committed.
-            Ok(Err(e)) if gate.is_committing() => {
+            // connection dropped, its call timed out, a panic) may have
+            // committed.
+            Err(e) if gate.is_committing() => {
                 tracing::warn!(namespace = %self.namespace, "memory backend error while committing: {e}");
                 Err(MemoryError::OutcomeUnknown(format!("storage failed while committing ({e}); the write may or may not have been applied")))
             }
-            Ok(Err(e)) => Err(self.backend_error(e)),
-            // A panic after COMMIT began leaves the outcome unknown.
-            Err(join) if gate.is_committing() => {
-                Err(MemoryError::OutcomeUnknown(format!("storage task failed while committing: {join}")))
-            }
-            Err(join) => Err(MemoryError::Unavailable(format!("storage task failed: {join}"))),
+            Err(e) => Err(self.backend_error(e)),
         }
     }
 
@@ -175,13 +159,23 @@ impl MemoryState {
         MemoryError::Unavailable(e.to_string())
     }
 
+    /// Key-value steps, all or nothing, under the namespace's quota.
+    async fn apply(&self, ops: Vec<KvOp>) -> Result<Vec<KvOutcome>, MemoryError> {
+        let gate = CommitGate::new();
+        let call = StorageCall::KvApply { namespace: self.namespace.clone(), ops, quota: self.quota.kv, gate: gate.clone() };
+        match self.write(call, &gate).await? {
+            StorageAnswer::Applied(applied) => applied.map_err(refused_error),
+            other => Err(self.backend_error(other.mismatch("key-value outcomes"))),
+        }
+    }
+
     /// One key-value write of a single step.
     async fn kv_write(&self, op: KvOp) -> Result<KvOutcome, MemoryError> {
-        let quota = self.quota.kv;
-        self.write(move |s, ns, gate| {
-            Ok(s.kv_apply(ns, std::slice::from_ref(&op), &quota, gate)?.map(|mut out| out.remove(0)))
-        })
-        .await
+        let mut outcomes = self.apply(vec![op]).await?;
+        match outcomes.pop() {
+            Some(outcome) if outcomes.is_empty() => Ok(outcome),
+            _ => Err(MemoryError::Unavailable("storage answered one step with another number of outcomes".into())),
+        }
     }
 }
 
@@ -303,7 +297,11 @@ impl wit::Host for MemoryState {
         if let Err(e) = check_len("key", key.len(), MAX_KEY_BYTES) {
             return Ok(Err(e));
         }
-        Ok(self.read(move |s, ns| s.kv_get(ns, &key)).await)
+        let call = StorageCall::KvGet { namespace: self.namespace.clone(), key };
+        Ok(self.read(call).await.and_then(|answer| match answer {
+            StorageAnswer::Value(value) => Ok(value),
+            other => Err(self.backend_error(other.mismatch("a value"))),
+        }))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), MemoryError>> {
@@ -327,7 +325,11 @@ impl wit::Host for MemoryState {
             return Ok(Err(e));
         }
         let limit = limit.min(MAX_LIST);
-        Ok(self.read(move |s, ns| s.kv_list(ns, &prefix, limit)).await)
+        let call = StorageCall::KvList { namespace: self.namespace.clone(), prefix, limit };
+        Ok(self.read(call).await.and_then(|answer| match answer {
+            StorageAnswer::Keys(keys) => Ok(keys),
+            other => Err(self.backend_error(other.mismatch("keys"))),
+        }))
     }
 
     async fn compare_and_swap(
@@ -362,8 +364,7 @@ impl wit::Host for MemoryState {
             Ok(ops) => ops,
             Err(e) => return Ok(Err(e)),
         };
-        let quota = self.quota.kv;
-        Ok(self.write(move |s, ns, gate| Ok(s.kv_apply(ns, &ops, &quota, gate)?.map(|_| ()))).await)
+        Ok(self.apply(ops).await.map(drop))
     }
 
     async fn append_history(&mut self, session_id: String, entry: Turn) -> wasmtime::Result<Result<(), MemoryError>> {
@@ -373,8 +374,18 @@ impl wit::Host for MemoryState {
             return Ok(Err(e));
         }
         let turn = StoredTurn { role: role_name(entry.role).to_string(), content: entry.content };
-        let quota = self.quota.history;
-        Ok(self.write(move |s, ns, gate| s.history_append(ns, &session_id, &turn, &quota, gate)).await)
+        let gate = CommitGate::new();
+        let call = StorageCall::HistoryAppend {
+            namespace: self.namespace.clone(),
+            session: session_id,
+            turn,
+            quota: self.quota.history,
+            gate: gate.clone(),
+        };
+        Ok(self.write(call, &gate).await.and_then(|answer| match answer {
+            StorageAnswer::Appended(appended) => appended.map_err(refused_error),
+            other => Err(self.backend_error(other.mismatch("a history append"))),
+        }))
     }
 
     async fn history(&mut self, session_id: String, limit: u32) -> wasmtime::Result<Result<Vec<Turn>, MemoryError>> {
@@ -382,8 +393,13 @@ impl wit::Host for MemoryState {
             return Ok(Err(e));
         }
         let limit = limit.min(MAX_LIST);
-        let turns = self.read(move |s, ns| s.history_tail(ns, &session_id, limit)).await;
-        Ok(turns.map(|ts| ts.into_iter().map(|t| Turn { role: role_from_name(&t.role), content: t.content }).collect()))
+        let call = StorageCall::HistoryTail { namespace: self.namespace.clone(), session: session_id, limit };
+        Ok(self.read(call).await.and_then(|answer| match answer {
+            StorageAnswer::Turns(turns) => {
+                Ok(turns.into_iter().map(|t| Turn { role: role_from_name(&t.role), content: t.content }).collect())
+            }
+            other => Err(self.backend_error(other.mismatch("history turns"))),
+        }))
     }
 }
 

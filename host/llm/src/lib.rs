@@ -29,7 +29,7 @@ pub mod transport;
 pub use capability::{Llm, LlmScope};
 pub use transport::{ChatTransport, OpenAiTransport};
 use agentkernel_runtime::trace::{LlmCallRecord, RequestScope};
-use agentkernel_storage::{LlmUsageRecord, Storage, blocking};
+use agentkernel_storage::{LlmUsageRecord, Storage, StorageCall, StorageError, blocking};
 
 /// `[llm]` in `agentkernel.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -249,14 +249,16 @@ impl LlmService {
         if let Some(m) = &self.metrics {
             m.llm_call(&record.agent, &record.outcome, record.prompt_tokens, record.completion_tokens, record.cost_usd);
         }
-        let storage = self.storage.clone();
         // The ledger is what budgets read, so the write is awaited; a
         // reservation is replaced by what the call used.
-        let written = blocking::call(blocking::DEFAULT_TIMEOUT, move || match reservation {
-            Some(id) => storage.llm_settle(id, &record),
-            None => storage.llm_record(&record),
-        })
-        .await;
+        let write = match reservation {
+            Some(id) => StorageCall::LlmSettle { id, record },
+            None => StorageCall::LlmRecord(record),
+        };
+        let written = match tokio::time::timeout(blocking::DEFAULT_TIMEOUT, self.storage.clone().submit(write)).await {
+            Ok(written) => written.map(drop),
+            Err(_) => Err(StorageError::Timeout(blocking::DEFAULT_TIMEOUT)),
+        };
         if let Err(e) = written {
             tracing::error!("llm usage ledger write failed: {e}");
         }

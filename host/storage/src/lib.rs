@@ -3,11 +3,14 @@
 //! a load balancer share. Both implement every trait of [`Backend`] and pass
 //! the same [`conformance`] suite.
 //!
-//! Every method is synchronous and may block; async callers go through
-//! [`agentkernel_capabilities::memory`], which runs them on the blocking pool
-//! under a timeout, so a slow backend never stalls a guest's executor thread.
+//! Every method is synchronous and may block. Async callers (agent memory,
+//! the LLM ledger) hand a [`StorageCall`] to [`Storage::submit`] and wait
+//! under a timeout, so a slow backend never stalls a guest's executor
+//! thread; a backend chooses where the call runs (the blocking pool by
+//! default; SQLite's group-commit writer thread).
 pub mod aws;
 pub mod blocking;
+pub mod call;
 mod commit_gate;
 pub mod components;
 pub mod conformance;
@@ -21,8 +24,10 @@ pub mod research;
 pub mod sessions;
 pub mod sqlite;
 mod sqlite_memory;
+mod sqlite_writer;
 pub mod stats;
 
+pub use call::{Answering, StorageAnswer, StorageCall};
 pub use commit_gate::CommitGate;
 pub use quota::{HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, WriteRefused};
 
@@ -129,6 +134,14 @@ pub trait Storage: Send + Sync + 'static {
     fn llm_reserve(&self, hold: &LlmUsageRecord, since: i64, budget: &LlmBudget) -> Result<Result<(i64, u64), LlmTotals>, StorageError>;
     /// Replaces reservation `id` with the call's `record`.
     fn llm_settle(&self, id: i64, record: &LlmUsageRecord) -> Result<(), StorageError>;
+
+    /// Runs `call` for an async caller. The future may be dropped (the
+    /// caller's timeout): the call then still runs to its end, and a write
+    /// that must not land late is stopped by its [`CommitGate`]. By default
+    /// it runs on the blocking pool through the methods above.
+    fn submit(self: std::sync::Arc<Self>, call: StorageCall) -> call::Answering {
+        Box::pin(call::on_blocking_pool(self, call))
+    }
 }
 
 /// An agent's daily LLM budgets, as `llm_reserve` checks them.

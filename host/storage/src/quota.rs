@@ -73,6 +73,19 @@ pub enum KvOp {
     Expect { key: String, value: Option<Vec<u8>> },
 }
 
+impl KvOp {
+    /// The bytes the step carries (keys and values).
+    pub fn size(&self) -> usize {
+        let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        match self {
+            KvOp::Set { key, value } => key.len() + value.len(),
+            KvOp::Delete { key } | KvOp::Increment { key, .. } => key.len(),
+            KvOp::CompareAndSwap { key, expected, new } => key.len() + len(expected) + len(new),
+            KvOp::Expect { key, value } => key.len() + len(value),
+        }
+    }
+}
+
 /// What each [`KvOp`] did, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvOutcome {

@@ -1,13 +1,14 @@
 //! SQLite backend (rusqlite, WAL). One writer connection behind a mutex:
 //! SQLite serialises writes anyway, and agent memory calls are short.
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::sqlite_memory;
+use super::sqlite_writer::GroupWriter;
 use super::{
     CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmBudget, LlmTotals, LlmUsageRecord, NamespaceUsage,
     Storage, StorageError, StoredTurn, WriteRefused,
@@ -24,7 +25,10 @@ use super::{
 /// still committing, not see the snapshot from before it. In-memory
 /// databases are private to their connection and read through the writer.
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    /// Runs agent memory's and the ledger's [`crate::StorageCall`]s on
+    /// `conn`, committing them in groups.
+    writer: GroupWriter,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
 }
@@ -251,7 +255,9 @@ impl SqliteStorage {
         conn.execute_batch(super::components::SQLITE_SCHEMA)?;
         conn.execute_batch(super::jobs::SQLITE_SCHEMA)?;
         sqlite_memory::migrate(&conn)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn), readers: Vec::new(), next_reader: Default::default() })
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = GroupWriter::start(conn.clone())?;
+        Ok(SqliteStorage { conn, writer, readers: Vec::new(), next_reader: Default::default() })
     }
 
     /// Stores `value` without a quota: seeding test and benchmark databases.
@@ -289,11 +295,7 @@ impl SqliteStorage {
 
 impl Storage for SqliteStorage {
     fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
-            .query_row(params![ns, key], |r| r.get(0))
-            .optional()?)
+        kv_get_in(&self.conn(), ns, key)
     }
 
     fn kv_apply(
@@ -307,23 +309,7 @@ impl Storage for SqliteStorage {
     }
 
     fn kv_list(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
-        let conn = self.conn();
-        // Keys sharing a prefix are contiguous in byte order (BINARY
-        // collation), so a range scan from `prefix` stops at the first key
-        // without it. (LIKE would be case-insensitive and need escaping.)
-        let mut stmt =
-            conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 ORDER BY key")?;
-        let mut rows = stmt.query(params![ns, prefix])?;
-        let mut keys = Vec::new();
-        while keys.len() < limit as usize {
-            let Some(row) = rows.next()? else { break };
-            let key: String = row.get(0)?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            keys.push(key);
-        }
-        Ok(keys)
+        kv_list_in(&self.conn(), ns, prefix, limit)
     }
 
     fn kv_usage(&self, ns: &str) -> Result<NamespaceUsage, StorageError> {
@@ -379,41 +365,76 @@ impl Storage for SqliteStorage {
     }
 
     fn llm_settle(&self, id: i64, r: &LlmUsageRecord) -> Result<(), StorageError> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE llm_usage SET at = ?2, agent = ?3, session = ?4, profile = ?5, model = ?6, prompt_tokens = ?7,
-                 completion_tokens = ?8, latency_ms = ?9, cost_usd = ?10, outcome = ?11 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                r.at,
-                r.agent,
-                r.session,
-                r.profile,
-                r.model,
-                r.prompt_tokens as i64,
-                r.completion_tokens as i64,
-                r.latency_ms as i64,
-                r.cost_usd,
-                r.outcome
-            ])?;
-        Ok(())
+        settle_usage(&self.conn(), id, r)
     }
 
     fn history_tail(&self, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT role, content FROM history WHERE namespace = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
-        )?;
-        let mut turns = stmt
-            .query_map(params![ns, session, limit], |r| Ok(StoredTurn { role: r.get(0)?, content: r.get(1)? }))?
-            .collect::<Result<Vec<_>, _>>()?;
-        turns.reverse();
-        Ok(turns)
+        history_tail_in(&self.conn(), ns, session, limit)
+    }
+
+    fn submit(self: std::sync::Arc<Self>, call: crate::StorageCall) -> crate::Answering {
+        self.writer.submit(call)
     }
 }
 
-fn insert_usage(conn: &Connection, r: &LlmUsageRecord) -> Result<(), StorageError> {
+pub(crate) fn kv_get_in(conn: &Connection, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
+        .query_row(params![ns, key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn kv_list_in(conn: &Connection, ns: &str, prefix: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+    // Keys sharing a prefix are contiguous in byte order (BINARY
+    // collation), so a range scan from `prefix` stops at the first key
+    // without it. (LIKE would be case-insensitive and need escaping.)
+    let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 ORDER BY key")?;
+    let mut rows = stmt.query(params![ns, prefix])?;
+    let mut keys = Vec::new();
+    while keys.len() < limit as usize {
+        let Some(row) = rows.next()? else { break };
+        let key: String = row.get(0)?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+pub(crate) fn history_tail_in(conn: &Connection, ns: &str, session: &str, limit: u32) -> Result<Vec<StoredTurn>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT role, content FROM history WHERE namespace = ?1 AND session = ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let mut turns = stmt
+        .query_map(params![ns, session, limit], |r| Ok(StoredTurn { role: r.get(0)?, content: r.get(1)? }))?
+        .collect::<Result<Vec<_>, _>>()?;
+    turns.reverse();
+    Ok(turns)
+}
+
+pub(crate) fn settle_usage(conn: &Connection, id: i64, r: &LlmUsageRecord) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "UPDATE llm_usage SET at = ?2, agent = ?3, session = ?4, profile = ?5, model = ?6, prompt_tokens = ?7,
+         completion_tokens = ?8, latency_ms = ?9, cost_usd = ?10, outcome = ?11 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        r.at,
+        r.agent,
+        r.session,
+        r.profile,
+        r.model,
+        r.prompt_tokens as i64,
+        r.completion_tokens as i64,
+        r.latency_ms as i64,
+        r.cost_usd,
+        r.outcome
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn insert_usage(conn: &Connection, r: &LlmUsageRecord) -> Result<(), StorageError> {
     conn.prepare_cached(
         "INSERT INTO llm_usage (at, agent, session, profile, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, outcome)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -155,23 +155,38 @@ pub(super) fn kv_apply(
     gate: &CommitGate,
 ) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
     let tx = begin(conn, gate)?;
-    let before = kv_usage(&tx, ns)?;
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        match kv_step(&tx, ns, op)? {
-            Ok(outcome) => outcomes.push(outcome),
-            // Dropping `tx` rolls back the steps before this one.
-            Err(refused) => return Ok(Err(refused)),
-        }
-    }
-    if let Err(refused) = quota.check(before, kv_usage(&tx, ns)?) {
-        return Ok(Err(refused));
-    }
+    let outcomes = match kv_apply_in(&tx, ns, ops, quota)? {
+        Ok(outcomes) => outcomes,
+        // Dropping `tx` rolls back the steps before the refusal.
+        Err(refused) => return Ok(Err(refused)),
+    };
     commit(tx, gate)?;
     Ok(Ok(outcomes))
 }
 
-fn kv_step(tx: &Transaction<'_>, ns: &str, op: &KvOp) -> Result<Result<KvOutcome, WriteRefused>, StorageError> {
+/// The steps of [`kv_apply`] inside a transaction (or savepoint) the caller
+/// holds; on a refusal the caller rolls back what the steps before it did.
+pub(super) fn kv_apply_in(
+    tx: &Connection,
+    ns: &str,
+    ops: &[KvOp],
+    quota: &KvQuota,
+) -> Result<Result<Vec<KvOutcome>, WriteRefused>, StorageError> {
+    let before = kv_usage(tx, ns)?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        match kv_step(tx, ns, op)? {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    if let Err(refused) = quota.check(before, kv_usage(tx, ns)?) {
+        return Ok(Err(refused));
+    }
+    Ok(Ok(outcomes))
+}
+
+fn kv_step(tx: &Connection, ns: &str, op: &KvOp) -> Result<Result<KvOutcome, WriteRefused>, StorageError> {
     let current = |key: &str| -> Result<Option<Vec<u8>>, StorageError> {
         Ok(tx
             .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
@@ -245,6 +260,23 @@ pub(super) fn history_append(
     quota: &HistoryQuota,
     gate: &CommitGate,
 ) -> Result<Result<(), WriteRefused>, StorageError> {
+    let tx = begin(conn, gate)?;
+    if let Err(refused) = history_append_in(&tx, ns, session, turn, quota)? {
+        return Ok(Err(refused));
+    }
+    commit(tx, gate)?;
+    Ok(Ok(()))
+}
+
+/// [`history_append`] inside a transaction (or savepoint) the caller holds;
+/// on a refusal the caller rolls back (turns may have been dropped).
+pub(super) fn history_append_in(
+    tx: &Connection,
+    ns: &str,
+    session: &str,
+    turn: &StoredTurn,
+    quota: &HistoryQuota,
+) -> Result<Result<(), WriteRefused>, StorageError> {
     let size = turn.content.len() as u64;
     if quota.session_turns == 0 || size > quota.session_bytes {
         return Ok(Err(WriteRefused::Quota(format!(
@@ -252,20 +284,19 @@ pub(super) fn history_append(
             quota.session_turns, quota.session_bytes
         ))));
     }
-    let tx = begin(conn, gate)?;
     let in_session = usage_row(
-        &tx,
+        tx,
         "SELECT turns, bytes FROM history_usage WHERE namespace = ?1 AND session = ?2",
         params![ns, session],
     )?;
     // The session is a window: its oldest turns make room for this one.
     drop_oldest(
-        &tx,
+        tx,
         Oldest::History { ns, session },
         (in_session.turns + 1).saturating_sub(quota.session_turns),
         (in_session.bytes + size).saturating_sub(quota.session_bytes),
     )?;
-    let in_namespace = history_usage(&tx, ns)?;
+    let in_namespace = history_usage(tx, ns)?;
     if in_namespace.turns + 1 > quota.namespace_turns || in_namespace.bytes + size > quota.namespace_bytes {
         return Ok(Err(WriteRefused::Quota(format!(
             "the namespace's history holds {} turns and {} bytes; its quota is {} turns and {} bytes",
@@ -274,7 +305,6 @@ pub(super) fn history_append(
     }
     tx.prepare_cached("INSERT INTO history (namespace, session, role, content) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![ns, session, turn.role, turn.content])?;
-    commit(tx, gate)?;
     Ok(Ok(()))
 }
 
