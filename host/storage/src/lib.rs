@@ -23,6 +23,7 @@ mod quota;
 pub mod research;
 pub mod sessions;
 pub mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_memory;
 mod sqlite_writer;
 pub mod stats;

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::sqlite_memory;
+use super::sqlite_checkpoint::Checkpointer;
 use super::sqlite_writer::GroupWriter;
 use super::{
     CommitGate, HistoryQuota, HistoryUsage, KvOp, KvOutcome, KvQuota, LlmBudget, LlmTotals, LlmUsageRecord, NamespaceUsage,
@@ -29,6 +30,8 @@ pub struct SqliteStorage {
     /// Runs agent memory's and the ledger's [`crate::StorageCall`]s on
     /// `conn`, committing them in groups.
     writer: GroupWriter,
+    /// File databases: WAL checkpoints off the writers' path.
+    checkpointer: Option<Checkpointer>,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
 }
@@ -223,6 +226,8 @@ impl SqliteStorage {
         }
         let mut storage = Self::init(Connection::open(path)?, durability)?;
         // After `init`: the schema exists and the database is in WAL mode.
+        storage.conn().execute_batch(&Checkpointer::writer_pragmas())?;
+        storage.checkpointer = Some(Checkpointer::start(path, durability.pragma(), BUSY_TIMEOUT)?);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
                 path,
@@ -257,7 +262,7 @@ impl SqliteStorage {
         sqlite_memory::migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
         let writer = GroupWriter::start(conn.clone())?;
-        Ok(SqliteStorage { conn, writer, readers: Vec::new(), next_reader: Default::default() })
+        Ok(SqliteStorage { conn, writer, checkpointer: None, readers: Vec::new(), next_reader: Default::default() })
     }
 
     /// Stores `value` without a quota: seeding test and benchmark databases.
