@@ -41,7 +41,8 @@ fn raw_floor(bytes: &[u8]) -> (Engine, AgentPre<RawState>) {
     // Same pooling tuning as the host, so the comparison is like for like.
     let mut pool = PoolingAllocationConfig::new();
     pool.linear_memory_keep_resident(agentkernel::runtime::KEEP_RESIDENT_BYTES)
-        .table_keep_resident(agentkernel::runtime::KEEP_RESIDENT_BYTES);
+        .table_keep_resident(agentkernel::runtime::KEEP_RESIDENT_BYTES)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(pool);
     let engine = Engine::new(&config).unwrap();
     let component = Component::new(&engine, bytes).unwrap();
