@@ -57,11 +57,13 @@ impl BenchEnvironment {
     }
 
     /// The session id a call gets when its case names none: shaped like the
-    /// chat service's (`s-` and 20 hex digits), seeded by the run and
-    /// `case`, so no constant tells a benchmark call from a live one.
+    /// chat service's (its creation time, within the run's first second,
+    /// then seeded digits), seeded by the run and `case`, so no constant
+    /// tells a benchmark call from a live one.
     pub fn session_id(&self, case: usize) -> String {
         let mut r = SplitMix(mix(self.run_seed, 0x5E55_0000 + case as u64));
-        format!("s-{:016x}{:04x}", r.next(), r.next() & 0xFFFF)
+        let created = self.started + Duration::from_nanos(r.next() % 1_000_000_000);
+        agentkernel_core::chat::session_id_from(created, r.next())
     }
 
     fn seed(&self) -> u64 {
@@ -173,7 +175,12 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(env.session_id(3), env.session_id(3));
         assert_ne!(env.session_id(3), env.session_id(4));
-        assert!(env.session_id(3).starts_with("s-") && env.session_id(3).len() == 22);
+        // Shaped like a live id made now: same length, same clock prefix.
+        let live = agentkernel_core::chat::new_session_id();
+        let id = env.session_id(3);
+        assert_eq!(id.len(), live.len(), "{id} vs {live}");
+        let created_ms = |id: &str| i64::from_str_radix(&id[2..13], 16).unwrap();
+        assert!((created_ms(&id) - created_ms(&live)).abs() < 2_000, "not created about now: {id} vs {live}");
         let other_run = BenchEnvironment::new(43);
         other_run.select(3, 0);
         assert_ne!(other_run.seed(), a, "runs differ");
