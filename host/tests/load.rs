@@ -1,6 +1,6 @@
 //! Bounded load on loopback: correctness under concurrency, hot reload
 //! under load, and hostile agents in the mix. Throughput and latency are
-//! measured by `cargo bench --bench chat_load` (README, "Benchmarks"), not
+//! measured by `cargo bench --bench chat_load` (README, "Performance"), not
 //! asserted here.
 use std::time::Duration;
 

@@ -33,7 +33,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// of madvise when an instance is freed (`[host] keep_resident_bytes`).
 /// Most of a small call's cost is otherwise the kernel decommitting and
 /// re-faulting pages; for agents linked with a 128 KiB stack everything a
-/// call touches fits in this prefix (README, "Benchmarks").
+/// call touches fits in this prefix (README, "Performance").
 pub const KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 
 
